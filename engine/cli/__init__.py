@@ -1,0 +1,111 @@
+"""The ``ce`` command: one click group, one module per command, loaded on first use.
+
+User errors end in one ``Error: ...`` line on stderr and a non-zero exit; ``--debug``
+(anywhere on the command line) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..errors import CeError
+
+COMMANDS = {
+    "extract": "ce.engine.cli.extract:extract",
+    "ingest": "ce.engine.cli.ingest:ingest",
+    "query": "ce.engine.cli.query:query",
+    "compare": "ce.engine.cli.compare:compare",
+    "models": "ce.engine.cli.catalog:models",
+    "datasets": "ce.engine.cli.catalog:datasets",
+}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class CeGroup(click.Group):
+    """Loads command modules lazily and turns every failure into one line on stderr."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            from ..errors import did_you_mean
+
+            raise click.UsageError(f"no command {name!r}{did_you_mean(name, COMMANDS)}", ctx)
+        return super().resolve_command(ctx, args)
+
+    def main(self, args=None, prog_name=None, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv
+        try:
+            rv = super().main(
+                args=argv,
+                prog_name=prog_name or "ce",
+                standalone_mode=False,
+                **{k: v for k, v in extra.items() if k != "standalone_mode"},
+            )
+        except click.UsageError as e:
+            if debug:
+                raise
+            where = e.ctx.command_path if e.ctx else "ce"
+            click.echo(f"Error: {_one_line(e.format_message())} (see '{where} --help')", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            if debug:
+                raise
+            click.echo(f"Error: {_one_line(e.format_message())}", err=True)
+            sys.exit(e.exit_code)
+        except CeError as e:
+            if debug:
+                raise
+            click.echo(f"Error: {_one_line(e)}", err=True)
+            sys.exit(e.exit_code)
+        except (KeyboardInterrupt, click.Abort):
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        except Exception as e:  # a bug, not a user error: still one line unless --debug
+            if debug:
+                raise
+            click.echo(
+                f"Error: internal error: {type(e).__name__}: {_one_line(e)}"
+                " (run with --debug for the traceback)",
+                err=True,
+            )
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=CeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ce", prog_name="ce")
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+def cli(debug: bool) -> None:
+    """Compare the behaviour of compressed language models with their large originals.
+
+    Extract per-example artifacts once into a Parquet store, then ask every comparison
+    with SQL over the store.
+
+    \b
+    Example:
+      ce extract --model bert-large --dataset squad2-dev
+      ce ingest errors bert_base.json --model bert-base --dataset squad2-dev
+      ce compare
+      ce query "select * from error_agreement() order by jaccard"
+    """
+
+
+def main() -> None:
+    cli.main()

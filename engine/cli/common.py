@@ -1,0 +1,44 @@
+"""Options shared by the commands."""
+
+from __future__ import annotations
+
+import click
+
+from ..output import FORMATS
+from ..store import Store
+
+
+def store_option(f):
+    f = click.option(
+        "--debug", is_flag=True, hidden=True, expose_value=False, help="Show the full traceback of an error."
+    )(f)
+    return click.option(
+        "--store",
+        "store_path",
+        envvar="CE_STORE",
+        default="data/store",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Store folder (or set CE_STORE).",
+    )(f)
+
+
+def output_options(f):
+    f = click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False),
+        help="Write the result to this file instead of stdout.",
+    )(f)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )(f)
+
+
+def open_store(path: str) -> Store:
+    return Store(path)

@@ -1,0 +1,95 @@
+"""ce extract: predictions and CLS embeddings of one model on one dataset."""
+
+from __future__ import annotations
+
+import click
+
+from .common import open_store, store_option
+
+
+@click.command()
+@click.option(
+    "--model", "-m", required=True, help="Alias from 'ce models', a model folder, or a Hub id (org/name)."
+)
+@click.option(
+    "--dataset",
+    "-d",
+    required=True,
+    help="Name from 'ce datasets', or a data file (.json, .jsonl, .csv, .tsv, .parquet).",
+)
+@click.option(
+    "--stage",
+    type=click.Choice(["finetuned", "pretrained"]),
+    default="finetuned",
+    show_default=True,
+    help="finetuned: task predictions and embeddings; pretrained: embeddings of the base encoder.",
+)
+@click.option("--name", help="Name of the model in the store (default: the alias or folder name).")
+@click.option("--dataset-name", help="Name of a data file's dataset in the store (default: its stem).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--batch-size", default=32, show_default=True, type=int)
+@click.option("--limit", type=int, help="Only the first N examples.")
+@click.option("--max-length", type=int, help="Tokens per input [default: 384 QA, 512 classification].")
+@click.option(
+    "--doc-stride", default=128, show_default=True, type=int, help="Overlap of QA context windows, in tokens."
+)
+@click.option("--revision", help="Hub revision (branch, tag or commit) to load.")
+@click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights. They can run code.")
+@click.option("--trust-remote-code", is_flag=True, help="Run model code shipped with a Hub model.")
+@store_option
+def extract(
+    model,
+    dataset,
+    stage,
+    name,
+    dataset_name,
+    device,
+    batch_size,
+    limit,
+    max_length,
+    doc_stride,
+    revision,
+    allow_pickle,
+    trust_remote_code,
+    store_path,
+):
+    """Run MODEL once over DATASET; store predictions and CLS embeddings.
+
+    The task follows the dataset: extractive QA (SQuAD 2.0 post-processing, exact match and
+    F1 per question) or sequence classification (label, score, correct). With --stage
+    pretrained only the encoder's CLS embeddings are stored.
+
+    \b
+    Examples:
+      ce extract --model bert-base --dataset squad2-dev
+      ce extract --model minilm --dataset sst2-dev --stage pretrained
+      ce extract --model ./my-model --dataset reviews.csv --limit 100
+    """
+    from ce.extractors.extract import ExtractOptions
+    from ce.extractors.extract import extract as run_extract
+
+    options = ExtractOptions(
+        stage=stage,
+        batch_size=batch_size,
+        max_length=max_length,
+        doc_stride=doc_stride,
+        limit=limit,
+        device=device,
+    )
+    result = run_extract(
+        open_store(store_path),
+        model,
+        dataset,
+        options,
+        name=name,
+        dataset_name=dataset_name,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        revision=revision,
+    )
+    click.echo(
+        f"{result.model} on {result.dataset}: {result.examples} examples,"
+        f" {result.predictions} predictions, {result.embeddings} embeddings"
+        f" ({stage}) in {result.seconds:.1f}s; run {result.run_id}",
+        err=True,
+    )

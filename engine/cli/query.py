@@ -1,0 +1,57 @@
+"""ce query: run a named query, view or macro, or any SQL, over the store."""
+
+from __future__ import annotations
+
+import click
+
+from ..output import write_result
+from ..sql import catalogue, execute, resolve
+from .common import open_store, output_options, store_option
+
+
+@click.command()
+@click.argument("sql_or_name", required=False)
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A named parameter ($NAME in the SQL); repeat for several.",
+)
+@click.option("--list", "list_", is_flag=True, help="List the named views, macros and queries.")
+@click.option("--max-rows", default=50, show_default=True, help="Rows shown by --format table.")
+@output_options
+@store_option
+def query(sql_or_name, params, list_, max_rows, fmt, output, store_path):
+    """Run SQL_OR_NAME over the store: a name from --list, or any DuckDB SQL.
+
+    SQL reads the views (examples, predictions, embeddings, runs, errors) and table
+    macros such as error_agreement(); it never names a Parquet path.
+
+    \b
+    Examples:
+      ce query --list
+      ce query accuracy
+      ce query "select * from error_agreement() order by jaccard" --format csv
+      ce query "select * from predictions where model = $m" -p m bert-base
+    """
+    if list_:
+        _print_list(catalogue())
+        return
+    if not sql_or_name:
+        raise click.UsageError("give a query name or SQL, or --list")
+    sql, bound = resolve(sql_or_name, dict(params))
+    con = open_store(store_path).connect()
+    reader = execute(con, sql, bound).to_arrow_reader(batch_size=65536)
+    write_result(reader, fmt, output, max_rows=max_rows)
+
+
+def _print_list(files) -> None:
+    kinds = {"base": "view", "views": "view", "macros": "macro", "queries": "query"}
+    names = [f.name + (f"({', '.join(f.params)})" if f.category == "macros" else "") for f in files]
+    width = max(map(len, names))
+    for name, f in zip(names, files, strict=True):
+        params = f"  [-p {' -p '.join(f.params)}]" if f.category == "queries" and f.params else ""
+        click.echo(f"{name.ljust(width)}  {kinds[f.category]:<5}  {f.help}{params}")

@@ -1,0 +1,34 @@
+"""The one family of user-facing errors.
+
+Library code raises a subclass of :class:`CeError` whose message names the problem and the
+fix; the CLI turns it into a single ``Error: ...`` line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class CeError(Exception):
+    """A user error: bad input, a missing file, an unknown name."""
+
+    exit_code = 1
+
+
+class NotFound(CeError):
+    """An unknown model, dataset, query, file or id."""
+
+
+class StoreError(CeError):
+    """A store that cannot be read or written as asked."""
+
+
+class QueryError(CeError):
+    """An SQL statement that DuckDB refused, or a bad query parameter."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' (did you mean X?)' for the closest choices, or '' when none is close."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""

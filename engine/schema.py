@@ -1,0 +1,104 @@
+"""Arrow schemas of the store's artifact kinds, and the schema version.
+
+Partition key columns live in the folder names (Hive style), not inside the Parquet parts;
+every part carries the ``run_id`` of the run that wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from .errors import CeError
+
+SCHEMA_VERSION = 1
+
+# Partition values become folder names, so they are restricted to a portable alphabet.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One artifact kind: its folder, partition keys, per-example columns and help."""
+
+    name: str
+    keys: tuple[str, ...]
+    schema: pa.Schema
+    help: str
+
+
+def vector_type(dim: int) -> pa.DataType:
+    return pa.list_(pa.float32(), dim)
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in [
+        Kind(
+            "examples",
+            ("dataset",),
+            pa.schema(
+                [
+                    ("run_id", pa.string()),
+                    ("example_id", pa.string()),
+                    ("title", pa.string()),
+                    ("context", pa.string()),
+                    ("question", pa.string()),
+                    ("text", pa.string()),
+                    ("label", pa.int64()),
+                    ("answers", pa.list_(pa.string())),
+                    ("is_impossible", pa.bool_()),
+                ]
+            ),
+            "One row per example of each dataset: texts, gold label or answers.",
+        ),
+        Kind(
+            "predictions",
+            ("model", "dataset"),
+            pa.schema(
+                [
+                    ("run_id", pa.string()),
+                    ("example_id", pa.string()),
+                    ("prediction", pa.string()),
+                    ("pred_label", pa.int64()),
+                    ("score", pa.float64()),
+                    ("exact", pa.float64()),
+                    ("f1", pa.float64()),
+                    ("correct", pa.bool_()),
+                ]
+            ),
+            "One row per (model, dataset, example): the prediction and whether it is correct.",
+        ),
+        Kind(
+            "embeddings",
+            ("model", "stage", "dataset"),
+            pa.schema(
+                [
+                    ("run_id", pa.string()),
+                    ("example_id", pa.string()),
+                    ("vector", pa.list_(pa.float32())),  # fixed-size per part; see vector_type
+                ]
+            ),
+            "CLS vector per (model, stage, dataset, example); stage is pretrained or finetuned.",
+        ),
+    ]
+}
+
+
+def kind(name: str) -> Kind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise CeError(f"unknown artifact kind {name!r}; known: {', '.join(KINDS)}") from None
+
+
+def check_name(what: str, value: str) -> str:
+    """Raise unless ``value`` is usable as a partition value (and so a folder name)."""
+    if not NAME_PATTERN.match(value or ""):
+        raise CeError(
+            f"{what} name {value!r} is not usable in the store: use letters, digits and . _ + -"
+            f" (at most 128, starting with a letter or digit), e.g. --name my-model"
+        )
+    return value

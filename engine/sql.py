@@ -1,0 +1,245 @@
+"""The SQL library: one query per file under ``sql/``, loaded into DuckDB over the store.
+
+``sql/views/NAME.sql`` and ``sql/macros/NAME.sql`` each create the view or table macro
+``NAME``; ``sql/queries/NAME.sql`` is a report query with named parameters (``$k``). The
+leading ``--`` comment of a file is its help. SQL reads the views, never paths: the base
+views over the Parquet parts are made here, from the store's live parts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from .errors import NotFound, QueryError, did_you_mean
+from .schema import KINDS
+
+if TYPE_CHECKING:
+    from .store import Store
+
+CATEGORIES = ("views", "macros", "queries")
+_CREATE = re.compile(
+    r"create\s+(?:or\s+replace\s+)?(?:temp\w*\s+)?(view|macro)\s+(\w+)\s*(\([^)]*\))?", re.IGNORECASE
+)
+_STRINGS_AND_COMMENTS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
+_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+
+BASE_VIEW_HELP = {name: k.help for name, k in KINDS.items()} | {
+    "runs": "One row per run: command, parameters, model and dataset provenance, versions, times, status.",
+}
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    name: str
+    category: str  # views, macros, queries, or base (made from the store, no file)
+    text: str
+    help: str
+    params: tuple[str, ...]  # $names for queries, macro arguments for macros
+
+
+def _help_of(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line[2:].strip())
+    return " ".join(lines).strip()
+
+
+def parameters(sql: str) -> list[str]:
+    """The ``$name`` parameters of ``sql``, in order of first use (strings and comments skipped)."""
+    seen: dict[str, None] = {}
+    for name in _PARAM.findall(_STRINGS_AND_COMMENTS.sub(" ", sql)):
+        seen.setdefault(name)
+    return list(seen)
+
+
+def _macro_args(signature: str | None) -> tuple[str, ...]:
+    if not signature:
+        return ()
+    inner = signature.strip()[1:-1]
+    return tuple(a.split(":=")[0].strip() for a in inner.split(",") if a.strip())
+
+
+@cache
+def library() -> dict[str, SqlFile]:
+    """Every SQL file shipped in ``sql/``, by name (views first, then macros, then queries)."""
+    found: dict[str, SqlFile] = {}
+    root = resources.files("ce.sql")
+    for category in CATEGORIES:
+        for entry in sorted(root.joinpath(category).iterdir(), key=lambda e: e.name):
+            if not entry.name.endswith(".sql"):
+                continue
+            name, text = entry.name[:-4], entry.read_text()
+            if category == "queries":
+                params = tuple(parameters(text))
+            else:
+                m = _CREATE.search(_STRINGS_AND_COMMENTS.sub(" ", text))
+                if not m or m.group(2) != name or m.group(1).lower() + "s" != category:
+                    raise RuntimeError(f"sql/{category}/{entry.name} must create the {category[:-1]} {name}")
+                params = _macro_args(m.group(3))
+            found[name] = SqlFile(name, category, text, _help_of(text), params)
+    return found
+
+
+def catalogue() -> list[SqlFile]:
+    """Base views and every SQL file, for ``ce query --list``."""
+    base = [SqlFile(n, "base", "", h, ()) for n, h in BASE_VIEW_HELP.items()]
+    return base + list(library().values())
+
+
+def _empty_arrow(kind_name: str) -> pa.Table:
+    k = KINDS[kind_name]
+    fields = [pa.field(key, pa.string()) for key in k.keys] + list(k.schema)
+    return pa.schema(fields).empty_table()
+
+
+def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    live = store.live_parts()
+    for name, k in KINDS.items():
+        files = [str(store.root / p.path) for p in live[name]]
+        keys = ", ".join(k.keys)
+        if files:
+            source = (
+                f"read_parquet({files!r}, hive_partitioning = true,"
+                f" hive_types_autocast = false, union_by_name = true)"
+            )
+            con.execute(f"create or replace view {name} as select {keys}, * exclude ({keys}) from {source}")
+        else:
+            con.register(f"_empty_{name}", _empty_arrow(name))
+            con.execute(f"create or replace view {name} as select * from _empty_{name}")
+    con.register("_runs", runs_table(store))
+    con.execute("create or replace view runs as select * from _runs")
+
+
+def runs_table(store: Store) -> pa.Table:
+    import json
+
+    rows = []
+    for rec in store.runs():
+        known = {
+            "run_id",
+            "command",
+            "status",
+            "model",
+            "dataset",
+            "started",
+            "ended",
+            "params",
+            "parts",
+            "argv",
+        }
+        rows.append(
+            {
+                "run_id": rec["run_id"],
+                "command": rec.get("command"),
+                "status": rec.get("status"),
+                "model": rec.get("model"),
+                "dataset": rec.get("dataset"),
+                "started": rec.get("started"),
+                "ended": rec.get("ended"),
+                "argv": " ".join(rec.get("argv") or []),
+                "params": json.dumps(rec.get("params", {}), sort_keys=True),
+                "provenance": json.dumps(
+                    {k: v for k, v in rec.items() if k not in known}, sort_keys=True, default=str
+                ),
+                "parts": len(rec.get("parts", [])),
+                "rows": sum(p.get("rows", 0) for p in rec.get("parts", [])),
+            }
+        )
+    schema = pa.schema(
+        [
+            (c, pa.string())
+            for c in (
+                "run_id",
+                "command",
+                "status",
+                "model",
+                "dataset",
+                "started",
+                "ended",
+                "argv",
+                "params",
+                "provenance",
+            )
+        ]
+        + [("parts", pa.int64()), ("rows", pa.int64())]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def connect(store: Store) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    _create_base_views(con, store)
+    for f in library().values():
+        if f.category != "queries":
+            con.execute(f.text)
+    return con
+
+
+def bind(name: str, declared: list[str] | tuple[str, ...], given: dict[str, str]) -> dict:
+    """Check ``given`` against the declared parameters and convert values to numbers where they are."""
+    missing = [p for p in declared if p not in given]
+    unknown = [p for p in given if p not in declared]
+    expected = ", ".join(declared) or "none"
+    if missing or unknown:
+        problem = (
+            f"missing parameter {', '.join(missing)}"
+            if missing
+            else f"unknown parameter {', '.join(unknown)}"
+        )
+        raise QueryError(f"{name}: {problem}; it takes: {expected} (pass -p NAME VALUE)")
+    return {k: _value(v) for k, v in given.items()}
+
+
+def _value(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def resolve(sql_or_name: str, given: dict[str, str]) -> tuple[str, dict]:
+    """Turn a query name, view or macro name, or an SQL statement into (sql, bound params)."""
+    text = sql_or_name.strip()
+    known = {f.name: f for f in catalogue()}
+    if re.fullmatch(r"\w+", text):
+        f = known.get(text)
+        if f is None:
+            raise NotFound(
+                f"no query, view or macro named {text!r}{did_you_mean(text, known)}; see ce query --list"
+            )
+        if f.category == "queries":
+            return f.text, bind(text, f.params, given)
+        if f.category == "macros":
+            bound = bind(text, f.params, given)
+            args = ", ".join(f"${p}" for p in f.params)
+            return f"select * from {text}({args})", bound
+        return f"select * from {text}", bind(text, (), given)
+    return text, bind("query", parameters(text), given)
+
+
+def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None):
+    """Run ``sql`` as a relation (results stream); a DuckDB error becomes a :class:`QueryError`."""
+    try:
+        relation = con.sql(sql, params=params or None)
+    except duckdb.Error as e:
+        first = str(e).strip().splitlines()[0]
+        raise QueryError(f"SQL error: {first}") from None
+    if relation is None:
+        raise QueryError(
+            "the SQL returned no rows to show (a statement, not a query);"
+            " ce query runs queries: start it with select or with"
+        )
+    return relation

@@ -1,0 +1,368 @@
+"""The artifact store: Parquet parts in Hive-partitioned folders, and a record per run.
+
+Layout::
+
+    STORE/ce-store.json                         schema version
+    STORE/runs/<run_id>.json                    one record per run (provenance, status, parts)
+    STORE/<kind>/<key>=<value>/.../part-<run_id>.parquet
+
+A run's parts become visible only when its record turns ``complete``, in one atomic rename.
+For every (kind, partition) the live part is the one of the latest complete run that wrote
+it, so re-running an extraction replaces its parts and never leaves duplicates; parts of
+superseded or killed runs are garbage that the next commit removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import atomic
+from .errors import StoreError
+from .schema import KINDS, SCHEMA_VERSION, check_name, kind
+
+MARKER = "ce-store.json"
+LIBRARIES = (
+    "ce",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "datasets",
+    "duckdb",
+    "pyarrow",
+    "faiss-cpu",
+    "numpy",
+    "textattack",
+)
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("CE_STORE", "data/store"))
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions, read from package metadata (nothing heavy is imported)."""
+    found = {"python": sys.version.split()[0]}
+    for name in LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def partition_dir(root: Path, kind_name: str, partition: dict[str, str]) -> Path:
+    k = kind(kind_name)
+    if set(partition) != set(k.keys):
+        raise StoreError(f"{kind_name} parts need keys {', '.join(k.keys)}; got {sorted(partition)}")
+    path = root / kind_name
+    for key in k.keys:
+        path = path / f"{key}={check_name(key, partition[key])}"
+    return path
+
+
+@dataclass
+class Part:
+    kind: str
+    partition: dict[str, str]
+    path: str  # relative to the store root
+    rows: int = 0
+
+
+class Store:
+    """A store folder. Reading never creates it; the first write does."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_root()
+        self._check_version()
+
+    # -- reading -------------------------------------------------------------------------
+    def _check_version(self) -> None:
+        marker = self.root / MARKER
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"store {self.root} is not a folder; pass --store DIR")
+        if not marker.exists():
+            if self.root.exists() and any(p.name in KINDS or p.name == "runs" for p in self.root.iterdir()):
+                raise StoreError(
+                    f"{self.root} looks like a store but has no {MARKER};"
+                    " it was not written by ce, or is damaged"
+                )
+            return
+        try:
+            version = json.loads(marker.read_text())["schema_version"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise StoreError(f"cannot read {marker} ({e}); the store is damaged") from None
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.root} has schema version {version}, this ce reads version"
+                f" {SCHEMA_VERSION}; use a ce release that matches, or a new --store"
+            )
+
+    def exists(self) -> bool:
+        return (self.root / MARKER).exists()
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run record, oldest first."""
+        folder = self.root / "runs"
+        if not folder.is_dir():
+            return []
+        records = []
+        for path in sorted(folder.glob("*.json")):
+            try:
+                records.append(json.loads(path.read_text()))
+            except ValueError as e:
+                raise StoreError(f"run record {path} is damaged ({e}); remove it") from None
+        return records
+
+    def live_parts(self) -> dict[str, list[Part]]:
+        """Per kind, the parts that readers see: per partition, the latest complete run's."""
+        latest: dict[tuple, tuple[tuple[str, str], list[Part]]] = {}
+        for rec in self.runs():
+            if rec.get("status") != "complete":
+                continue
+            order = (rec.get("ended") or "", rec["run_id"])
+            for p in rec.get("parts", []):
+                part = Part(p["kind"], p["partition"], p["path"], p.get("rows", 0))
+                key = (part.kind, tuple(sorted(part.partition.items())))
+                if key not in latest or latest[key][0] < order:
+                    latest[key] = (order, [part])
+                elif latest[key][0] == order:
+                    latest[key][1].append(part)
+        live: dict[str, list[Part]] = {name: [] for name in KINDS}
+        for _, parts in sorted(latest.values(), key=lambda v: v[0]):
+            for part in parts:
+                live[part.kind].append(part)
+        return live
+
+    def has(self, kind_name: str, **partition: str) -> bool:
+        return any(p.partition == partition for p in self.live_parts()[kind_name])
+
+    def connect(self):
+        """A DuckDB connection with the store's views and the SQL library loaded."""
+        from .sql import connect
+
+        return connect(self)
+
+    # -- writing -------------------------------------------------------------------------
+    def _init(self) -> None:
+        if self.exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        marker = {"schema_version": SCHEMA_VERSION, "created": now(), "format": "ce store"}
+        atomic.write_bytes(self.root / MARKER, json.dumps(marker, indent=2).encode())
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """An exclusive store-wide lock, held only while a run commits."""
+        with open(self.root / ".lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def run(self, command: str, params: dict[str, Any], **provenance: Any) -> Iterator[Run]:
+        """Open a run; its parts are committed together on success, removed on any error."""
+        existed = self.root.exists()
+        self._init()
+        self.collect_garbage()
+        run = Run(self, command, params, dict(provenance))
+        run._write_record("running")
+        try:
+            yield run
+        except BaseException:
+            run._abort()
+            if not existed:  # leave no trace of a store this failed run created
+                _remove_empty_store(self.root)
+            raise
+        run._commit()
+
+    def collect_garbage(self) -> None:
+        """Remove records and parts of runs killed on this host, and parts no record keeps."""
+        host = socket.gethostname()
+        records = self.runs()
+        for rec in records:
+            if (
+                rec.get("status") == "running"
+                and rec.get("host") == host
+                and not _pid_alive(rec.get("pid", -1))
+            ):
+                _remove_run_files(self.root, rec["run_id"])
+                (self.root / "runs" / f"{rec['run_id']}.json").unlink(missing_ok=True)
+        live = {p.path for parts in self.live_parts().values() for p in parts}
+        running = {r["run_id"] for r in self.runs() if r.get("status") == "running"}
+        for name in KINDS:
+            for path in (self.root / name).glob("**/part-*.parquet"):
+                rel = path.relative_to(self.root).as_posix()
+                run_id = path.stem.removeprefix("part-").split(".")[0]
+                if rel not in live and run_id not in running:
+                    path.unlink(missing_ok=True)
+
+
+class Run:
+    """One run writing parts into the store (use :meth:`Store.run`)."""
+
+    def __init__(self, store: Store, command: str, params: dict[str, Any], provenance: dict[str, Any]):
+        self.store = store
+        self.run_id = new_run_id()
+        self.record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "command": command,
+            "argv": sys.argv[1:],
+            "params": params,
+            **provenance,
+            "versions": library_versions(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": now(),
+            "ended": None,
+            "status": "running",
+            "parts": [],
+        }
+        self._pending: list[tuple[Path, Path, Part]] = []  # (tmp, final, part)
+
+    def annotate(self, **provenance: Any) -> None:
+        """Add provenance learnt during the run (weight hash, recall, ...)."""
+        self.record.update(provenance)
+
+    def write(self, kind_name: str, partition: dict[str, str], table: pa.Table) -> None:
+        with self.part_writer(kind_name, partition) as writer:
+            writer.write(table)
+
+    @contextlib.contextmanager
+    def part_writer(self, kind_name: str, partition: dict[str, str]) -> Iterator[PartWriter]:
+        """Stream record batches into one part of ``kind_name`` for ``partition``."""
+        folder = partition_dir(self.store.root, kind_name, partition)
+        final = folder / f"part-{self.run_id}.parquet"
+        if any(f == final for _, f, _ in self._pending):
+            raise StoreError(f"run {self.run_id} already wrote {final}")
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".part-{self.run_id}.{uuid.uuid4().hex[:6]}.parquet.tmp"
+        writer = PartWriter(tmp, self.run_id, kind_name)
+        try:
+            yield writer
+        finally:
+            writer.close()
+        rel = final.relative_to(self.store.root).as_posix()
+        self._pending.append((tmp, final, Part(kind_name, dict(partition), rel, writer.rows)))
+
+    def _record_path(self) -> Path:
+        return self.store.root / "runs" / f"{self.run_id}.json"
+
+    def _write_record(self, status: str) -> None:
+        self.record["status"] = status
+        data = json.dumps(self.record, indent=2, sort_keys=False, default=str).encode()
+        atomic.write_bytes(self._record_path(), data)
+
+    def _commit(self) -> None:
+        with self.store.lock():
+            for tmp, final, part in self._pending:
+                atomic.commit_file(tmp, final)
+                self.record["parts"].append(part.__dict__)
+            self.record["ended"] = now()
+            self._write_record("complete")  # the commit point
+            self.store.collect_garbage()
+
+    def _abort(self) -> None:
+        _remove_run_files(self.store.root, self.run_id)
+        self._record_path().unlink(missing_ok=True)
+
+
+@dataclass
+class PartWriter:
+    """Writes batches of one kind to a temporary Parquet file, adding the run id column."""
+
+    path: Path
+    run_id: str
+    kind_name: str
+    rows: int = 0
+    _writer: pq.ParquetWriter | None = field(default=None, repr=False)
+
+    def write(self, table: pa.Table | pa.RecordBatch) -> None:
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        table = self._conform(table)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self._writer.write_table(table, row_group_size=128 * 1024)
+        self.rows += table.num_rows
+
+    def _conform(self, table: pa.Table) -> pa.Table:
+        schema = kind(self.kind_name).schema
+        run_ids = pa.array([self.run_id] * table.num_rows, pa.string())
+        columns, fields = [], []
+        for f in schema:
+            if f.name == "run_id":
+                col = run_ids
+            elif f.name in table.column_names:
+                col = table[f.name]
+                if f.name == "vector":  # keep the fixed size of the vectors
+                    fields.append(pa.field(f.name, col.type))
+                    columns.append(col)
+                    continue
+                col = col.cast(f.type)
+            else:
+                col = pa.nulls(table.num_rows, f.type)
+            fields.append(f)
+            columns.append(col)
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+    def close(self) -> None:
+        if self._writer is None:  # an empty part still has a schema
+            self.write(kind(self.kind_name).schema.empty_table())
+        self._writer.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_run_files(root: Path, run_id: str) -> None:
+    for name in KINDS:
+        for pattern in (f"**/part-{run_id}.parquet", f"**/.part-{run_id}.*.tmp"):
+            for path in (root / name).glob(pattern):
+                path.unlink(missing_ok=True)
+
+
+def _remove_empty_store(root: Path) -> None:
+    """Undo the creation of a store that holds no run (a first write that failed)."""
+    runs = root / "runs"
+    if runs.is_dir() and any(runs.iterdir()):
+        return
+    for path in sorted(root.glob("**/*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        elif path.name in (MARKER, ".lock"):
+            path.unlink()
+    with contextlib.suppress(OSError):
+        root.rmdir()

@@ -1,0 +1,415 @@
+"""Datasets by name, from a local copy under ``CE_DATA_DIR`` or from the Hugging Face Hub,
+and any local file: SQuAD JSON, MRQA JSONL, CSV/TSV (text and label columns) or Parquet.
+
+Every loader returns the same thing: a :class:`Dataset` whose ``table`` has the columns of
+the store's ``examples`` kind, with stable ids (SQuAD question ids as published).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pyarrow as pa
+from ce.engine.errors import CeError, NotFound, did_you_mean
+from ce.engine.schema import KINDS, check_name
+from ce.engine.store import Store
+
+EXAMPLE_COLUMNS = [f for f in KINDS["examples"].schema if f.name != "run_id"]
+EXAMPLE_SCHEMA = pa.schema(EXAMPLE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    task: str  # 'qa' or 'classification'
+    table: pa.Table  # the examples schema, without run_id
+    source: str  # where it was read from
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the examples' content, the same whether read locally or from the Hub."""
+        h = hashlib.sha256()
+        for batch in self.table.to_batches(max_chunksize=4096):
+            for row in batch.to_pylist():
+                h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+                h.update(b"\n")
+        return h.hexdigest()
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    task: str
+    local: str | None  # path relative to CE_DATA_DIR
+    hub: tuple[str, str | None, str] | None  # (id, config, split)
+    description: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    d.name: d
+    for d in [
+        DatasetSpec(
+            "squad2-dev",
+            "qa",
+            "squad2/dev-v2.0.json",
+            ("rajpurkar/squad_v2", None, "validation"),
+            "SQuAD 2.0 dev, 11,873 questions",
+        ),
+        DatasetSpec(
+            "squad2-train",
+            "qa",
+            "squad2/train-v2.0.json",
+            ("rajpurkar/squad_v2", None, "train"),
+            "SQuAD 2.0 train, 130,319 questions",
+        ),
+        DatasetSpec(
+            "newsqa",
+            "qa",
+            "ood/mrqa_NewsQA.jsonl",
+            ("mrqa-workshop/mrqa", None, "validation:NewsQA"),
+            "NewsQA (MRQA dev), the paper's out-of-distribution set",
+        ),
+        DatasetSpec(
+            "newsqa-sample",
+            "qa",
+            "ood/mrqa_NewsQA_sample.jsonl",
+            None,
+            "17 NewsQA questions (MRQA format); fixtures only",
+        ),
+        DatasetSpec(
+            "squadshifts-reddit",
+            "qa",
+            "ood/squadshifts_reddit_v1.0.json",
+            ("squadshifts", "reddit", "test"),
+            "SQuADShifts, Reddit",
+        ),
+        DatasetSpec(
+            "squadshifts-amazon",
+            "qa",
+            "ood/squadshifts_amazon_reviews_v1.0.json",
+            ("squadshifts", "amazon", "test"),
+            "SQuADShifts, Amazon reviews",
+        ),
+        DatasetSpec(
+            "squadshifts-new-wiki",
+            "qa",
+            "ood/squadshifts_new_wiki_v1.0.json",
+            ("squadshifts", "new_wiki", "test"),
+            "SQuADShifts, new Wikipedia",
+        ),
+        DatasetSpec(
+            "squadshifts-nyt",
+            "qa",
+            "ood/squadshifts_nyt_v1.0.json",
+            ("squadshifts", "nyt", "test"),
+            "SQuADShifts, New York Times",
+        ),
+        DatasetSpec(
+            "covidqa",
+            "qa",
+            "ood/covidqa_200423.json",
+            ("deepset/covid_qa_deepset", None, "train"),
+            "COVID-QA, 1,380 questions",
+        ),
+        DatasetSpec(
+            "imdb-1k",
+            "classification",
+            "imdb/imdb_1k.tsv",
+            None,
+            "the 1,000 IMDB test reviews of the BERT-Attack paper",
+        ),
+        DatasetSpec(
+            "imdb-test",
+            "classification",
+            "imdb/aclimdb_test.csv",
+            ("stanfordnlp/imdb", None, "test"),
+            "IMDB test, 25,000 reviews",
+        ),
+        DatasetSpec(
+            "imdb-train",
+            "classification",
+            "imdb/aclimdb_train.csv",
+            ("stanfordnlp/imdb", None, "train"),
+            "IMDB train (locally the first 20,000 of the 25,000; imdb-val the rest)",
+        ),
+        DatasetSpec(
+            "imdb-val",
+            "classification",
+            "imdb/aclimdb_val.csv",
+            None,
+            "IMDB train, the last 5,000 reviews (local copy only)",
+        ),
+        DatasetSpec(
+            "sst2-train",
+            "classification",
+            "sst2/sst2_train.tsv",
+            ("stanfordnlp/sst2", None, "train"),
+            "GLUE SST-2 train, 67,349 sentences",
+        ),
+        DatasetSpec(
+            "sst2-dev",
+            "classification",
+            "sst2/sst2_dev.tsv",
+            ("stanfordnlp/sst2", None, "validation"),
+            "GLUE SST-2 dev, 872 sentences",
+        ),
+    ]
+}
+
+
+def data_dir() -> Path | None:
+    value = os.environ.get("CE_DATA_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def local_path(spec: DatasetSpec) -> Path | None:
+    root = data_dir()
+    if root is None or spec.local is None:
+        return None
+    path = root / spec.local
+    return path if path.is_file() else None
+
+
+def load_dataset(name_or_path: str, name: str | None = None) -> Dataset:
+    """A registered dataset by name, or a local file (its stem names it unless ``name``)."""
+    if name_or_path in DATASETS:
+        spec = DATASETS[name_or_path]
+        path = local_path(spec)
+        if path is not None:
+            return _from_file(path, name or spec.name, spec.task)
+        if spec.hub is None:
+            where = f"{data_dir()}/{spec.local}" if data_dir() else f"CE_DATA_DIR/{spec.local}"
+            raise NotFound(
+                f"dataset {spec.name} has no Hub copy and {where} is missing;"
+                " set CE_DATA_DIR to the folder that holds it"
+            )
+        return _from_hub(spec, name or spec.name)
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        stem = re.sub(r"[^A-Za-z0-9._+-]", "-", path.stem)
+        return _from_file(path, name or stem, None)
+    if path.exists():
+        raise CeError(f"dataset path {path} is a folder; pass a file (.json, .jsonl, .csv, .tsv or .parquet)")
+    looks_like_path = os.sep in name_or_path or "." in name_or_path
+    hint = "no such file" if looks_like_path else f"unknown dataset{did_you_mean(name_or_path, DATASETS)}"
+    raise NotFound(f"{hint}: {name_or_path!r}; use a name from 'ce datasets' or a data file")
+
+
+def check_examples(store: Store, dataset: Dataset) -> bool:
+    """True when the store already holds this dataset's examples; error if it holds others."""
+    for rec in reversed(store.runs()):
+        if rec.get("status") == "complete" and any(
+            p["kind"] == "examples" and p["partition"] == {"dataset": dataset.name}
+            for p in rec.get("parts", [])
+        ):
+            if rec.get("dataset_fingerprint") != dataset.fingerprint:
+                raise CeError(
+                    f"the store's dataset {dataset.name!r} holds other examples (fingerprint"
+                    f" {str(rec.get('dataset_fingerprint'))[:12]}, this one"
+                    f" {dataset.fingerprint[:12]}); give this data another name with"
+                    " --dataset-name, or use another --store"
+                )
+            return True
+    return False
+
+
+def _from_file(path: Path, name: str, task: str | None) -> Dataset:
+    check_name("dataset", name)
+    suffix = path.suffix.lower()
+    readers: dict[str, Callable[[Path], tuple[str, Iterable[dict]]]] = {
+        ".json": _read_squad_json,
+        ".jsonl": _read_mrqa_jsonl,
+        ".csv": lambda p: ("classification", _read_delimited(p, ",")),
+        ".tsv": lambda p: ("classification", _read_delimited(p, "\t")),
+        ".parquet": _read_parquet_rows,
+    }
+    if suffix not in readers:
+        raise CeError(
+            f"cannot read {path}: unknown file type {suffix!r}; use .json (SQuAD),"
+            " .jsonl (MRQA), .csv, .tsv or .parquet"
+        )
+    try:
+        found_task, rows = readers[suffix](path)
+        table = _table(list(rows), path)
+    except CeError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, pa.ArrowException) as e:
+        raise CeError(f"cannot read {path}: {type(e).__name__}: {e}; check the file's format") from None
+    return Dataset(name, task or found_task, table, str(path))
+
+
+def _table(rows: list[dict], path: Path) -> pa.Table:
+    if not rows:
+        raise CeError(f"{path} holds no examples")
+    ids = [r["example_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise CeError(f"{path}: example id {dup!r} occurs more than once; ids must be unique")
+    return pa.Table.from_pylist(rows, schema=EXAMPLE_SCHEMA)
+
+
+def _qa_row(qid, title, context, question, answers, impossible) -> dict:
+    return {
+        "example_id": str(qid),
+        "title": title,
+        "context": context,
+        "question": question,
+        "answers": [str(a) for a in answers],
+        "is_impossible": bool(impossible),
+    }
+
+
+def _read_squad_json(path: Path) -> tuple[str, Iterable[dict]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "data" not in data:
+        raise CeError(f"{path} is not SQuAD JSON (no top-level 'data' list)")
+    rows = []
+    for article in data["data"]:
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                answers = [a["text"] for a in qa.get("answers", [])]
+                impossible = qa.get("is_impossible", not answers)
+                rows.append(
+                    _qa_row(
+                        qa["id"], article.get("title"), para["context"], qa["question"], answers, impossible
+                    )
+                )
+    return "qa", rows
+
+
+def _read_mrqa_jsonl(path: Path) -> tuple[str, Iterable[dict]]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if "header" in record:
+                continue
+            for qa in record["qas"]:
+                rows.append(
+                    _qa_row(
+                        qa["qid"],
+                        record.get("title"),
+                        record["context"],
+                        qa["question"],
+                        qa.get("answers", []),
+                        False,
+                    )
+                )
+    return "qa", rows
+
+
+TEXT_COLUMNS = ("text", "sentence", "review", "content")
+
+
+def _read_delimited(path: Path, sep: str) -> list[dict]:
+    csv.field_size_limit(sys.maxsize)
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f, delimiter=sep, quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE))
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    if "label" in header and any(c in header for c in TEXT_COLUMNS):
+        text_col = next(header.index(c) for c in TEXT_COLUMNS if c in header)
+        label_col = header.index("label")
+        id_col = next((header.index(c) for c in ("example_id", "id") if c in header), None)
+        body = rows[1:]
+    elif rows and len(rows[0]) == 2 and rows[0][1].strip().lstrip("-").isdigit():
+        text_col, label_col, id_col, body = 0, 1, None, rows  # text<sep>label, no header
+    else:
+        raise CeError(
+            f"{path}: need a header with a text column ({', '.join(TEXT_COLUMNS)})"
+            " and a label column, or two columns text and label without a header"
+        )
+    out = []
+    for i, r in enumerate(body):
+        if not r:
+            continue
+        label = r[label_col].strip()
+        out.append(
+            {
+                "example_id": r[id_col] if id_col is not None else str(i),
+                "text": r[text_col],
+                "label": int(label) if label else None,
+            }
+        )
+    return out
+
+
+def _read_parquet_rows(path: Path) -> tuple[str, Iterable[dict]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    names = set(table.column_names)
+    if "question" in names and "context" in names:
+        task = "qa"
+    elif names & set(TEXT_COLUMNS):
+        task = "classification"
+        text = next(c for c in TEXT_COLUMNS if c in names)
+        if text != "text":
+            table = table.rename_columns(["text" if c == text else c for c in table.column_names])
+    else:
+        raise CeError(
+            f"{path}: need columns question and context (QA) or a text column"
+            f" ({', '.join(TEXT_COLUMNS)}); found {', '.join(sorted(names))}"
+        )
+    if "example_id" not in names:
+        id_col = "id" if "id" in names else None
+        ids = table[id_col].cast(pa.string()) if id_col else pa.array([str(i) for i in range(table.num_rows)])
+        table = table.append_column("example_id", ids)
+    keep = [f.name for f in EXAMPLE_COLUMNS if f.name in table.column_names]
+    rows = table.select(keep).to_pylist()
+    for r in rows:
+        r["example_id"] = str(r["example_id"])
+    return task, rows
+
+
+def _from_hub(spec: DatasetSpec, name: str) -> Dataset:
+    import datasets as hf
+
+    hub_id, config, split = spec.hub
+    split, _, subset = split.partition(":")
+    try:
+        ds = hf.load_dataset(hub_id, config, split=split)
+    except Exception as e:  # offline, gated, renamed: one line that says what to do
+        raise CeError(
+            f"could not load {spec.name} from the Hugging Face Hub ({hub_id}):"
+            f" {type(e).__name__}; put a local copy under CE_DATA_DIR/{spec.local}"
+            " and set CE_DATA_DIR"
+        ) from None
+    if subset:
+        ds = ds.filter(lambda r: r.get("subset") == subset)
+    rows = []
+    for i, r in enumerate(ds):
+        if spec.task == "qa":
+            answers = r["answers"]["text"] if isinstance(r["answers"], dict) else r["answers"]
+            rows.append(
+                _qa_row(
+                    r.get("id", r.get("qid", i)),
+                    r.get("title"),
+                    r["context"],
+                    r["question"],
+                    answers,
+                    not answers,
+                )
+            )
+        else:
+            rows.append(
+                {
+                    "example_id": str(r.get("idx", i)),
+                    "text": r.get("text", r.get("sentence")),
+                    "label": r["label"],
+                }
+            )
+    return Dataset(name, spec.task, _table(rows, Path(hub_id)), f"hf://{hub_id}")

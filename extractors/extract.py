@@ -1,0 +1,198 @@
+"""``ce extract``: one forward pass per (model, dataset, example) feeds predictions and CLS
+embeddings, written to the store in one run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from ce.engine.errors import CeError
+from ce.engine.schema import vector_type
+from ce.engine.store import Store
+
+from .datasets import Dataset, check_examples, load_dataset
+from .features import batches, tokenize
+from .heads import QaDecoder, QaSettings, classify
+from .loading import LoadedModel, load_model
+from .registry import resolve_model
+
+STAGES = ("finetuned", "pretrained")
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    stage: str = "finetuned"
+    batch_size: int = 32
+    max_length: int | None = None  # 384 for QA, 512 for classification
+    doc_stride: int = 128
+    limit: int | None = None
+    device: str = "cpu"
+    qa: QaSettings = QaSettings()
+
+    def length_for(self, task: str) -> int:
+        return self.max_length or (384 if task == "qa" else 512)
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    run_id: str
+    model: str
+    dataset: str
+    examples: int
+    predictions: int
+    embeddings: int
+    seconds: float
+
+
+def check_options(options: ExtractOptions) -> None:
+    if options.stage not in STAGES:
+        raise CeError(f"unknown stage {options.stage!r}; use {' or '.join(STAGES)}")
+    if options.batch_size < 1:
+        raise CeError("--batch-size must be at least 1")
+    if options.limit is not None and options.limit < 1:
+        raise CeError("--limit must be at least 1")
+    if options.max_length is not None and options.max_length < 16:
+        raise CeError("--max-length must be at least 16")
+    if not 0 < options.doc_stride < options.length_for("qa"):
+        raise CeError("--doc-stride must be positive and below --max-length")
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CeError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    return device
+
+
+def subset(dataset: Dataset, limit: int | None) -> Dataset:
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return Dataset(dataset.name, dataset.task, dataset.table.slice(0, limit), dataset.source)
+
+
+def forward_all(
+    loaded: LoadedModel, dataset: Dataset, options: ExtractOptions, progress: bool = True
+) -> tuple[pa.Table | None, np.ndarray]:
+    """Run the model once over every feature: (predictions or None, CLS embeddings)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    qa = dataset.task == "qa"
+    finetuned = options.stage == "finetuned"
+    features = tokenize(
+        dataset,
+        loaded.tokenizer,
+        max_length=options.length_for(dataset.task),
+        doc_stride=options.doc_stride,
+        all_windows=qa and finetuned,
+    )
+    hidden = loaded.model.config.hidden_size
+    vectors = np.zeros((len(dataset), hidden), dtype=np.float32)
+    decoder = QaDecoder(features, len(dataset), options.qa) if qa and finetuned else None
+    logits = None
+    device = next(loaded.model.parameters()).device
+    bar = tqdm(
+        total=len(features),
+        unit="input",
+        disable=not progress or None,
+        desc=f"extract {dataset.name}",
+        dynamic_ncols=True,
+    )
+    with torch.inference_mode(), bar:
+        for idx, batch in batches(features, loaded.tokenizer, options.batch_size):
+            out = loaded.model(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=finetuned)
+            last = out.hidden_states[-1] if finetuned else out.last_hidden_state
+            firsts = features.first[idx]
+            vectors[features.example_index[idx[firsts]]] = (
+                last[torch.from_numpy(firsts).to(device), 0].float().cpu().numpy()
+            )
+            if decoder is not None:
+                decoder.update(
+                    idx, out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
+                )
+            elif finetuned:
+                if logits is None:
+                    logits = np.zeros((len(dataset), out.logits.shape[1]), dtype=np.float32)
+                logits[features.example_index[idx]] = out.logits.float().cpu().numpy()
+            bar.update(len(idx))
+    if not finetuned:
+        return None, vectors
+    return (decoder.finish(dataset) if decoder else classify(dataset, logits)), vectors
+
+
+def embeddings_table(dataset: Dataset, vectors: np.ndarray) -> pa.Table:
+    flat = pa.array(vectors.reshape(-1), pa.float32())
+    column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+    assert column.type == vector_type(vectors.shape[1])
+    return pa.table({"example_id": dataset.table["example_id"], "vector": column})
+
+
+def extract(
+    store: Store,
+    model: str,
+    dataset: str,
+    options: ExtractOptions = ExtractOptions(),
+    *,
+    name: str | None = None,
+    dataset_name: str | None = None,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    progress: bool = True,
+) -> ExtractResult:
+    """Extract predictions (fine-tuned stage) and CLS embeddings for one model and dataset."""
+    import time
+
+    check_options(options)
+    full = load_dataset(dataset, dataset_name)
+    resolved = resolve_model(model, full.task, options.stage, name)
+    have_examples = check_examples(store, full)
+    device = resolve_device(options.device)
+    loaded = load_model(
+        resolved,
+        full.task,
+        options.stage,
+        device=device,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        revision=revision,
+    )
+    data = subset(full, options.limit)
+    params: dict[str, Any] = {**asdict(options), "device": device, "model_arg": model, "dataset_arg": dataset}
+    started = time.perf_counter()
+    with store.run(
+        "extract",
+        params,
+        model=resolved.name,
+        dataset=full.name,
+        stage=options.stage,
+        task=full.task,
+        dataset_source=full.source,
+        dataset_fingerprint=full.fingerprint,
+        examples=len(data),
+        **loaded.provenance,
+    ) as run:
+        if not have_examples:
+            run.write("examples", {"dataset": full.name}, full.table)
+        predictions, vectors = forward_all(loaded, data, options, progress)
+        if predictions is not None:
+            run.write("predictions", {"model": resolved.name, "dataset": full.name}, predictions)
+        run.write(
+            "embeddings",
+            {"model": resolved.name, "stage": options.stage, "dataset": full.name},
+            embeddings_table(data, vectors),
+        )
+    return ExtractResult(
+        run.run_id,
+        resolved.name,
+        full.name,
+        len(data),
+        0 if predictions is None else predictions.num_rows,
+        len(vectors),
+        time.perf_counter() - started,
+    )

@@ -1,0 +1,123 @@
+"""Shared fixtures: offline settings, the real data folder, and tiny BERTs built in-process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("CE_DATA_DIR") or REPO.parent / "shared" / "data")
+os.environ["CE_DATA_DIR"] = str(DATA_DIR)
+
+FIXTURE_TEXT = [
+    "The Normans were the people who in the 10th and 11th centuries gave their name to"
+    " Normandy, a region in France.",
+    "What is the capital of France? Paris is the capital and most populous city of France.",
+    "This movie was wonderful, a great story with fine acting.",
+    "A dull, boring film with a terrible plot and bad jokes.",
+]
+
+
+def needs_data(*relative: str):
+    missing = [r for r in relative if not (DATA_DIR / r).exists()]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {missing} under CE_DATA_DIR")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"no data folder at {DATA_DIR} (set CE_DATA_DIR)")
+    return DATA_DIR
+
+
+def _corpus() -> list[str]:
+    import json
+
+    texts = list(FIXTURE_TEXT)
+    squad = DATA_DIR / "squad2" / "dev-v2.0.json"
+    if squad.exists():
+        for article in json.loads(squad.read_text())["data"][:10]:
+            for para in article["paragraphs"]:
+                texts.append(para["context"])
+                texts.extend(q["question"] for q in para["qas"])
+    sst = DATA_DIR / "sst2" / "sst2_dev.tsv"
+    if sst.exists():
+        texts.extend(line.split("\t")[0] for line in sst.read_text().splitlines()[1:])
+    return texts
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Random-init BERTs (hidden 32, 2 layers) with a WordPiece tokenizer trained on fixture
+    text, saved as safetensors: {'qa', 'classification', 'base'} -> folder."""
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import (
+        BertConfig,
+        BertForQuestionAnswering,
+        BertForSequenceClassification,
+        BertModel,
+        BertTokenizerFast,
+    )
+
+    root = tmp_path_factory.mktemp("tiny")
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(_corpus(), vocab_size=3000, min_frequency=1)
+    wordpiece.save_model(str(root))
+    tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=512,
+        num_labels=2,
+    )
+    folders = {}
+    for name, cls in [
+        ("qa", BertForQuestionAnswering),
+        ("classification", BertForSequenceClassification),
+        ("base", BertModel),
+    ]:
+        torch.manual_seed(0)
+        folder = root / f"tiny-{name}"
+        cls(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders[name] = folder
+    return folders
+
+
+@pytest.fixture
+def store_dir(tmp_path) -> Path:
+    return tmp_path / "store"
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with its sha256: equal snapshots mean an unchanged store."""
+    if not folder.exists():
+        return {}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def copy_model(tmp_path):
+    def copy(src: Path, name: str | None = None) -> Path:
+        dst = tmp_path / (name or src.name)
+        shutil.copytree(src, dst)
+        return dst
+
+    return copy
