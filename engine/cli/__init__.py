@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": "ce.engine.cli.compare:compare",
     "models": "ce.engine.cli.catalog:models",
     "datasets": "ce.engine.cli.catalog:datasets",
+    "demo": "ce.engine.cli.demo:demo",
 }
 
 

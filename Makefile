@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export CE_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+# torch is pinned and installed first: 2.13.0 is the local CPU wheel here, and a looser
+# requirement would pull the newest CUDA build (several GB).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/ce demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check engine extractors tests bench
+	$(BIN)/ruff format --check engine extractors tests bench
+
+bench: install
+	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/qa_pipeline.py
+
+clean:
+	rm -rf $(VENV) data/store
