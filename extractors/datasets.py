@@ -202,9 +202,12 @@ def load_dataset(name_or_path: str, name: str | None = None) -> Dataset:
         return _from_file(path, name or stem, None)
     if path.exists():
         raise CeError(f"dataset path {path} is a folder; pass a file (.json, .jsonl, .csv, .tsv or .parquet)")
-    looks_like_path = os.sep in name_or_path or "." in name_or_path
-    hint = "no such file" if looks_like_path else f"unknown dataset{did_you_mean(name_or_path, DATASETS)}"
-    raise NotFound(f"{hint}: {name_or_path!r}; use a name from 'ce datasets' or a data file")
+    if os.sep in name_or_path or "." in name_or_path:
+        raise NotFound(f"no such file: {name_or_path}; pass a data file or a name from 'ce datasets'")
+    raise NotFound(
+        f"unknown dataset {name_or_path!r}{did_you_mean(name_or_path, DATASETS)};"
+        " use a name from 'ce datasets' or a data file"
+    )
 
 
 def check_examples(store: Store, dataset: Dataset) -> bool:

@@ -32,8 +32,10 @@ PAPER_LISTS = {
 def run_demo(store: Store, quick: bool = False, say: Callable[[str], None] = print) -> None:
     root = data_dir()
     if root is None or not root.is_dir():
-        raise CeError("the demo reads real data from CE_DATA_DIR; set it to the shared data"
-                      " folder (e.g. CE_DATA_DIR=../shared/data)")
+        raise CeError(
+            "the demo reads real data from CE_DATA_DIR; set it to the shared data"
+            " folder (e.g. CE_DATA_DIR=../shared/data)"
+        )
     lists = root / "paper" / "squad2-dev-errors"
     for stem, alias in PAPER_LISTS.items():
         if store.has("predictions", model=alias, dataset="squad2-dev"):
@@ -48,5 +50,4 @@ def run_demo(store: Store, quick: bool = False, say: Callable[[str], None] = pri
             say(f"- minilm: pretrained embeddings of {dataset} already in the store")
             continue
         result = extract(store, "minilm", dataset, ExtractOptions(stage="pretrained", limit=limit))
-        say(f"- minilm: {result.embeddings} pretrained CLS embeddings of {dataset}"
-            f" in {result.seconds:.1f}s")
+        say(f"- minilm: {result.embeddings} pretrained CLS embeddings of {dataset} in {result.seconds:.1f}s")

@@ -67,6 +67,7 @@ def load_model(
     """The model for ``task`` (or the bare encoder for ``stage='pretrained'``), in eval mode."""
     import transformers as tf
 
+    tf.logging.set_verbosity_error()  # ce reports a missing head itself, in one line
     if stage == "pretrained":
         cls = tf.AutoModel
     elif task == "qa":

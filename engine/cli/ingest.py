@@ -9,7 +9,12 @@ from .common import open_store, store_option
 
 @click.group()
 def ingest():
-    """Bring per-example results computed elsewhere into the store."""
+    """Bring per-example results computed elsewhere into the store.
+
+    \b
+    Example:
+      ce ingest errors bert_base.json --model bert-base --dataset squad2-dev
+    """
 
 
 @ingest.command("errors")

@@ -1,0 +1,52 @@
+"""The paper's Table 2 prediction-error column from the authors' published error lists."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from ce.engine import Store, table2
+from ce.extractors.demo import PAPER_LISTS
+from ce.extractors.ingest import ingest_errors
+
+from .conftest import DATA_DIR, needs_data
+
+LISTS = DATA_DIR / "paper" / "squad2-dev-errors"
+
+
+@pytest.fixture(scope="module")
+def paper_store(tmp_path_factory) -> Store:
+    store = Store(tmp_path_factory.mktemp("paper") / "store")
+    for stem, alias in PAPER_LISTS.items():
+        ingest_errors(store, LISTS / f"{stem}.json", alias, "squad2-dev")
+    return store
+
+
+@needs_data("paper/squad2-dev-errors/bert_large.json", "squad2/dev-v2.0.json")
+def test_all_fifteen_pairs_match_a_recount_of_the_lists(paper_store):
+    errors = {alias: set(json.loads((LISTS / f"{stem}.json").read_text()))
+              for stem, alias in PAPER_LISTS.items()}
+    got = {(r["model_i"], r["model_j"]): r for r in table2(paper_store).read_all().to_pylist()}
+    assert len(got) == 15
+    for a, b in itertools.combinations(sorted(errors), 2):
+        expected = len(errors[a] & errors[b]) / len(errors[a] | errors[b])
+        assert got[(a, b)]["errors"] == pytest.approx(expected, abs=1e-12)
+        assert got[(a, b)]["n"] == 11873
+
+
+@needs_data("paper/squad2-dev-errors/bert_large.json", "squad2/dev-v2.0.json")
+def test_published_values_to_three_decimals(paper_store):
+    got = {(r["model_i"], r["model_j"]): r["errors"]
+           for r in table2(paper_store).read_all().to_pylist()}
+    assert round(got[("bert-base", "bert-large")], 3) == 0.528
+    assert round(got[("bert-mini", "bert-tiny")], 3) == 0.487
+
+
+@needs_data("paper/squad2-dev-errors/bert_large.json", "squad2/dev-v2.0.json")
+def test_error_counts_equal_the_list_lengths(paper_store):
+    con = paper_store.connect()
+    counts = dict(con.sql("select model, count(*) from errors group by model").fetchall())
+    for stem, alias in PAPER_LISTS.items():
+        assert counts[alias] == len(json.loads((LISTS / f"{stem}.json").read_text()))

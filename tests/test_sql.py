@@ -1,0 +1,114 @@
+"""Every SQL file, on a three-example store whose numbers are checked by hand."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from ce.engine import Store
+from ce.engine.errors import NotFound, QueryError
+from ce.engine.sql import library, parameters, resolve
+
+EXAMPLES = pa.table({"example_id": ["x1", "x2", "x3"], "text": ["a", "b", "c"],
+                     "label": [0, 1, 1]})
+
+
+def write_store(root, wrong: dict[str, set[str]], dataset="toy") -> Store:
+    store = Store(root)
+    with store.run("test", {}) as run:
+        run.write("examples", {"dataset": dataset}, EXAMPLES)
+        for model, errors in wrong.items():
+            ids = EXAMPLES["example_id"].to_pylist()
+            run.write("predictions", {"model": model, "dataset": dataset},
+                      pa.table({"example_id": ids, "correct": [i not in errors for i in ids],
+                                "exact": [0.0 if i in errors else 1.0 for i in ids]}))
+    return store
+
+
+@pytest.fixture
+def toy(store_dir) -> Store:
+    # a errs on {x1, x2}, b on {x2, x3}: both = {x2}, either = {x1, x2, x3}: Jaccard 1/3.
+    return write_store(store_dir, {"a": {"x1", "x2"}, "b": {"x2", "x3"}})
+
+
+def rows(store: Store, sql: str, params=None) -> list[dict]:
+    return store.connect().sql(sql, params=params).to_arrow_table().to_pylist()
+
+
+def test_error_agreement_hand_checked(toy):
+    [r] = rows(toy, "select * from error_agreement()")
+    assert (r["model_i"], r["model_j"], r["n"]) == ("a", "b", 3)
+    assert (r["errors_i"], r["errors_j"], r["both"], r["either"]) == (2, 2, 1, 3)
+    assert r["jaccard"] == pytest.approx(1 / 3)
+    # independent models with error rates 2/3 and 2/3: (4/9) / (4/3 - 4/9) = 1/2
+    assert r["expected_jaccard"] == pytest.approx(0.5)
+    # agreement on x2 only: po = 1/3, pe = 4/9 + 1/9 = 5/9, kappa = (1/3 - 5/9) / (4/9) = -1/2
+    assert r["kappa"] == pytest.approx(-0.5)
+
+
+def test_error_agreement_uses_only_examples_both_models_predicted(store_dir):
+    store = write_store(store_dir, {"a": {"x1"}})
+    with store.run("test", {}) as run:
+        run.write("predictions", {"model": "b", "dataset": "toy"},
+                  pa.table({"example_id": ["x1", "x2"], "correct": [False, True]}))
+    [r] = rows(store, "select * from error_agreement()")
+    assert (r["n"], r["both"], r["either"], r["jaccard"]) == (2, 1, 1, 1.0)
+
+
+def test_errors_view_hand_checked(toy):
+    got = rows(toy, "select model, example_id from errors order by all")
+    assert [(r["model"], r["example_id"]) for r in got] == [
+        ("a", "x1"), ("a", "x2"), ("b", "x2"), ("b", "x3")]
+
+
+def test_accuracy_query_hand_checked(toy):
+    got = rows(toy, library()["accuracy"].text)
+    assert [(r["model"], r["n"], r["accuracy"], r["exact_match"]) for r in got] == [
+        ("a", 3, pytest.approx(1 / 3), pytest.approx(1 / 3)),
+        ("b", 3, pytest.approx(1 / 3), pytest.approx(1 / 3))]
+
+
+def test_table2_query_hand_checked(toy):
+    [r] = rows(toy, library()["table2"].text)
+    assert (r["dataset"], r["model_i"], r["model_j"]) == ("toy", "a", "b")
+    assert (r["errors"], r["errors_chance"], r["errors_kappa"]) == (
+        pytest.approx(1 / 3), pytest.approx(0.5), pytest.approx(-0.5))
+
+
+HAND_CHECKED = {
+    "error_agreement": test_error_agreement_hand_checked,
+    "errors": test_errors_view_hand_checked,
+    "accuracy": test_accuracy_query_hand_checked,
+    "table2": test_table2_query_hand_checked,
+}
+
+
+def test_every_sql_file_has_a_hand_checked_test():
+    assert set(library()) == set(HAND_CHECKED), "add a hand-checked test for each new .sql file"
+
+
+def test_every_sql_file_has_help():
+    assert all(f.help for f in library().values())
+
+
+def test_parameters_skip_strings_and_comments():
+    assert parameters("select $k, '$not' -- $nor\n, $tpr, $k") == ["k", "tpr"]
+
+
+def test_resolve_checks_parameters_and_names():
+    with pytest.raises(QueryError, match=r"missing parameter m; it takes: m"):
+        resolve("select $m", {})
+    with pytest.raises(QueryError, match=r"unknown parameter k; it takes: none"):
+        resolve("accuracy", {"k": "3"})
+    with pytest.raises(NotFound, match="did you mean accuracy"):
+        resolve("acuracy", {})
+    assert resolve("select $k", {"k": "10"})[1] == {"k": 10}
+    assert resolve("error_agreement", {})[0] == "select * from error_agreement()"
+
+
+def test_empty_store_has_every_view(store_dir):
+    con = Store(store_dir).connect()
+    for view in ("examples", "predictions", "embeddings", "runs", "errors"):
+        assert con.sql(f"select count(*) from {view}").fetchall() == [(0,)]
+    assert con.sql("select count(*) from error_agreement()").fetchall() == [(0,)]
+    assert not store_dir.exists()  # reading never creates a store

@@ -1,0 +1,127 @@
+"""The store: atomic runs, replacement without duplicates, rollback, versions, killed runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+
+from ce.engine import Store
+from ce.engine.errors import CeError, StoreError
+from ce.engine.schema import SCHEMA_VERSION
+
+from .conftest import snapshot
+
+
+def preds(ids, correct=True):
+    return pa.table({"example_id": ids, "correct": [correct] * len(ids)})
+
+
+def count(store: Store, sql="select count(*) from predictions") -> int:
+    return store.connect().sql(sql).fetchall()[0][0]
+
+
+def test_rerun_replaces_the_partition_without_duplicates(store_dir):
+    store = Store(store_dir)
+    for _ in range(3):
+        with store.run("test", {}) as run:
+            run.write("predictions", {"model": "m", "dataset": "d"}, preds(["a", "b"]))
+    assert count(store) == 2
+    parts = list((store_dir / "predictions").rglob("*.parquet"))
+    assert len(parts) == 1  # superseded parts are removed
+    assert count(store, "select count(distinct run_id) from predictions") == 1
+    assert len(store.runs()) == 3
+
+
+def test_other_partitions_stay(store_dir):
+    store = Store(store_dir)
+    with store.run("test", {}) as run:
+        run.write("predictions", {"model": "m1", "dataset": "d"}, preds(["a"]))
+    with store.run("test", {}) as run:
+        run.write("predictions", {"model": "m2", "dataset": "d"}, preds(["a", "b"]))
+    assert count(store, "select count(*) from predictions where model = 'm1'") == 1
+    assert count(store) == 3
+
+
+def test_a_failed_run_leaves_the_store_as_it_was(store_dir):
+    store = Store(store_dir)
+    with store.run("test", {}) as run:
+        run.write("predictions", {"model": "m", "dataset": "d"}, preds(["a"]))
+    before = snapshot(store_dir)
+    with pytest.raises(RuntimeError), store.run("test", {}) as run:
+        run.write("predictions", {"model": "m", "dataset": "d"}, preds(["a", "b", "c"]))
+        raise RuntimeError("boom")
+    assert snapshot(store_dir) == before
+
+
+def test_a_failed_first_run_leaves_no_store(store_dir):
+    with pytest.raises(RuntimeError), Store(store_dir).run("test", {}) as run:
+        run.write("predictions", {"model": "m", "dataset": "d"}, preds(["a"]))
+        raise RuntimeError("boom")
+    assert not store_dir.exists()
+
+
+def test_parts_are_invisible_until_the_run_commits(store_dir):
+    store = Store(store_dir)
+    with store.run("test", {}) as run:
+        run.write("predictions", {"model": "m", "dataset": "d"}, preds(["a"]))
+        assert count(Store(store_dir)) == 0
+        assert json.loads((store_dir / "runs" / f"{run.run_id}.json").read_text())[
+            "status"] == "running"
+    assert count(store) == 1
+
+
+def test_run_record_has_provenance(store_dir):
+    store = Store(store_dir)
+    with store.run("test", {"k": 1}, model="m", dataset_fingerprint="abc") as run:
+        run.write("predictions", {"model": "m", "dataset": "d"}, preds(["a"]))
+    [rec] = store.runs()
+    assert rec["status"] == "complete" and rec["params"] == {"k": 1}
+    assert rec["dataset_fingerprint"] == "abc" and rec["ended"] >= rec["started"]
+    assert {"python", "duckdb", "pyarrow"} <= set(rec["versions"])
+    assert rec["parts"][0]["rows"] == 1
+
+
+def test_store_of_another_schema_version_is_refused(store_dir):
+    store_dir.mkdir()
+    (store_dir / "ce-store.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        Store(store_dir)
+
+
+def test_bad_partition_names_are_refused_before_writing(store_dir):
+    with pytest.raises(CeError, match="not usable in the store"), \
+            Store(store_dir).run("test", {}) as run:
+        run.write("predictions", {"model": "../evil", "dataset": "d"}, preds(["a"]))
+    assert not store_dir.exists()
+
+
+KILLED = """
+import os, sys, pyarrow as pa
+from ce.engine import Store
+store = Store(sys.argv[1])
+with store.run("test", {}) as run:
+    run.write("predictions", {"model": "m", "dataset": "d"},
+              pa.table({"example_id": ["x"], "correct": [True]}))
+    os._exit(9)  # killed before the commit
+"""
+
+
+def test_a_killed_run_is_cleaned_up_by_the_next_run(store_dir):
+    store = Store(store_dir)
+    with store.run("test", {}) as run:
+        run.write("predictions", {"model": "m", "dataset": "d"}, preds(["a", "b"]))
+    result = subprocess.run([sys.executable, "-c", KILLED, str(store_dir)])
+    assert result.returncode == 9
+    assert count(store) == 2  # the killed run's part is not visible
+    assert len(store.runs()) == 2
+    with store.run("test", {}) as run:
+        run.write("predictions", {"model": "other", "dataset": "d"}, preds(["a"]))
+    assert [r["status"] for r in store.runs()] == ["complete", "complete"]
+    assert not [p for p in store_dir.rglob("*") if p.name.endswith(".tmp")]
+    assert os.listdir(store_dir / "predictions" / "model=m" / "dataset=d") == [
+        f"part-{store.runs()[0]['run_id']}.parquet"]
