@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
-
 from ce.engine.cli import COMMANDS, cli
 from ce.engine.schema import SCHEMA_VERSION
+from click.testing import CliRunner
 
 from .conftest import snapshot
 
@@ -23,8 +22,17 @@ def invoke(*args, env=None):
 
 @pytest.fixture
 def filled_store(store_dir, data_dir):
-    result = invoke("ingest", "errors", data_dir / PAPER, "--model", "bert-base",
-                    "--dataset", "squad2-dev", "--store", store_dir)
+    result = invoke(
+        "ingest",
+        "errors",
+        data_dir / PAPER,
+        "--model",
+        "bert-base",
+        "--dataset",
+        "squad2-dev",
+        "--store",
+        store_dir,
+    )
     assert result.exit_code == 0, result.output
     return store_dir
 
@@ -56,20 +64,39 @@ def one_line_error(result, contains: str, code: int | None = None):
 @pytest.mark.parametrize(
     ("args", "contains"),
     [
-        (["extract", "--model", "bert-larg", "--dataset", "squad2-dev"],
-         "unknown model 'bert-larg' (did you mean bert-large"),
-        (["extract", "--model", "minilm", "--dataset", "squad2-de", "--stage", "pretrained"],
-         "unknown dataset 'squad2-de' (did you mean squad2-dev"),
+        (
+            ["extract", "--model", "bert-larg", "--dataset", "squad2-dev"],
+            "unknown model 'bert-larg' (did you mean bert-large",
+        ),
+        (
+            ["extract", "--model", "minilm", "--dataset", "squad2-de", "--stage", "pretrained"],
+            "unknown dataset 'squad2-de' (did you mean squad2-dev",
+        ),
         (["extract", "--model", "minilm", "--dataset", "missing/file.json"], "no such file"),
         (["extract", "--model", "./no/such/dir", "--dataset", "sst2-dev"], "not a directory"),
-        (["extract", "--model", "minilm", "--dataset", "squad2-dev"],
-         "no known fine-tuned qa checkpoint"),
-        (["extract", "--model", "minilm", "--dataset", "sst2-dev", "--stage", "pretrained",
-          "--device", "cuda"], "no CUDA device"),
-        (["extract", "--model", "minilm", "--dataset", "sst2-dev", "--limit", "0"],
-         "--limit must be at least 1"),
-        (["ingest", "errors", "no-such.json", "--model", "m", "--dataset", "squad2-dev"],
-         "no such error list"),
+        (["extract", "--model", "minilm", "--dataset", "squad2-dev"], "no known fine-tuned qa checkpoint"),
+        (
+            [
+                "extract",
+                "--model",
+                "minilm",
+                "--dataset",
+                "sst2-dev",
+                "--stage",
+                "pretrained",
+                "--device",
+                "cuda",
+            ],
+            "no CUDA device",
+        ),
+        (
+            ["extract", "--model", "minilm", "--dataset", "sst2-dev", "--limit", "0"],
+            "--limit must be at least 1",
+        ),
+        (
+            ["ingest", "errors", "no-such.json", "--model", "m", "--dataset", "squad2-dev"],
+            "no such error list",
+        ),
         (["query", "selec 1"], "SQL error: Parser Error"),
         (["query", "acuracy"], "(did you mean accuracy?)"),
         (["query", "select $m"], "missing parameter m"),
@@ -97,8 +124,9 @@ def test_bad_error_lists(filled_store, tmp_path, content, contains):
     bad = tmp_path / "errors.json"
     bad.write_text(content)
     before = snapshot(filled_store)
-    result = invoke("ingest", "errors", bad, "--model", "m", "--dataset", "squad2-dev",
-                    "--store", filled_store)
+    result = invoke(
+        "ingest", "errors", bad, "--model", "m", "--dataset", "squad2-dev", "--store", filled_store
+    )
     one_line_error(result, contains, code=1)
     assert snapshot(filled_store) == before
 
@@ -107,8 +135,9 @@ def test_malformed_data_file(filled_store, tmp_path):
     bad = tmp_path / "reviews.csv"
     bad.write_text("just,three,columns\n1,2,3\n")
     before = snapshot(filled_store)
-    result = invoke("extract", "--model", "minilm", "--dataset", bad, "--stage", "pretrained",
-                    "--store", filled_store)
+    result = invoke(
+        "extract", "--model", "minilm", "--dataset", bad, "--stage", "pretrained", "--store", filled_store
+    )
     one_line_error(result, "need a header with a text column")
     assert snapshot(filled_store) == before
 
@@ -118,8 +147,10 @@ def test_store_of_another_schema_version(store_dir):
     (store_dir / "ce-store.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
     before = snapshot(store_dir)
     one_line_error(invoke("query", "accuracy", "--store", store_dir), "schema version")
-    one_line_error(invoke("ingest", "errors", "x.json", "--model", "m", "--dataset",
-                          "squad2-dev", "--store", store_dir), "schema version")
+    one_line_error(
+        invoke("ingest", "errors", "x.json", "--model", "m", "--dataset", "squad2-dev", "--store", store_dir),
+        "schema version",
+    )
     assert snapshot(store_dir) == before
 
 
@@ -130,8 +161,14 @@ def test_debug_shows_the_traceback(store_dir):
 
 
 def test_query_formats(filled_store, tmp_path):
-    csv = invoke("query", "select model, count(*) as n from errors group by model",
-                 "--format", "csv", "--store", filled_store)
+    csv = invoke(
+        "query",
+        "select model, count(*) as n from errors group by model",
+        "--format",
+        "csv",
+        "--store",
+        filled_store,
+    )
     assert csv.exit_code == 0 and csv.stdout.splitlines() == ['"model","n"', '"bert-base",3236']
     js = invoke("query", "accuracy", "--format", "json", "--store", filled_store)
     assert json.loads(js.stdout.splitlines()[0])["n"] == 11873
@@ -146,8 +183,17 @@ def test_query_formats(filled_store, tmp_path):
 
 
 def test_compare_prints_table2(filled_store, data_dir):
-    result = invoke("ingest", "errors", data_dir / "paper/squad2-dev-errors/bert_large.json",
-                    "--model", "bert-large", "--dataset", "squad2-dev", "--store", filled_store)
+    result = invoke(
+        "ingest",
+        "errors",
+        data_dir / "paper/squad2-dev-errors/bert_large.json",
+        "--model",
+        "bert-large",
+        "--dataset",
+        "squad2-dev",
+        "--store",
+        filled_store,
+    )
     assert result.exit_code == 0
     result = invoke("compare", "--store", filled_store)
     assert result.exit_code == 0
@@ -170,7 +216,8 @@ print("ok")
 
 
 def test_help_and_query_do_not_import_torch(tmp_path):
-    out = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path / "s")],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(tmp_path / "s")], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")

@@ -6,7 +6,6 @@ import itertools
 import json
 
 import pytest
-
 from ce.engine import Store, table2
 from ce.extractors.demo import PAPER_LISTS
 from ce.extractors.ingest import ingest_errors
@@ -26,8 +25,9 @@ def paper_store(tmp_path_factory) -> Store:
 
 @needs_data("paper/squad2-dev-errors/bert_large.json", "squad2/dev-v2.0.json")
 def test_all_fifteen_pairs_match_a_recount_of_the_lists(paper_store):
-    errors = {alias: set(json.loads((LISTS / f"{stem}.json").read_text()))
-              for stem, alias in PAPER_LISTS.items()}
+    errors = {
+        alias: set(json.loads((LISTS / f"{stem}.json").read_text())) for stem, alias in PAPER_LISTS.items()
+    }
     got = {(r["model_i"], r["model_j"]): r for r in table2(paper_store).read_all().to_pylist()}
     assert len(got) == 15
     for a, b in itertools.combinations(sorted(errors), 2):
@@ -38,8 +38,7 @@ def test_all_fifteen_pairs_match_a_recount_of_the_lists(paper_store):
 
 @needs_data("paper/squad2-dev-errors/bert_large.json", "squad2/dev-v2.0.json")
 def test_published_values_to_three_decimals(paper_store):
-    got = {(r["model_i"], r["model_j"]): r["errors"]
-           for r in table2(paper_store).read_all().to_pylist()}
+    got = {(r["model_i"], r["model_j"]): r["errors"] for r in table2(paper_store).read_all().to_pylist()}
     assert round(got[("bert-base", "bert-large")], 3) == 0.528
     assert round(got[("bert-mini", "bert-tiny")], 3) == 0.487
 

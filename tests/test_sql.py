@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-
 from ce.engine import Store
 from ce.engine.errors import NotFound, QueryError
 from ce.engine.sql import library, parameters, resolve
 
-EXAMPLES = pa.table({"example_id": ["x1", "x2", "x3"], "text": ["a", "b", "c"],
-                     "label": [0, 1, 1]})
+EXAMPLES = pa.table({"example_id": ["x1", "x2", "x3"], "text": ["a", "b", "c"], "label": [0, 1, 1]})
 
 
 def write_store(root, wrong: dict[str, set[str]], dataset="toy") -> Store:
@@ -19,9 +17,17 @@ def write_store(root, wrong: dict[str, set[str]], dataset="toy") -> Store:
         run.write("examples", {"dataset": dataset}, EXAMPLES)
         for model, errors in wrong.items():
             ids = EXAMPLES["example_id"].to_pylist()
-            run.write("predictions", {"model": model, "dataset": dataset},
-                      pa.table({"example_id": ids, "correct": [i not in errors for i in ids],
-                                "exact": [0.0 if i in errors else 1.0 for i in ids]}))
+            run.write(
+                "predictions",
+                {"model": model, "dataset": dataset},
+                pa.table(
+                    {
+                        "example_id": ids,
+                        "correct": [i not in errors for i in ids],
+                        "exact": [0.0 if i in errors else 1.0 for i in ids],
+                    }
+                ),
+            )
     return store
 
 
@@ -49,8 +55,11 @@ def test_error_agreement_hand_checked(toy):
 def test_error_agreement_uses_only_examples_both_models_predicted(store_dir):
     store = write_store(store_dir, {"a": {"x1"}})
     with store.run("test", {}) as run:
-        run.write("predictions", {"model": "b", "dataset": "toy"},
-                  pa.table({"example_id": ["x1", "x2"], "correct": [False, True]}))
+        run.write(
+            "predictions",
+            {"model": "b", "dataset": "toy"},
+            pa.table({"example_id": ["x1", "x2"], "correct": [False, True]}),
+        )
     [r] = rows(store, "select * from error_agreement()")
     assert (r["n"], r["both"], r["either"], r["jaccard"]) == (2, 1, 1, 1.0)
 
@@ -58,21 +67,29 @@ def test_error_agreement_uses_only_examples_both_models_predicted(store_dir):
 def test_errors_view_hand_checked(toy):
     got = rows(toy, "select model, example_id from errors order by all")
     assert [(r["model"], r["example_id"]) for r in got] == [
-        ("a", "x1"), ("a", "x2"), ("b", "x2"), ("b", "x3")]
+        ("a", "x1"),
+        ("a", "x2"),
+        ("b", "x2"),
+        ("b", "x3"),
+    ]
 
 
 def test_accuracy_query_hand_checked(toy):
     got = rows(toy, library()["accuracy"].text)
     assert [(r["model"], r["n"], r["accuracy"], r["exact_match"]) for r in got] == [
         ("a", 3, pytest.approx(1 / 3), pytest.approx(1 / 3)),
-        ("b", 3, pytest.approx(1 / 3), pytest.approx(1 / 3))]
+        ("b", 3, pytest.approx(1 / 3), pytest.approx(1 / 3)),
+    ]
 
 
 def test_table2_query_hand_checked(toy):
     [r] = rows(toy, library()["table2"].text)
     assert (r["dataset"], r["model_i"], r["model_j"]) == ("toy", "a", "b")
     assert (r["errors"], r["errors_chance"], r["errors_kappa"]) == (
-        pytest.approx(1 / 3), pytest.approx(0.5), pytest.approx(-0.5))
+        pytest.approx(1 / 3),
+        pytest.approx(0.5),
+        pytest.approx(-0.5),
+    )
 
 
 HAND_CHECKED = {

@@ -9,7 +9,6 @@ import re
 import string
 
 import pytest
-
 from ce.extractors.squad_metric import normalize_answer, score
 
 from .conftest import DATA_DIR, needs_data
@@ -28,7 +27,12 @@ def test_normalisation_lowercases_and_drops_punctuation_articles_and_spaces():
         (["France"], "france.", 1.0, 1.0),
         (["the Normans"], "Normans", 1.0, 1.0),
         (["Denmark, Iceland and Norway"], "Iceland and Norway", 0.0, 6 / 7),  # p = 1, r = 3/4
-        (["10th and 11th centuries", "in the 10th and 11th centuries"], "10th century", 0.0, 1 / 3),  # best gold: p = 1/2, r = 1/4
+        (
+            ["10th and 11th centuries", "in the 10th and 11th centuries"],
+            "10th century",
+            0.0,
+            1 / 3,
+        ),  # best gold: p = 1/2, r = 1/4
         ([], "", 1.0, 1.0),  # unanswerable, abstained
         ([], "Paris", 0.0, 0.0),  # unanswerable, answered
         (["Paris"], "", 0.0, 0.0),  # answerable, abstained
@@ -63,8 +67,7 @@ def _ref_f1(gold, pred):
 
 def _reference(answers, pred):
     golds = [a for a in answers if _ref_norm(a)] or [""]
-    return (max(int(_ref_norm(a) == _ref_norm(pred)) for a in golds),
-            max(_ref_f1(a, pred) for a in golds))
+    return (max(int(_ref_norm(a) == _ref_norm(pred)) for a in golds), max(_ref_f1(a, pred) for a in golds))
 
 
 @needs_data("squad2/dev-v2.0.json")
@@ -78,8 +81,11 @@ def test_every_squad2_dev_question_matches_the_official_definitions():
             for qa in para["qas"]:
                 answers = [a["text"] for a in qa["answers"]]
                 start = rng.randrange(len(ctx))
-                candidates = ["", ctx[start:start + rng.randrange(1, 40)]] + answers[:1] + [
-                    a.upper() + "." for a in answers[1:2]]
+                candidates = (
+                    ["", ctx[start : start + rng.randrange(1, 40)]]
+                    + answers[:1]
+                    + [a.upper() + "." for a in answers[1:2]]
+                )
                 for pred in candidates:
                     assert score(answers, pred) == pytest.approx(_reference(answers, pred))
                 checked += 1

@@ -9,7 +9,6 @@ import sys
 
 import pyarrow as pa
 import pytest
-
 from ce.engine import Store
 from ce.engine.errors import CeError, StoreError
 from ce.engine.schema import SCHEMA_VERSION
@@ -70,8 +69,7 @@ def test_parts_are_invisible_until_the_run_commits(store_dir):
     with store.run("test", {}) as run:
         run.write("predictions", {"model": "m", "dataset": "d"}, preds(["a"]))
         assert count(Store(store_dir)) == 0
-        assert json.loads((store_dir / "runs" / f"{run.run_id}.json").read_text())[
-            "status"] == "running"
+        assert json.loads((store_dir / "runs" / f"{run.run_id}.json").read_text())["status"] == "running"
     assert count(store) == 1
 
 
@@ -94,8 +92,7 @@ def test_store_of_another_schema_version_is_refused(store_dir):
 
 
 def test_bad_partition_names_are_refused_before_writing(store_dir):
-    with pytest.raises(CeError, match="not usable in the store"), \
-            Store(store_dir).run("test", {}) as run:
+    with pytest.raises(CeError, match="not usable in the store"), Store(store_dir).run("test", {}) as run:
         run.write("predictions", {"model": "../evil", "dataset": "d"}, preds(["a"]))
     assert not store_dir.exists()
 
@@ -124,4 +121,5 @@ def test_a_killed_run_is_cleaned_up_by_the_next_run(store_dir):
     assert [r["status"] for r in store.runs()] == ["complete", "complete"]
     assert not [p for p in store_dir.rglob("*") if p.name.endswith(".tmp")]
     assert os.listdir(store_dir / "predictions" / "model=m" / "dataset=d") == [
-        f"part-{store.runs()[0]['run_id']}.parquet"]
+        f"part-{store.runs()[0]['run_id']}.parquet"
+    ]

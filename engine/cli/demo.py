@@ -33,6 +33,13 @@ def demo(quick, store_path):
     click.echo("\nTable 2: agreement of prediction errors (Jaccard; chance baseline; kappa)")
     write_result(table2(store), "table", None, max_rows=1000)
     click.echo("\nStored CLS embeddings")
-    write_result(execute(con, "select model, stage, dataset, count(*) as n,"
-                         " any_value(len(vector)) as dim from embeddings group by all"
-                         " order by all").to_arrow_reader(), "table", None)
+    write_result(
+        execute(
+            con,
+            "select model, stage, dataset, count(*) as n,"
+            " any_value(len(vector)) as dim from embeddings group by all"
+            " order by all",
+        ).to_arrow_reader(),
+        "table",
+        None,
+    )
