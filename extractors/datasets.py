@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
+
 from ce.engine.errors import CeError, NotFound, did_you_mean
 from ce.engine.schema import KINDS, check_name
 from ce.engine.store import Store

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from ce.engine.errors import CeError
 from ce.engine.schema import vector_type
 from ce.engine.store import Store

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+
 from ce.engine.errors import CeError, NotFound
 from ce.engine.schema import check_name
 from ce.engine.store import Store

@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
+
 from ce.engine.cli import COMMANDS, cli
 from ce.engine.schema import SCHEMA_VERSION
-from click.testing import CliRunner
 
 from .conftest import snapshot
 

@@ -7,6 +7,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from ce.engine.errors import CeError, NotFound
 from ce.extractors.datasets import DATASETS, load_dataset
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ce.engine import Store
 from ce.engine.errors import CeError
 from ce.extractors import extract as extract_module
@@ -165,8 +166,9 @@ def test_pretrained_minilm_real_weights(store_dir):
     assert len(got) == 12 and len(got[0]["vector"]) == 384
     # the stored vector is the final layer's CLS vector of the sentence
     import torch
-    from ce.extractors.registry import _minilm_dir
     from transformers import AutoModel, AutoTokenizer
+
+    from ce.extractors.registry import _minilm_dir
 
     tok, model = AutoTokenizer.from_pretrained(_minilm_dir()), AutoModel.from_pretrained(_minilm_dir())
     text = load_dataset("sst2-dev").table["text"][0].as_py()

@@ -6,6 +6,7 @@ import itertools
 import json
 
 import pytest
+
 from ce.engine import Store, table2
 from ce.extractors.demo import PAPER_LISTS
 from ce.extractors.ingest import ingest_errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+
 from ce.engine import Store
 from ce.engine.errors import NotFound, QueryError
 from ce.engine.sql import library, parameters, resolve

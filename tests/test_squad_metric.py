@@ -9,6 +9,7 @@ import re
 import string
 
 import pytest
+
 from ce.extractors.squad_metric import normalize_answer, score
 
 from .conftest import DATA_DIR, needs_data

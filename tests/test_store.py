@@ -9,6 +9,7 @@ import sys
 
 import pyarrow as pa
 import pytest
+
 from ce.engine import Store
 from ce.engine.errors import CeError, StoreError
 from ce.engine.schema import SCHEMA_VERSION
