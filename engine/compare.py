@@ -1,23 +1,90 @@
-"""Comparison tables assembled from the SQL library (the Python API behind ce compare)."""
+"""Comparison tables assembled from the SQL library (the Python API behind ce compare/sweep)."""
 
 from __future__ import annotations
 
+import duckdb
 import pyarrow as pa
 
-from .errors import NotFound, did_you_mean
+from .errors import CeError, NotFound, did_you_mean
 from .sql import execute, library
 from .store import Store
 
 
-def table2(store: Store, dataset: str | None = None) -> pa.RecordBatchReader:
-    """The paper's Table 2 rows for every model pair, optionally for one dataset."""
+def check_k_tpr(con: duckdb.DuckDBPyConnection, ks: list[int], tpr: float) -> list[str]:
+    """Raise unless tpr is in (0, 1) and every k is at most the largest stored K_max; return
+    a note for each dataset whose lists are too short for some k (it is left out there)."""
+    if not 0 < tpr < 1:
+        raise CeError(f"--tpr {tpr} must lie strictly between 0 and 1 (e.g. 0.95)")
+    if any(k < 1 for k in ks):
+        raise CeError("--k must be at least 1")
+    limits = execute(
+        con,
+        "select 'neighbour lists of ' || dataset as what, min(len(neighbors)) as k_max"
+        " from neighbors group by dataset union all"
+        " select 'OOD scores of ' || dataset || ' (bank ' || bank || ')', min(len(distances))"
+        " from ood_scores group by dataset, bank order by 1",
+    ).fetchall()
+    if limits and max(ks) > max(k_max for _, k_max in limits):
+        raise CeError(
+            f"--k {max(ks)} is above K_max = {max(k for _, k in limits)}, the largest"
+            " in the store; use a smaller k, or recompute with ce neighbors --k-max"
+            " or ce ood --k-max"
+        )
+    return [
+        f"note: {what} stop at K_max = {k_max}; left out for k > {k_max}"
+        for what, k_max in limits
+        if max(ks) > k_max
+    ]
+
+
+def _check_dataset(con, store: Store, dataset: str | None) -> None:
+    if dataset is None:
+        return
+    known = [
+        r[0]
+        for r in execute(
+            con, "select distinct dataset from predictions union select distinct dataset from neighbors"
+        ).fetchall()
+    ]
+    if dataset not in known:
+        raise NotFound(
+            f"no predictions or neighbours for dataset {dataset!r} in {store.root}"
+            f"{did_you_mean(dataset, known)}"
+        )
+
+
+def table2(
+    store: Store, dataset: str | None = None, k: int = 10, tpr: float = 0.95, notes: list[str] | None = None
+) -> pa.RecordBatchReader:
+    """The paper's Table 2 rows for every model pair, optionally for one dataset. Notes on
+    datasets left out at this k are appended to ``notes``."""
     con = store.connect()
-    sql, params = library()["table2"].text.rstrip().rstrip(";"), {}
+    (notes if notes is not None else []).extend(check_k_tpr(con, [k], tpr))
+    _check_dataset(con, store, dataset)
+    sql = library()["table2"].text.rstrip().rstrip(";")
+    params = {"k": k, "tpr": tpr}
     if dataset is not None:
-        known = [r[0] for r in execute(con, "select distinct dataset from predictions").fetchall()]
-        if dataset not in known:
-            raise NotFound(
-                f"no predictions for dataset {dataset!r} in {store.root}{did_you_mean(dataset, known)}"
-            )
-        sql, params = f"select * from ({sql}) where dataset = $dataset", {"dataset": dataset}
+        sql, params = f"select * from ({sql}) where dataset = $dataset", params | {"dataset": dataset}
     return execute(con, sql, params).to_arrow_reader(batch_size=65536)
+
+
+def sweep(
+    store: Store, ks: list[int], tpr: float = 0.95, notes: list[str] | None = None
+) -> pa.RecordBatchReader:
+    """The data of the paper's Figure 1: agreement against k for every pair, long format."""
+    con = store.connect()
+    (notes if notes is not None else []).extend(check_k_tpr(con, ks, tpr))
+    parts = []
+    for k in sorted(set(ks)):
+        parts.append(
+            f"select 'representation ' || case stage when 'pretrained' then 'before' else"
+            f" 'after' end as characteristic, dataset, model_i, model_j,"
+            f" {k} as k, mean_jaccard as jaccard, var_jaccard as variance"
+            f" from knn_agreement({k})"
+        )
+        parts.append(
+            f"select 'distribution' as characteristic, dataset, model_i, model_j, {k} as k,"
+            f" jaccard, null::double as variance from ood_agreement({k}, tpr := $tpr)"
+        )
+    sql = " union all ".join(parts) + " order by characteristic, dataset, model_i, model_j, k"
+    return execute(con, sql, {"tpr": tpr}).to_arrow_reader(batch_size=65536)

@@ -43,6 +43,7 @@ KINDS: dict[str, Kind] = {
                 [
                     ("run_id", pa.string()),
                     ("example_id", pa.string()),
+                    ("idx", pa.int64()),  # position in the dataset; neighbour lists use it
                     ("title", pa.string()),
                     ("context", pa.string()),
                     ("question", pa.string()),
@@ -82,6 +83,36 @@ KINDS: dict[str, Kind] = {
                 ]
             ),
             "CLS vector per (model, stage, dataset, example); stage is pretrained or finetuned.",
+        ),
+        Kind(
+            "neighbors",
+            ("model", "stage", "dataset"),
+            pa.schema(
+                [
+                    ("run_id", pa.string()),
+                    ("example_id", pa.string()),
+                    ("idx", pa.int64()),
+                    ("neighbors", pa.list_(pa.int64())),  # idx of the neighbours, nearest first
+                    ("similarities", pa.list_(pa.float32())),  # cosine, same order
+                ]
+            ),
+            "Nearest neighbours by cosine of each example's CLS vector within its dataset, self"
+            " excluded, ranked to K_max (idx of the examples table).",
+        ),
+        Kind(
+            "ood_scores",
+            ("model", "bank", "dataset"),
+            pa.schema(
+                [
+                    ("run_id", pa.string()),
+                    ("example_id", pa.string()),
+                    ("role", pa.string()),  # id_val or test
+                    ("source", pa.string()),  # the dataset the example comes from
+                    ("distances", pa.list_(pa.float32())),  # to the k-th bank neighbour, k=1..
+                ]
+            ),
+            "Deep-kNN OOD scores: for each id_val and test example, the distance of its"
+            " L2-normalised feature to its k-th nearest bank neighbour, k = 1..K_max.",
         ),
     ]
 }

@@ -42,6 +42,7 @@ class SqlFile:
     text: str
     help: str
     params: tuple[str, ...]  # $names for queries, macro arguments for macros
+    optional: tuple[str, ...] = ()  # macro arguments with a default
 
 
 def _help_of(text: str) -> str:
@@ -61,11 +62,11 @@ def parameters(sql: str) -> list[str]:
     return list(seen)
 
 
-def _macro_args(signature: str | None) -> tuple[str, ...]:
-    if not signature:
-        return ()
-    inner = signature.strip()[1:-1]
-    return tuple(a.split(":=")[0].strip() for a in inner.split(",") if a.strip())
+def _macro_args(signature: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(all argument names, those with a default) of a macro signature '(k, tpr := 0.95)'."""
+    args = [a.strip() for a in (signature or "()").strip()[1:-1].split(",") if a.strip()]
+    names = tuple(a.split(":=")[0].strip() for a in args)
+    return names, tuple(a.split(":=")[0].strip() for a in args if ":=" in a)
 
 
 @cache
@@ -78,14 +79,15 @@ def library() -> dict[str, SqlFile]:
             if not entry.name.endswith(".sql"):
                 continue
             name, text = entry.name[:-4], entry.read_text()
+            optional: tuple[str, ...] = ()
             if category == "queries":
                 params = tuple(parameters(text))
             else:
                 m = _CREATE.search(_STRINGS_AND_COMMENTS.sub(" ", text))
                 if not m or m.group(2) != name or m.group(1).lower() + "s" != category:
                     raise RuntimeError(f"sql/{category}/{entry.name} must create the {category[:-1]} {name}")
-                params = _macro_args(m.group(3))
-            found[name] = SqlFile(name, category, text, _help_of(text), params)
+                params, optional = _macro_args(m.group(3))
+            found[name] = SqlFile(name, category, text, _help_of(text), params, optional)
     return found
 
 
@@ -184,9 +186,9 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def bind(name: str, declared: list[str] | tuple[str, ...], given: dict[str, str]) -> dict:
-    """Check ``given`` against the declared parameters and convert values to numbers where they are."""
-    missing = [p for p in declared if p not in given]
+def bind(name: str, declared, given: dict[str, str], optional=()) -> dict:
+    """Check ``given`` against the declared parameters; numbers become numbers."""
+    missing = [p for p in declared if p not in given and p not in optional]
     unknown = [p for p in given if p not in declared]
     expected = ", ".join(declared) or "none"
     if missing or unknown:
@@ -223,8 +225,8 @@ def resolve(sql_or_name: str, given: dict[str, str]) -> tuple[str, dict]:
         if f.category == "queries":
             return f.text, bind(text, f.params, given)
         if f.category == "macros":
-            bound = bind(text, f.params, given)
-            args = ", ".join(f"${p}" for p in f.params)
+            bound = bind(text, f.params, given, f.optional)
+            args = ", ".join(f"{p} := ${p}" if p in f.optional else f"${p}" for p in f.params if p in bound)
             return f"select * from {text}({args})", bound
         return f"select * from {text}", bind(text, (), given)
     return text, bind("query", parameters(text), given)

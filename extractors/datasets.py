@@ -261,6 +261,8 @@ def _table(rows: list[dict], path: Path) -> pa.Table:
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise CeError(f"{path}: example id {dup!r} occurs more than once; ids must be unique")
+    for i, row in enumerate(rows):
+        row["idx"] = i
     return pa.Table.from_pylist(rows, schema=EXAMPLE_SCHEMA)
 
 

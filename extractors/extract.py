@@ -17,6 +17,7 @@ from .datasets import Dataset, check_examples, load_dataset
 from .features import batches, tokenize
 from .heads import QaDecoder, QaSettings, classify
 from .loading import LoadedModel, load_model
+from .neighbors import INDEXES, NeighborLists, neighbors, neighbors_table
 from .registry import resolve_model
 
 STAGES = ("finetuned", "pretrained")
@@ -30,6 +31,8 @@ class ExtractOptions:
     doc_stride: int = 128
     limit: int | None = None
     device: str = "cpu"
+    k_max: int | None = 100  # neighbour lists kept per example; None: no neighbours
+    index: str = "exact"
     qa: QaSettings = QaSettings()
 
     def length_for(self, task: str) -> int:
@@ -58,6 +61,10 @@ def check_options(options: ExtractOptions) -> None:
         raise CeError("--max-length must be at least 16")
     if not 0 < options.doc_stride < options.length_for("qa"):
         raise CeError("--doc-stride must be positive and below --max-length")
+    if options.k_max is not None and options.k_max < 1:
+        raise CeError("--k-max must be at least 1")
+    if options.index not in INDEXES:
+        raise CeError(f"unknown index {options.index!r}; use {' or '.join(INDEXES)}")
 
 
 def resolve_device(device: str) -> str:
@@ -126,6 +133,16 @@ def forward_all(
     return (decoder.finish(dataset) if decoder else classify(dataset, logits)), vectors
 
 
+def search_with_progress(vectors: np.ndarray, k_max: int, index: str, progress: bool = True) -> NeighborLists:
+    """Neighbour lists of ``vectors`` (normalised in place) with a progress bar."""
+    from tqdm.auto import tqdm
+
+    with tqdm(
+        total=len(vectors), unit="query", desc="neighbours", dynamic_ncols=True, disable=not progress or None
+    ) as bar:
+        return neighbors(vectors, k_max, index, progress=bar.update)
+
+
 def embeddings_table(dataset: Dataset, vectors: np.ndarray) -> pa.Table:
     flat = pa.array(vectors.reshape(-1), pa.float32())
     column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
@@ -136,7 +153,7 @@ def embeddings_table(dataset: Dataset, vectors: np.ndarray) -> pa.Table:
 def extract(
     store: Store,
     model: str,
-    dataset: str,
+    dataset: str | Dataset,
     options: ExtractOptions = ExtractOptions(),
     *,
     name: str | None = None,
@@ -150,7 +167,7 @@ def extract(
     import time
 
     check_options(options)
-    full = load_dataset(dataset, dataset_name)
+    full = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, dataset_name)
     resolved = resolve_model(model, full.task, options.stage, name)
     have_examples = check_examples(store, full)
     device = resolve_device(options.device)
@@ -164,7 +181,12 @@ def extract(
         revision=revision,
     )
     data = subset(full, options.limit)
-    params: dict[str, Any] = {**asdict(options), "device": device, "model_arg": model, "dataset_arg": dataset}
+    params: dict[str, Any] = {
+        **asdict(options),
+        "device": device,
+        "model_arg": model,
+        "dataset_arg": full.source,
+    }
     started = time.perf_counter()
     with store.run(
         "extract",
@@ -183,11 +205,13 @@ def extract(
         predictions, vectors = forward_all(loaded, data, options, progress)
         if predictions is not None:
             run.write("predictions", {"model": resolved.name, "dataset": full.name}, predictions)
-        run.write(
-            "embeddings",
-            {"model": resolved.name, "stage": options.stage, "dataset": full.name},
-            embeddings_table(data, vectors),
-        )
+        partition = {"model": resolved.name, "stage": options.stage, "dataset": full.name}
+        run.write("embeddings", partition, embeddings_table(data, vectors))
+        if options.k_max is not None and len(data) > 1:  # vectors are normalised in place
+            lists = search_with_progress(vectors, options.k_max, options.index, progress)
+            run.annotate(neighbors=lists.provenance)
+            idx = data.table["idx"].to_numpy()
+            run.write("neighbors", partition, neighbors_table(data.table["example_id"], idx, lists))
     return ExtractResult(
         run.run_id,
         resolved.name,

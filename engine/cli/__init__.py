@@ -18,6 +18,9 @@ COMMANDS = {
     "ingest": "ce.engine.cli.ingest:ingest",
     "query": "ce.engine.cli.query:query",
     "compare": "ce.engine.cli.compare:compare",
+    "sweep": "ce.engine.cli.compare:sweep",
+    "neighbors": "ce.engine.cli.neighbors:neighbors",
+    "ood": "ce.engine.cli.neighbors:ood",
     "models": "ce.engine.cli.catalog:models",
     "datasets": "ce.engine.cli.catalog:datasets",
     "demo": "ce.engine.cli.demo:demo",
@@ -81,6 +84,9 @@ class CeGroup(click.Group):
         except Exception as e:  # a bug, not a user error: still one line unless --debug
             if debug:
                 raise
+            if type(e).__module__.lstrip("_").startswith("duckdb"):  # raised while results stream
+                click.echo(f"Error: SQL error: {_one_line(str(e).splitlines()[0])}", err=True)
+                sys.exit(1)
             click.echo(
                 f"Error: internal error: {type(e).__name__}: {_one_line(e)}"
                 " (run with --debug for the traceback)",

@@ -1,9 +1,10 @@
-"""ce compare: the paper's comparison tables for every model in the store."""
+"""ce compare and ce sweep: the paper's Table 2 and Figure 1 for every model in the store."""
 
 from __future__ import annotations
 
 import click
 
+from ..compare import sweep as sweep_reader
 from ..compare import table2
 from ..output import write_result
 from .common import open_store, output_options, store_option
@@ -11,18 +12,73 @@ from .common import open_store, output_options, store_option
 
 @click.command()
 @click.option("--dataset", help="Only this dataset.")
+@click.option("--k", default=10, show_default=True, help="Neighbours for representation and OOD.")
+@click.option(
+    "--tpr",
+    default=0.95,
+    show_default=True,
+    help="Share of in-distribution points kept by the OOD threshold.",
+)
 @output_options
 @store_option
-def compare(dataset, fmt, output, store_path):
+def compare(dataset, k, tpr, fmt, output, store_path):
     """Table 2 of the paper for every pair of models in the store.
 
-    Prediction-error agreement (Jaccard), with the chance baseline and Cohen's kappa;
-    the representation and distribution columns appear once those artifacts exist.
+    Per dataset and model pair: agreement of prediction errors (Jaccard, with the chance
+    baseline and Cohen's kappa), of representations before and after fine-tuning (mean
+    and variance of the per-example k-NN Jaccard), and of OOD sets (Jaccard at k, tpr).
+    Columns stay empty where the store has no such artifact yet.
 
     \b
     Example:
       ce compare
-      ce compare --dataset squad2-dev --format csv -o table2.csv
+      ce compare --dataset squad2-dev --k 20 --format csv -o table2.csv
     """
-    reader = table2(open_store(store_path), dataset=dataset)
-    write_result(reader, fmt, output, max_rows=1000)
+    notes: list[str] = []
+    write_result(table2(open_store(store_path), dataset, k, tpr, notes), fmt, output, max_rows=1000)
+    for note in notes:
+        click.echo(note, err=True)
+
+
+def _ks(ctx, param, value: str) -> list[int]:
+    try:
+        ks = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
+    if not ks:
+        raise click.BadParameter("give at least one k, e.g. 5,10,20")
+    return ks
+
+
+@click.command()
+@click.option(
+    "--k",
+    "ks",
+    default="1,5,10,20,50,100",
+    show_default=True,
+    callback=_ks,
+    help="Comma-separated values of k.",
+)
+@click.option(
+    "--tpr",
+    default=0.95,
+    show_default=True,
+    help="Share of in-distribution points kept by the OOD threshold.",
+)
+@output_options
+@store_option
+def sweep(ks, tpr, fmt, output, store_path):
+    """Agreement against k for every model pair: the data of the paper's Figure 1.
+
+    One row per characteristic (representation before and after fine-tuning,
+    distribution), dataset, model pair and k.
+
+    \b
+    Example:
+      ce sweep --k 5,10,20,50,100
+      ce sweep --format csv -o figure1.csv
+    """
+    notes: list[str] = []
+    write_result(sweep_reader(open_store(store_path), ks, tpr, notes), fmt, output, max_rows=1000)
+    for note in notes:
+        click.echo(note, err=True)

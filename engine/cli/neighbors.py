@@ -1,0 +1,94 @@
+"""ce neighbors and ce ood: neighbour lists and Deep-kNN OOD scores from CLS embeddings."""
+
+from __future__ import annotations
+
+import click
+
+from .common import open_store, store_option
+
+
+@click.command()
+@click.option("--model", "-m", required=True, help="Model name in the store.")
+@click.option("--dataset", "-d", required=True, help="Dataset name in the store.")
+@click.option(
+    "--stage", type=click.Choice(["finetuned", "pretrained"]), default="finetuned", show_default=True
+)
+@click.option("--k-max", default=100, show_default=True, help="Neighbours kept per example.")
+@click.option(
+    "--index",
+    type=click.Choice(["exact", "hnsw"]),
+    default="exact",
+    show_default=True,
+    help="hnsw: approximate, for large datasets (recall recorded).",
+)
+@store_option
+def neighbors(model, dataset, stage, k_max, index, store_path):
+    """Recompute neighbour lists from the CLS embeddings already in the store.
+
+    Cosine similarity of L2-normalised vectors, exact FAISS search in blocks, self
+    excluded, ties broken by example order. ce extract already does this whenever it
+    writes embeddings; use this command for another K_max or index.
+
+    \b
+    Example:
+      ce neighbors --model bert-base --dataset squad2-dev --stage pretrained --k-max 200
+    """
+    from ce.extractors.neighbors import recompute_neighbors
+
+    info = recompute_neighbors(open_store(store_path), model, dataset, stage, k_max, index)
+    click.echo(
+        f"{model} {stage} on {dataset}: neighbours of {info['examples']} examples to"
+        f" K_max {info['k_max']} ({info['index']}); run {info['run_id']}",
+        err=True,
+    )
+
+
+@click.command()
+@click.option("--model", "-m", required=True, help="Alias, model folder or Hub id (as for ce extract).")
+@click.option("--bank", required=True, help="In-distribution training data (dataset or file).")
+@click.option("--id-val", help="Held-out in-distribution data [default: a split of --bank].")
+@click.option("--dataset", "-d", "test", required=True, help="Test set to score (e.g. newsqa).")
+@click.option("--name", help="Name of the model in the store.")
+@click.option(
+    "--stage",
+    type=click.Choice(["finetuned", "pretrained"]),
+    default="finetuned",
+    show_default=True,
+    help="Which embeddings give the features.",
+)
+@click.option("--k-max", default=100, show_default=True, help="k-th distances kept, k = 1..K_max.")
+@click.option(
+    "--val-fraction",
+    default=0.2,
+    show_default=True,
+    help="Share of --bank's groups (articles for QA) held out as id-val when"
+    " --id-val is not given or is the same dataset.",
+)
+@click.option("--limit", type=int, help="Embed at most N examples of each dataset not in the store.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@store_option
+def ood(model, bank, id_val, test, name, stage, k_max, val_fraction, limit, device, batch_size, store_path):
+    """Deep-kNN OOD scores (Sun et al. 2022) of a test set against an in-distribution bank.
+
+    Features are the model's L2-normalised CLS embeddings, reused from the store or
+    extracted once. For every id-val and test example the distance to its k-th nearest bank
+    example is kept for k = 1..K_max, so any k and TPR threshold is a query
+    (ood_agreement(k, tpr)).
+
+    \b
+    Example:
+      ce ood --model bert-base --bank squad2-train --id-val squad2-dev --dataset newsqa
+      ce ood --model minilm --stage pretrained --bank squad2-dev --dataset covidqa
+    """
+    from ce.extractors.ood import OodOptions, run_ood
+
+    options = OodOptions(
+        stage=stage, k_max=k_max, val_fraction=val_fraction, limit=limit, device=device, batch_size=batch_size
+    )
+    info = run_ood(open_store(store_path), model, bank, id_val, test, options, name=name)
+    click.echo(
+        f"{info['model']}: {info['id_val']} id-val and {info['test']} test examples"
+        f" scored against a bank of {info['bank']}; run {info['run_id']}",
+        err=True,
+    )
