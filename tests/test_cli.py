@@ -104,6 +104,30 @@ def one_line_error(result, contains: str, code: int | None = None):
         (["compare", "--dataset", "squad2"], "(did you mean squad2-dev?)"),
         (["query", "accuracy", "--format", "parquet"], "needs an output file"),
         (["qury"], "no command 'qury' (did you mean query?)"),
+        (["compare", "--tpr", "2"], "--tpr 2.0 must lie strictly between 0 and 1"),
+        (["sweep", "--k", "1,a"], "is not a comma-separated list of integers"),
+        (
+            ["neighbors", "--model", "nope", "--dataset", "squad2-dev"],
+            "no finetuned embeddings of nope on squad2-dev",
+        ),
+        (
+            [
+                "ood",
+                "--model",
+                "minilm",
+                "--bank",
+                "squad2-dev",
+                "--dataset",
+                "covidqa",
+                "--val-fraction",
+                "1.5",
+            ],
+            "--val-fraction 1.5 must lie strictly between 0 and 1",
+        ),
+        (
+            ["ood", "--model", "minilm", "--bank", "squad2-dev", "--dataset", "covidqa", "--k-max", "0"],
+            "--k-max must be at least 1",
+        ),
     ],
 )
 def test_user_errors_are_one_line_and_leave_the_store_unchanged(filled_store, args, contains):
@@ -198,7 +222,7 @@ def test_compare_prints_table2(filled_store, data_dir):
     assert result.exit_code == 0
     result = invoke("compare", "--store", filled_store)
     assert result.exit_code == 0
-    assert "squad2-dev  bert-base  bert-large  11873   0.528" in result.stdout
+    assert "squad2-dev  bert-base  bert-large   0.528          0.142         0.589" in result.stdout
 
 
 NO_TORCH = """
@@ -222,3 +246,47 @@ def test_help_and_query_do_not_import_torch(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
+
+
+def test_extract_neighbors_compare_and_sweep_through_the_cli(tiny_models, store_dir):
+    for name in ("one", "two"):
+        result = invoke(
+            "extract",
+            "--model",
+            tiny_models["classification"],
+            "--dataset",
+            "sst2-dev",
+            "--limit",
+            "30",
+            "--k-max",
+            "8",
+            "--name",
+            name,
+            "--store",
+            store_dir,
+        )
+        assert result.exit_code == 0, result.output
+    result = invoke("compare", "--k", "5", "--format", "csv", "--store", store_dir)
+    assert result.exit_code == 0, result.output
+    header, row = result.stdout.splitlines()
+    record = dict(zip(header.replace('"', "").split(","), row.replace('"', "").split(","), strict=True))
+    assert (record["model_i"], record["model_j"], record["repr_after"]) == ("one", "two", "1")
+    assert record["errors"] == "1" and record["distribution"] == ""  # the same model twice
+    result = invoke("sweep", "--k", "1,8", "--format", "csv", "--store", store_dir)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 3
+    before = snapshot(store_dir)
+    one_line_error(invoke("compare", "--k", "9", "--store", store_dir), "above K_max = 8")
+    assert snapshot(store_dir) == before
+    result = invoke(
+        "neighbors", "--model", "one", "--dataset", "sst2-dev", "--k-max", "20", "--store", store_dir
+    )
+    assert result.exit_code == 0, result.output
+    result = invoke(
+        "query",
+        "select model, max(len(neighbors)) as k from neighbors group by model order by model",
+        "--format",
+        "csv",
+        "--store",
+        store_dir,
+    )
+    assert result.stdout.splitlines()[1:] == ['"one",20', '"two",8']

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -84,7 +85,7 @@ def test_accuracy_query_hand_checked(toy):
 
 
 def test_table2_query_hand_checked(toy):
-    [r] = rows(toy, library()["table2"].text)
+    [r] = rows(toy, library()["table2"].text, {"k": 1, "tpr": 0.5})
     assert (r["dataset"], r["model_i"], r["model_j"]) == ("toy", "a", "b")
     assert (r["errors"], r["errors_chance"], r["errors_kappa"]) == (
         pytest.approx(1 / 3),
@@ -93,7 +94,60 @@ def test_table2_query_hand_checked(toy):
     )
 
 
+def write_neighbors(store: Store, lists: dict[str, list[list[int]]]) -> None:
+    with store.run("test", {}) as run:
+        for model, nb in lists.items():
+            run.write(
+                "neighbors",
+                {"model": model, "stage": "finetuned", "dataset": "toy"},
+                pa.table({"example_id": ["x1", "x2", "x3"], "idx": [0, 1, 2], "neighbors": nb}),
+            )
+
+
+def test_knn_agreement_hand_checked(toy):
+    write_neighbors(toy, {"a": [[1, 2], [0, 2], [0, 1]], "b": [[2, 1], [0, 2], [1, 0]]})
+    [r] = rows(toy, "select * from knn_agreement(1)")
+    # k = 1: x1 {1} vs {2}: 0; x2 {0} vs {0}: 1; x3 {0} vs {1}: 0
+    assert (r["dataset"], r["stage"], r["model_i"], r["model_j"], r["n"]) == ("toy", "finetuned", "a", "b", 3)
+    assert r["mean_jaccard"] == pytest.approx(1 / 3)
+    assert r["var_jaccard"] == pytest.approx(2 / 9)  # ((1/3)^2 * 2 + (2/3)^2) / 3
+    assert r["mutual_knn"] == pytest.approx(1 / 3)
+    [r] = rows(toy, "select * from knn_agreement(2)")  # every pair of sets is equal
+    assert (r["mean_jaccard"], r["var_jaccard"], r["mutual_knn"]) == (1.0, 0.0, 1.0)
+    with pytest.raises(duckdb.Error, match="k = 3 is outside 1..2"):
+        rows(toy, "select * from knn_agreement(3)")
+
+
+def test_ood_agreement_hand_checked(toy):
+    val = [0.1, 0.2, 0.3, 0.4, 0.5]  # tpr 0.5 -> threshold 0.3 for both models
+    tests = {"a": [0.35, 0.25, 0.9], "b": [0.1, 0.5, 0.6]}  # OOD: a {x1, x3}, b {x2, x3}
+    with toy.run("test", {}) as run:
+        for model, dist in tests.items():
+            run.write(
+                "ood_scores",
+                {"model": model, "bank": "toy", "dataset": "shift"},
+                pa.table(
+                    {
+                        "example_id": [f"v{i}" for i in range(5)] + ["x1", "x2", "x3"],
+                        "role": ["id_val"] * 5 + ["test"] * 3,
+                        "source": ["toy"] * 5 + ["shift"] * 3,
+                        "distances": [[d] for d in val + dist],
+                    }
+                ),
+            )
+    [r] = rows(toy, "select * from ood_agreement(1, tpr := 0.5)")
+    assert (r["bank"], r["id_val"], r["dataset"], r["n"]) == ("toy", "toy", "shift", 3)
+    assert (r["ood_i"], r["ood_j"], r["both"], r["either"]) == (2, 2, 1, 3)
+    assert r["jaccard"] == pytest.approx(1 / 3) and r["ood_rate_i"] == pytest.approx(2 / 3)
+    [t] = rows(toy, library()["table2"].text, {"k": 1, "tpr": 0.5})
+    assert (t["ood_dataset"], t["distribution"]) == ("shift", pytest.approx(1 / 3))
+    with pytest.raises(duckdb.Error, match="tpr = 1.0 must lie strictly between 0 and 1"):
+        rows(toy, "select * from ood_agreement(1, tpr := 1.0)")
+
+
 HAND_CHECKED = {
+    "knn_agreement": test_knn_agreement_hand_checked,
+    "ood_agreement": test_ood_agreement_hand_checked,
     "error_agreement": test_error_agreement_hand_checked,
     "errors": test_errors_view_hand_checked,
     "accuracy": test_accuracy_query_hand_checked,
@@ -126,7 +180,7 @@ def test_resolve_checks_parameters_and_names():
 
 def test_empty_store_has_every_view(store_dir):
     con = Store(store_dir).connect()
-    for view in ("examples", "predictions", "embeddings", "runs", "errors"):
+    for view in ("examples", "predictions", "embeddings", "neighbors", "ood_scores", "runs", "errors"):
         assert con.sql(f"select count(*) from {view}").fetchall() == [(0,)]
     assert con.sql("select count(*) from error_agreement()").fetchall() == [(0,)]
     assert not store_dir.exists()  # reading never creates a store

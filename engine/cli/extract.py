@@ -33,6 +33,15 @@ from .common import open_store, store_option
 @click.option(
     "--doc-stride", default=128, show_default=True, type=int, help="Overlap of QA context windows, in tokens."
 )
+@click.option("--k-max", default=100, show_default=True, help="Neighbours kept per example (cosine, FAISS).")
+@click.option("--no-neighbors", is_flag=True, help="Do not compute neighbour lists.")
+@click.option(
+    "--index",
+    type=click.Choice(["exact", "hnsw"]),
+    default="exact",
+    show_default=True,
+    help="Neighbour search; hnsw is approximate (recall recorded).",
+)
 @click.option("--revision", help="Hub revision (branch, tag or commit) to load.")
 @click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights. They can run code.")
 @click.option("--trust-remote-code", is_flag=True, help="Run model code shipped with a Hub model.")
@@ -48,12 +57,15 @@ def extract(
     limit,
     max_length,
     doc_stride,
+    k_max,
+    no_neighbors,
+    index,
     revision,
     allow_pickle,
     trust_remote_code,
     store_path,
 ):
-    """Run MODEL once over DATASET; store predictions and CLS embeddings.
+    """Run MODEL once over DATASET; store predictions, CLS embeddings and neighbour lists.
 
     The task follows the dataset: extractive QA (SQuAD 2.0 post-processing, exact match and
     F1 per question) or sequence classification (label, score, correct). With --stage
@@ -75,6 +87,8 @@ def extract(
         doc_stride=doc_stride,
         limit=limit,
         device=device,
+        k_max=None if no_neighbors else k_max,
+        index=index,
     )
     result = run_extract(
         open_store(store_path),
