@@ -17,7 +17,7 @@ from .datasets import Dataset, check_examples, load_dataset
 from .features import batches, tokenize
 from .heads import QaDecoder, QaSettings, classify
 from .loading import LoadedModel, load_model
-from .neighbors import INDEXES, NeighborLists, neighbors, neighbors_table
+from .neighbors import INDEXES, store_neighbors
 from .registry import resolve_model
 
 STAGES = ("finetuned", "pretrained")
@@ -133,16 +133,6 @@ def forward_all(
     return (decoder.finish(dataset) if decoder else classify(dataset, logits)), vectors
 
 
-def search_with_progress(vectors: np.ndarray, k_max: int, index: str, progress: bool = True) -> NeighborLists:
-    """Neighbour lists of ``vectors`` (normalised in place) with a progress bar."""
-    from tqdm.auto import tqdm
-
-    with tqdm(
-        total=len(vectors), unit="query", desc="neighbours", dynamic_ncols=True, disable=not progress or None
-    ) as bar:
-        return neighbors(vectors, k_max, index, progress=bar.update)
-
-
 def embeddings_table(dataset: Dataset, vectors: np.ndarray) -> pa.Table:
     flat = pa.array(vectors.reshape(-1), pa.float32())
     column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
@@ -208,10 +198,16 @@ def extract(
         partition = {"model": resolved.name, "stage": options.stage, "dataset": full.name}
         run.write("embeddings", partition, embeddings_table(data, vectors))
         if options.k_max is not None and len(data) > 1:  # vectors are normalised in place
-            lists = search_with_progress(vectors, options.k_max, options.index, progress)
-            run.annotate(neighbors=lists.provenance)
-            idx = data.table["idx"].to_numpy()
-            run.write("neighbors", partition, neighbors_table(data.table["example_id"], idx, lists))
+            store_neighbors(
+                run,
+                partition,
+                vectors,
+                data.table["example_id"],
+                data.table["idx"].to_numpy(),
+                options.k_max,
+                options.index,
+                progress,
+            )
     return ExtractResult(
         run.run_id,
         resolved.name,

@@ -1,14 +1,14 @@
 """Nearest neighbours by cosine with FAISS: exact by default, HNSW behind a flag.
 
-Vectors are L2-normalised in place (no second copy), queries are searched in blocks so that
-memory stays near the size of the embedding matrix, the query itself is excluded, and ties
-are broken by the smaller index so that every run gives the same lists.
+Vectors are L2-normalised in place (no second copy) and searched in blocks of queries whose
+lists go straight into the store, so memory stays near the size of the embedding matrix. The
+query itself is excluded, and ties are broken by the smaller index, so every run gives the
+same lists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -20,13 +20,6 @@ BLOCK = 4096
 TIE_MARGIN = 4  # extra candidates fetched so that ties at the K_max boundary break by index
 
 
-@dataclass
-class NeighborLists:
-    indices: np.ndarray  # (n, k) int64, nearest first
-    similarities: np.ndarray  # (n, k) float32, cosine
-    provenance: dict = field(default_factory=dict)
-
-
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """L2-normalise rows in place (float32, C-contiguous); zero rows stay zero."""
     if vectors.dtype != np.float32 or not (vectors.flags.c_contiguous and vectors.flags.writeable):
@@ -36,94 +29,125 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors
 
 
-def check_k(k_max: int, n: int) -> int:
-    if k_max < 1:
-        raise CeError("--k-max must be at least 1")
-    return min(k_max, n - 1)
+class NeighborSearch:
+    """The ``k_max`` nearest other rows of every row of ``vectors`` (normalised in place)."""
+
+    def __init__(self, vectors: np.ndarray, k_max: int = 100, index: str = "exact"):
+        import faiss
+
+        if index not in INDEXES:
+            raise CeError(f"unknown index {index!r}; use {' or '.join(INDEXES)}")
+        if k_max < 1:
+            raise CeError("--k-max must be at least 1")
+        if len(vectors) < 2:
+            raise CeError("need at least two embedded examples to find neighbours")
+        self.x = normalize(vectors)
+        self.k = min(k_max, len(self.x) - 1)
+        self.fetch = min(len(self.x), self.k + 1 + TIE_MARGIN)
+        self.index = index
+        if index == "exact":
+            self.provenance = {"index": "exact (faiss.knn, inner product)"}
+        else:
+            self._hnsw = faiss.IndexHNSWFlat(self.x.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+            self._hnsw.hnsw.efSearch = max(64, 2 * self.fetch)
+            self._hnsw.add(self.x)
+            self.provenance = {"index": f"hnsw (M=32, efSearch={self._hnsw.hnsw.efSearch})"}
+        self.provenance["k_max"] = self.k
+
+    def _search(self, queries: np.ndarray, exact: bool | None = None):
+        import faiss
+
+        if exact if exact is not None else self.index == "exact":
+            return faiss.knn(queries, self.x, self.fetch, metric=faiss.METRIC_INNER_PRODUCT)
+        return self._hnsw.search(queries, self.fetch)
+
+    def _block(self, rows: np.ndarray, exact: bool | None = None):
+        """(indices, similarities) of ``rows``: self excluded, ties broken by index."""
+        sims, idx = self._search(self.x[rows], exact)
+        drop = (idx == rows[:, None]) | (idx < 0)
+        sims = np.where(drop, -np.inf, sims)
+        idx = np.where(drop, np.iinfo(np.int64).max, idx)
+        order = np.lexsort((idx, -sims), axis=1)[:, : self.k]
+        return np.take_along_axis(idx, order, 1), np.take_along_axis(sims, order, 1)
+
+    def blocks(
+        self, progress: Callable[[int], None] | None = None
+    ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        """(rows, indices, similarities) for consecutive blocks of rows."""
+        for start in range(0, len(self.x), BLOCK):
+            rows = np.arange(start, min(start + BLOCK, len(self.x)))
+            idx, sims = self._block(rows)
+            yield slice(start, rows[-1] + 1), idx, sims.astype(np.float32)
+            if progress:
+                progress(len(rows))
+        if self.index != "exact":
+            self.provenance[f"recall_at_{self.k}"] = self.recall()
+
+    def all(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every list at once (for small matrices and tests)."""
+        parts = list(self.blocks())
+        return np.vstack([p[1] for p in parts]), np.vstack([p[2] for p in parts])
+
+    def recall(self, sample: int = 1000) -> float:
+        """recall@k of the approximate lists against exact search, on a fixed sample."""
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(len(self.x), size=min(sample, len(self.x)), replace=False))
+        approx, _ = self._block(rows)
+        exact, _ = self._block(rows, exact=True)
+        hits = sum(len(set(a) & set(e)) for a, e in zip(approx.tolist(), exact.tolist(), strict=True))
+        return hits / (len(rows) * self.k)
 
 
-def _search_block(search: Callable, block: np.ndarray, start: int, k: int):
-    """Top-k of one block of queries, self excluded, ties broken by index."""
-    sims, idx = search(block)
-    rows = np.arange(len(block))[:, None]
-    own = idx == (start + rows)
-    sims = np.where(own | (idx < 0), -np.inf, sims)
-    order = np.lexsort((np.where(idx < 0, np.iinfo(np.int64).max, idx), -sims), axis=1)
-    idx, sims = np.take_along_axis(idx, order, 1)[:, :k], np.take_along_axis(sims, order, 1)[:, :k]
-    return idx.astype(np.int64), sims.astype(np.float32)
-
-
-def neighbors(
-    vectors: np.ndarray, k_max: int = 100, index: str = "exact", progress: Callable[[int], None] | None = None
-) -> NeighborLists:
-    """The ``k_max`` nearest neighbours of every row among the other rows, by cosine."""
-    import faiss
-
-    if index not in INDEXES:
-        raise CeError(f"unknown index {index!r}; use {' or '.join(INDEXES)}")
-    x = normalize(vectors)
-    n, dim = x.shape
-    k = check_k(k_max, n)
-    if k < 1:
-        raise CeError("need at least two embedded examples to find neighbours")
-    fetch = min(n, k + 1 + TIE_MARGIN)
-    if index == "exact":
-
-        def search(q):
-            return faiss.knn(q, x, fetch, metric=faiss.METRIC_INNER_PRODUCT)
-
-        provenance = {"index": "exact (faiss.knn, inner product)"}
-    else:
-        hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efSearch = max(64, 2 * fetch)
-        hnsw.add(x)
-
-        def search(q):
-            return hnsw.search(q, fetch)
-
-        provenance = {"index": f"hnsw (M=32, efSearch={hnsw.hnsw.efSearch})"}
-    out_idx = np.empty((n, k), np.int64)
-    out_sim = np.empty((n, k), np.float32)
-    for start in range(0, n, BLOCK):
-        block = x[start : start + BLOCK]
-        out_idx[start : start + len(block)], out_sim[start : start + len(block)] = _search_block(
-            search, block, start, k
+def write_neighbors(
+    writer,
+    search: NeighborSearch,
+    example_ids: pa.Array,
+    idx: np.ndarray,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Stream the lists of ``search`` into a part of the neighbors kind; neighbour positions
+    become the examples' idx values."""
+    for rows, nb, sims in search.blocks(progress):
+        k = nb.shape[1]
+        writer.write(
+            pa.table(
+                {
+                    "example_id": example_ids[rows.start : rows.stop],
+                    "idx": pa.array(idx[rows], pa.int64()),
+                    "neighbors": pa.FixedSizeListArray.from_arrays(pa.array(idx[nb].reshape(-1)), k),
+                    "similarities": pa.FixedSizeListArray.from_arrays(pa.array(sims.reshape(-1)), k),
+                }
+            )
         )
-        if progress:
-            progress(len(block))
-    if index != "exact":
-        provenance[f"recall_at_{k}"] = _recall(x, out_idx, k)
-    return NeighborLists(out_idx, out_sim, provenance | {"k_max": k})
 
 
-def _recall(x: np.ndarray, approx: np.ndarray, k: int, sample: int = 1000) -> float:
-    """recall@k of approximate lists against exact search, on a fixed sample of queries."""
-    import faiss
+def store_neighbors(
+    run,
+    partition: dict[str, str],
+    vectors: np.ndarray,
+    example_ids: pa.Array,
+    idx: np.ndarray,
+    k_max: int,
+    index: str,
+    progress: bool = True,
+) -> dict:
+    """Search neighbours of ``vectors`` (normalised in place) into ``run``, with a progress bar."""
+    from tqdm.auto import tqdm
 
-    rng = np.random.default_rng(0)
-    rows = np.sort(rng.choice(len(x), size=min(sample, len(x)), replace=False))
-    hits = 0
-    for start in range(0, len(rows), BLOCK):
-        chunk = rows[start : start + BLOCK]
-        _, exact = faiss.knn(x[chunk], x, min(len(x), k + 1), metric=faiss.METRIC_INNER_PRODUCT)
-        for r, ex in zip(chunk, exact, strict=True):
-            truth = set(ex[ex != r][:k].tolist())
-            hits += len(truth & set(approx[r].tolist()))
-    return hits / (len(rows) * k)
-
-
-def neighbors_table(example_ids: pa.Array, idx: np.ndarray, lists: NeighborLists) -> pa.Table:
-    """Rows of the store's neighbors kind; neighbour positions become example idx values."""
-    k = lists.indices.shape[1]
-    as_idx = idx[lists.indices]  # search positions -> dataset idx
-    return pa.table(
-        {
-            "example_id": example_ids,
-            "idx": pa.array(idx, pa.int64()),
-            "neighbors": pa.FixedSizeListArray.from_arrays(pa.array(as_idx.reshape(-1)), k),
-            "similarities": pa.FixedSizeListArray.from_arrays(pa.array(lists.similarities.reshape(-1)), k),
-        }
-    )
+    search = NeighborSearch(vectors, k_max, index)
+    with (
+        tqdm(
+            total=len(vectors),
+            unit="query",
+            desc="neighbours",
+            dynamic_ncols=True,
+            disable=not progress or None,
+        ) as bar,
+        run.part_writer("neighbors", partition) as writer,
+    ):
+        write_neighbors(writer, search, example_ids, idx, bar.update)
+    run.annotate(neighbors=search.provenance)
+    return search.provenance
 
 
 def recompute_neighbors(
@@ -138,21 +162,15 @@ def recompute_neighbors(
     """``ce neighbors``: neighbour lists from embeddings already in the store."""
     from ce.engine.read import read_embeddings
 
-    from .extract import search_with_progress
-
     if index not in INDEXES:
         raise CeError(f"unknown index {index!r}; use {' or '.join(INDEXES)}")
-    check_k(k_max, 2)
+    if k_max < 1:
+        raise CeError("--k-max must be at least 1")
     ids, idx, vectors = read_embeddings(store, model, stage, dataset)
     if len(vectors) < 2:
         raise CeError("need at least two embedded examples to find neighbours")
     params = {"model": model, "stage": stage, "dataset": dataset, "k_max": k_max, "index": index}
+    partition = {"model": model, "stage": stage, "dataset": dataset}
     with store.run("neighbors", params, model=model, dataset=dataset, stage=stage) as run:
-        lists = search_with_progress(vectors, k_max, index, progress)
-        run.annotate(neighbors=lists.provenance)
-        run.write(
-            "neighbors",
-            {"model": model, "stage": stage, "dataset": dataset},
-            neighbors_table(ids, idx, lists),
-        )
-    return {"run_id": run.run_id, "examples": len(vectors), **lists.provenance}
+        provenance = store_neighbors(run, partition, vectors, ids, idx, k_max, index, progress)
+    return {"run_id": run.run_id, "examples": len(vectors), **provenance}

@@ -10,7 +10,7 @@ from ce.engine import Store
 from ce.engine.compare import sweep, table2
 from ce.engine.errors import CeError, NotFound
 from ce.extractors.datasets import load_dataset
-from ce.extractors.neighbors import neighbors, recompute_neighbors
+from ce.extractors.neighbors import NeighborSearch, recompute_neighbors
 from ce.extractors.ood import OodOptions, kth_distances, run_ood, split_groups
 
 from .conftest import snapshot
@@ -126,10 +126,13 @@ def test_stored_lists_rank_by_similarity_and_break_ties_by_index(three_models):
 
 def test_hnsw_records_its_recall():
     x = np.random.default_rng(0).normal(size=(500, 16)).astype(np.float32)
-    lists = neighbors(x.copy(), 10, "hnsw")
-    assert 0.9 <= lists.provenance["recall_at_10"] <= 1.0
-    exact = neighbors(x.copy(), 10, "exact")
-    assert exact.indices.shape == lists.indices.shape == (500, 10)
+    approx = NeighborSearch(x.copy(), 10, "hnsw")
+    approx_idx, _ = approx.all()
+    assert 0.9 <= approx.provenance["recall_at_10"] <= 1.0
+    exact_idx, _ = NeighborSearch(x.copy(), 10, "exact").all()
+    assert exact_idx.shape == approx_idx.shape == (500, 10)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx_idx, exact_idx, strict=True)])
+    assert overlap == pytest.approx(approx.provenance["recall_at_10"], abs=0.05)
 
 
 def numpy_ood(bank, val, test, k, tpr):
