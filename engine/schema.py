@@ -92,7 +92,7 @@ KINDS: dict[str, Kind] = {
                     ("run_id", pa.string()),
                     ("example_id", pa.string()),
                     ("idx", pa.int64()),
-                    ("neighbors", pa.list_(pa.int64())),  # idx of the neighbours, nearest first
+                    ("neighbors", pa.list_(pa.int32())),  # idx of the neighbours, nearest first
                     ("similarities", pa.list_(pa.float32())),  # cosine, same order
                 ]
             ),

@@ -41,6 +41,8 @@ class NeighborSearch:
             raise CeError("--k-max must be at least 1")
         if len(vectors) < 2:
             raise CeError("need at least two embedded examples to find neighbours")
+        if len(vectors) > np.iinfo(np.int32).max:
+            raise CeError("neighbour lists hold 32-bit example positions: at most 2**31 - 1 examples")
         self.x = normalize(vectors)
         self.k = min(k_max, len(self.x) - 1)
         self.fetch = min(len(self.x), self.k + 1 + TIE_MARGIN)
@@ -114,7 +116,9 @@ def write_neighbors(
                 {
                     "example_id": example_ids[rows.start : rows.stop],
                     "idx": pa.array(idx[rows], pa.int64()),
-                    "neighbors": pa.FixedSizeListArray.from_arrays(pa.array(idx[nb].reshape(-1)), k),
+                    "neighbors": pa.FixedSizeListArray.from_arrays(
+                        pa.array(idx[nb].reshape(-1).astype(np.int32)), k
+                    ),
                     "similarities": pa.FixedSizeListArray.from_arrays(pa.array(sims.reshape(-1)), k),
                 }
             )

@@ -5,7 +5,7 @@
 -- are shorter than k are left out.
 create or replace macro knn_agreement(k) as table
 with lists as (  -- lists shorter than k (datasets of at most k examples) are left out
-    select dataset, stage, model, example_id, neighbors[1:k] as nearest
+    select dataset, stage, model, idx, neighbors[1:k] as nearest
     from neighbors
     where case
         when k < 1 or k > (select max(len(neighbors)) from neighbors) then error(
@@ -22,12 +22,12 @@ per_example as (
         a.stage,
         a.model as model_i,
         b.model as model_j,
-        len(list_intersect(a.nearest, b.nearest)) as shared,
-        len(a.nearest) + len(b.nearest) - len(list_intersect(a.nearest, b.nearest)) as joint
+        len(a.nearest) as size_i,
+        len(b.nearest) as size_j,
+        len(list_filter(a.nearest, lambda x: list_contains(b.nearest, x))) as shared
     from lists a
     join lists b
-        on a.dataset = b.dataset and a.stage = b.stage and a.example_id = b.example_id
-        and a.model < b.model
+        on a.dataset = b.dataset and a.stage = b.stage and a.idx = b.idx and a.model < b.model
 )
 select
     dataset,
@@ -36,8 +36,8 @@ select
     model_j,
     k as k,
     count(*) as n,
-    avg(shared / joint) as mean_jaccard,
-    var_pop(shared / joint) as var_jaccard,
+    avg(shared / (size_i + size_j - shared)) as mean_jaccard,
+    var_pop(shared / (size_i + size_j - shared)) as var_jaccard,
     avg(shared / k) as mutual_knn
 from per_example
 group by dataset, stage, model_i, model_j;
