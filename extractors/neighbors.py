@@ -16,7 +16,7 @@ import pyarrow as pa
 from ce.engine.errors import CeError
 
 INDEXES = ("exact", "hnsw")
-BLOCK = 4096
+BLOCK = 4096  # queries per search
 TIE_MARGIN = 4  # extra candidates fetched so that ties at the K_max boundary break by index
 
 
@@ -24,7 +24,7 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     """L2-normalise rows in place (float32, C-contiguous); zero rows stay zero."""
     if vectors.dtype != np.float32 or not (vectors.flags.c_contiguous and vectors.flags.writeable):
         vectors = np.array(vectors, dtype=np.float32, order="C")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None]  # no (n, d) temporary
     np.divide(vectors, np.maximum(norms, 1e-12), out=vectors)
     return vectors
 
