@@ -87,6 +87,7 @@ class Part:
     partition: dict[str, str]
     path: str  # relative to the store root
     rows: int = 0
+    series: str | None = None  # parts of one series add up; None: the run is its own series
 
 
 class Store:
@@ -132,25 +133,28 @@ class Store:
                 records.append(json.loads(path.read_text()))
             except ValueError as e:
                 raise StoreError(f"run record {path} is damaged ({e}); remove it") from None
-        return records
+        return sorted(records, key=lambda r: (r.get("started") or "", r["run_id"]))
 
     def live_parts(self) -> dict[str, list[Part]]:
-        """Per kind, the parts that readers see: per partition, the latest complete run's."""
-        latest: dict[tuple, tuple[tuple[str, str], list[Part]]] = {}
+        """Per kind, the parts that readers see. A part belongs to a series (by default the
+        run that wrote it; resumable and sharded runs name one they share); per partition the
+        series of the latest complete run is live, with every complete part of it."""
+        latest: dict[tuple, tuple[tuple[str, str], str]] = {}
+        members: dict[tuple, list[tuple[tuple[str, str], Part]]] = {}
         for rec in self.runs():
             if rec.get("status") != "complete":
                 continue
             order = (rec.get("ended") or "", rec["run_id"])
             for p in rec.get("parts", []):
-                part = Part(p["kind"], p["partition"], p["path"], p.get("rows", 0))
+                part = Part(p["kind"], p["partition"], p["path"], p.get("rows", 0), p.get("series"))
                 key = (part.kind, tuple(sorted(part.partition.items())))
+                series = part.series or rec["run_id"]
+                members.setdefault((key, series), []).append((order, part))
                 if key not in latest or latest[key][0] < order:
-                    latest[key] = (order, [part])
-                elif latest[key][0] == order:
-                    latest[key][1].append(part)
+                    latest[key] = (order, series)
         live: dict[str, list[Part]] = {name: [] for name in KINDS}
-        for _, parts in sorted(latest.values(), key=lambda v: v[0]):
-            for part in parts:
+        for key, (_, series) in sorted(latest.items(), key=lambda item: item[1][0]):
+            for _, part in sorted(members[(key, series)], key=lambda m: m[0]):
                 live[part.kind].append(part)
         return live
 
@@ -246,13 +250,18 @@ class Run:
         """Add provenance learnt during the run (weight hash, recall, ...)."""
         self.record.update(provenance)
 
-    def write(self, kind_name: str, partition: dict[str, str], table: pa.Table) -> None:
-        with self.part_writer(kind_name, partition) as writer:
+    def write(
+        self, kind_name: str, partition: dict[str, str], table: pa.Table, series: str | None = None
+    ) -> None:
+        with self.part_writer(kind_name, partition, series) as writer:
             writer.write(table)
 
     @contextlib.contextmanager
-    def part_writer(self, kind_name: str, partition: dict[str, str]) -> Iterator[PartWriter]:
-        """Stream record batches into one part of ``kind_name`` for ``partition``."""
+    def part_writer(
+        self, kind_name: str, partition: dict[str, str], series: str | None = None
+    ) -> Iterator[PartWriter]:
+        """Stream record batches into one part of ``kind_name`` for ``partition``. Parts
+        naming the same ``series`` add up instead of replacing each other."""
         folder = partition_dir(self.store.root, kind_name, partition)
         final = folder / f"part-{self.run_id}.parquet"
         if any(f == final for _, f, _ in self._pending):
@@ -265,7 +274,7 @@ class Run:
         finally:
             writer.close()
         rel = final.relative_to(self.store.root).as_posix()
-        self._pending.append((tmp, final, Part(kind_name, dict(partition), rel, writer.rows)))
+        self._pending.append((tmp, final, Part(kind_name, dict(partition), rel, writer.rows, series)))
 
     def _record_path(self) -> Path:
         return self.store.root / "runs" / f"{self.run_id}.json"

@@ -124,3 +124,19 @@ def test_a_killed_run_is_cleaned_up_by_the_next_run(store_dir):
     assert os.listdir(store_dir / "predictions" / "model=m" / "dataset=d") == [
         f"part-{store.runs()[0]['run_id']}.parquet"
     ]
+
+
+def test_parts_of_one_series_add_up_and_a_new_series_replaces_them(store_dir):
+    store = Store(store_dir)
+    part = {"model": "m", "dataset": "d"}
+    for ids in (["a", "b"], ["c"]):
+        with store.run("test", {}) as run:
+            run.write("predictions", part, preds(ids), series="resume-1")
+    assert count(store) == 3
+    with store.run("test", {}) as run:
+        run.write("predictions", part, preds(["x"]), series="resume-2")
+    assert count(store) == 1
+    with store.run("test", {}) as run:  # a plain run is a series of its own
+        run.write("predictions", part, preds(["y", "z"]))
+    assert count(store) == 2
+    assert len(list((store_dir / "predictions").rglob("*.parquet"))) == 1
