@@ -88,3 +88,8 @@ def sweep(
         )
     sql = " union all ".join(parts) + " order by characteristic, dataset, model_i, model_j, k"
     return execute(con, sql, {"tpr": tpr}).to_arrow_reader(batch_size=65536)
+
+
+def table3(store: Store) -> pa.RecordBatchReader:
+    """The paper's Table 3: accuracy before and under each attack, per model."""
+    return execute(store.connect(), library()["table3"].text).to_arrow_reader(batch_size=65536)

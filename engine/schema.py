@@ -114,6 +114,29 @@ KINDS: dict[str, Kind] = {
             "Deep-kNN OOD scores: for each id_val and test example, the distance of its"
             " L2-normalised feature to its k-th nearest bank neighbour, k = 1..K_max.",
         ),
+        Kind(
+            "attacks",
+            ("model", "attack", "dataset"),
+            pa.schema(
+                [
+                    ("run_id", pa.string()),
+                    ("example_id", pa.string()),
+                    ("ground_truth", pa.int64()),
+                    ("result", pa.string()),  # succeeded, failed or skipped
+                    ("original_text", pa.string()),
+                    ("perturbed_text", pa.string()),
+                    ("original_output", pa.int64()),
+                    ("original_score", pa.float64()),  # probability of original_output
+                    ("perturbed_output", pa.int64()),
+                    ("perturbed_score", pa.float64()),
+                    ("queries", pa.int64()),
+                    ("words_perturbed", pa.int64()),
+                    ("words", pa.int64()),
+                ]
+            ),
+            "Adversarial attack results per (model, attack, dataset, example): result, original"
+            " and perturbed text and output, queries, words perturbed.",
+        ),
     ]
 }
 

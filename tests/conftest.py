@@ -58,11 +58,12 @@ def _corpus() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """Random-init BERTs (hidden 32, 2 layers) with a WordPiece tokenizer trained on fixture
-    text, saved as safetensors: {'qa', 'classification', 'base'} -> folder."""
+    text, saved as safetensors: {'qa', 'classification', 'base', 'mlm'} -> folder."""
     import torch
     from tokenizers import BertWordPieceTokenizer
     from transformers import (
         BertConfig,
+        BertForMaskedLM,
         BertForQuestionAnswering,
         BertForSequenceClassification,
         BertModel,
@@ -88,6 +89,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         ("qa", BertForQuestionAnswering),
         ("classification", BertForSequenceClassification),
         ("base", BertModel),
+        ("mlm", BertForMaskedLM),
     ]:
         torch.manual_seed(0)
         folder = root / f"tiny-{name}"

@@ -105,6 +105,12 @@ def one_line_error(result, contains: str, code: int | None = None):
         (["query", "accuracy", "--format", "parquet"], "needs an output file"),
         (["qury"], "no command 'qury' (did you mean query?)"),
         (["compare", "--tpr", "2"], "--tpr 2.0 must lie strictly between 0 and 1"),
+        (["compare", "--format", "csv"], "add --table 2 or --table 3"),
+        (
+            ["attack", "--model", "minilm", "--attack", "bert-atack"],
+            "unknown attack recipe 'bert-atack' (did you mean bert-attack?)",
+        ),
+        (["attack", "--model", "minilm", "--dataset", "squad2-dev"], "attacks need a classification"),
         (["sweep", "--k", "1,a"], "is not a comma-separated list of integers"),
         (
             ["neighbors", "--model", "nope", "--dataset", "squad2-dev"],
@@ -266,7 +272,7 @@ def test_extract_neighbors_compare_and_sweep_through_the_cli(tiny_models, store_
             store_dir,
         )
         assert result.exit_code == 0, result.output
-    result = invoke("compare", "--k", "5", "--format", "csv", "--store", store_dir)
+    result = invoke("compare", "--table", "2", "--k", "5", "--format", "csv", "--store", store_dir)
     assert result.exit_code == 0, result.output
     header, row = result.stdout.splitlines()
     record = dict(zip(header.replace('"', "").split(","), row.replace('"', "").split(","), strict=True))

@@ -145,7 +145,59 @@ def test_ood_agreement_hand_checked(toy):
         rows(toy, "select * from ood_agreement(1, tpr := 1.0)")
 
 
+def write_attacks(store: Store, results: dict[str, list[str]]) -> None:
+    with store.run("test", {}) as run:
+        for model, res in results.items():
+            run.write(
+                "attacks",
+                {"model": model, "attack": "bert-attack", "dataset": "toy"},
+                pa.table(
+                    {
+                        "example_id": ["x1", "x2", "x3"],
+                        "ground_truth": [1, 1, 0],
+                        "result": res,
+                        "queries": [10, 20, 1],
+                        "words_perturbed": [2 if r == "succeeded" else 0 for r in res],
+                        "words": [10, 10, 10],
+                    }
+                ),
+            )
+
+
+def test_attack_summary_hand_checked(toy):
+    write_attacks(toy, {"a": ["succeeded", "failed", "skipped"]})
+    [r] = rows(toy, "select * from attack_summary()")
+    # 2 of 3 right before; 1 of 3 still right under attack; 1 of the 2 attacked broke
+    assert (r["model"], r["attack"], r["dataset"], r["n"]) == ("a", "bert-attack", "toy", 3)
+    assert r["accuracy_before"] == pytest.approx(2 / 3)
+    assert r["accuracy_under_attack"] == pytest.approx(1 / 3)
+    assert (r["drop_abs"], r["drop_rel"]) == (pytest.approx(1 / 3), pytest.approx(0.5))
+    assert r["success_rate"] == pytest.approx(0.5)
+    assert r["mean_queries"] == pytest.approx(15.0)  # over the attacked examples
+    assert r["mean_words_perturbed"] == pytest.approx(0.2)
+
+
+def test_attack_agreement_hand_checked(toy):
+    # both right before on x1, x2 (b skips x3): a broke {x1}, b broke {x1, x2} -> 1/2
+    write_attacks(toy, {"a": ["succeeded", "failed", "failed"], "b": ["succeeded", "succeeded", "skipped"]})
+    [r] = rows(toy, "select * from attack_agreement()")
+    assert (r["model_i"], r["model_j"], r["n"], r["broken_i"], r["broken_j"]) == ("a", "b", 2, 1, 2)
+    assert (r["both"], r["either"], r["jaccard"]) == (1, 2, 0.5)
+
+
+def test_table3_query_hand_checked(toy):
+    write_attacks(toy, {"a": ["succeeded", "failed", "skipped"], "b": ["failed", "failed", "failed"]})
+    got = rows(toy, library()["table3"].text)
+    assert [(r["model"], r["accuracy_before"], r["accuracy_under_attack"]) for r in got] == [
+        ("b", 1.0, 1.0),
+        ("a", pytest.approx(2 / 3), pytest.approx(1 / 3)),
+    ]
+
+
 HAND_CHECKED = {
+    "attack_summary": test_attack_summary_hand_checked,
+    "attack_agreement": test_attack_agreement_hand_checked,
+    "table3": test_table3_query_hand_checked,
     "knn_agreement": test_knn_agreement_hand_checked,
     "ood_agreement": test_ood_agreement_hand_checked,
     "error_agreement": test_error_agreement_hand_checked,

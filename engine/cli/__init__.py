@@ -21,6 +21,7 @@ COMMANDS = {
     "sweep": "ce.engine.cli.compare:sweep",
     "neighbors": "ce.engine.cli.neighbors:neighbors",
     "ood": "ce.engine.cli.neighbors:ood",
+    "attack": "ce.engine.cli.attack:attack",
     "models": "ce.engine.cli.catalog:models",
     "datasets": "ce.engine.cli.catalog:datasets",
     "demo": "ce.engine.cli.demo:demo",

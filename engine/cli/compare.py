@@ -5,13 +5,21 @@ from __future__ import annotations
 import click
 
 from ..compare import sweep as sweep_reader
-from ..compare import table2
+from ..compare import table2, table3
+from ..errors import CeError
 from ..output import write_result
 from .common import open_store, output_options, store_option
 
 
 @click.command()
-@click.option("--dataset", help="Only this dataset.")
+@click.option("--dataset", help="Only this dataset (Table 2).")
+@click.option(
+    "--table",
+    type=click.Choice(["2", "3", "all"]),
+    default="all",
+    show_default=True,
+    help="Which of the paper's tables; csv, json and parquet take one.",
+)
 @click.option("--k", default=10, show_default=True, help="Neighbours for representation and OOD.")
 @click.option(
     "--tpr",
@@ -21,21 +29,32 @@ from .common import open_store, output_options, store_option
 )
 @output_options
 @store_option
-def compare(dataset, k, tpr, fmt, output, store_path):
-    """Table 2 of the paper for every pair of models in the store.
+def compare(dataset, table, k, tpr, fmt, output, store_path):
+    """Table 2 and Table 3 of the paper for every model pair in the store.
 
-    Per dataset and model pair: agreement of prediction errors (Jaccard, with the chance
-    baseline and Cohen's kappa), of representations before and after fine-tuning (mean
-    and variance of the per-example k-NN Jaccard), and of OOD sets (Jaccard at k, tpr).
-    Columns stay empty where the store has no such artifact yet.
+    Table 2, per dataset and model pair: agreement of prediction errors (Jaccard, with the
+    chance baseline and Cohen's kappa), of representations before and after fine-tuning
+    (mean and variance of the per-example k-NN Jaccard), and of OOD sets (Jaccard at k,
+    tpr). Table 3, per model and attack: accuracy before and under attack, the drop, the
+    success rate. Columns stay empty where the store has no such artifact yet.
 
     \b
     Example:
       ce compare
-      ce compare --dataset squad2-dev --k 20 --format csv -o table2.csv
+      ce compare --table 2 --dataset squad2-dev --k 20 --format csv -o table2.csv
     """
+    if table == "all" and (fmt != "table" or output):
+        raise CeError(f"--format {fmt} and -o write one table: add --table 2 or --table 3")
+    store = open_store(store_path)
     notes: list[str] = []
-    write_result(table2(open_store(store_path), dataset, k, tpr, notes), fmt, output, max_rows=1000)
+    if table in ("2", "all"):
+        if table == "all":
+            click.echo("Table 2: agreement between models (Jaccard)")
+        write_result(table2(store, dataset, k, tpr, notes), fmt, output, max_rows=1000)
+    if table in ("3", "all"):
+        if table == "all":
+            click.echo("\nTable 3: accuracy under adversarial attack")
+        write_result(table3(store), fmt, output, max_rows=1000)
     for note in notes:
         click.echo(note, err=True)
 

@@ -1,0 +1,354 @@
+"""``ce attack``: adversarial attacks through TextAttack, offline, resumable, in the store.
+
+BERT-Attack (Li et al. 2020) is assembled from TextAttack's own components as its recipe
+does, with the attacker masked LM and the sentence encoder loaded from local folders or
+aliases instead of fixed Hub names. Results are committed every few examples as parts of one
+series, so a killed attack resumes from the last committed example without duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ce.engine.errors import CeError, NotFound, did_you_mean
+from ce.engine.store import Store
+
+from .attack_env import import_textattack
+from .datasets import Dataset, check_examples, load_dataset
+from .extract import resolve_device, subset
+from .loading import load_model, sha256_of
+from .registry import MODELS, resolve_model
+
+RECIPES = ("bert-attack", "deepwordbug")
+ENCODERS_HELP = "minilm (offline default), use (Universal Sentence Encoder, needs tensorflow_hub),"
+
+
+@dataclass(frozen=True)
+class AttackOptions:
+    attack: str = "bert-attack"
+    attacker: str = "bert-base"  # masked LM for BERT-Attack candidates
+    max_candidates: int = 48  # the paper's K; TextAttack's recipe now uses 8
+    max_percent_words: float = 0.4
+    sentence_encoder: str = "minilm"
+    similarity_threshold: float = 0.2
+    query_budget: int | None = None
+    limit: int | None = None
+    seed: int = 0
+    batch_size: int = 32
+    device: str = "cpu"
+    checkpoint_every: int = 10  # examples per committed part
+    restart: bool = False
+
+
+def check_options(o: AttackOptions) -> None:
+    if o.attack not in RECIPES:
+        raise NotFound(
+            f"unknown attack recipe {o.attack!r}{did_you_mean(o.attack, RECIPES)};"
+            f" available offline: {', '.join(RECIPES)}"
+        )
+    if o.max_candidates < 1:
+        raise CeError("--max-candidates must be at least 1")
+    if not 0 < o.max_percent_words <= 1:
+        raise CeError("--max-percent-words must lie in (0, 1]")
+    if o.limit is not None and o.limit < 1:
+        raise CeError("--limit must be at least 1")
+    if o.checkpoint_every < 1:
+        raise CeError("--checkpoint-every must be at least 1")
+
+
+def _labelled(data: Dataset) -> None:
+    if data.task != "classification":
+        raise CeError(
+            f"dataset {data.name} is a {data.task} dataset; attacks need a"
+            " classification dataset with gold labels (e.g. imdb-1k)"
+        )
+    if data.table["label"].null_count:
+        raise CeError(
+            f"dataset {data.name} has examples without a label; attacks need gold labels for every example"
+        )
+
+
+def load_masked_lm(name: str, device: str):
+    """The attacker's masked LM (alias, folder or Hub id) and its tokenizer."""
+    import transformers as tf
+
+    resolved = resolve_model(name, None, "pretrained")
+    try:
+        tokenizer = tf.AutoTokenizer.from_pretrained(resolved.source, use_fast=True)
+        model, info = tf.AutoModelForMaskedLM.from_pretrained(resolved.source, output_loading_info=True)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CeError(f"could not load the attacker masked LM {resolved.source}: {first}") from None
+    head = [k for k in info.get("missing_keys", []) if not k.startswith(model.base_model_prefix)]
+    if head:
+        raise CeError(
+            f"attacker {resolved.source} is not a masked LM (no trained MLM head:"
+            f" missing {head[0]}); pass a masked LM such as bert-base"
+        )
+    model.eval().to(device)
+    weights = (
+        {p.name: sha256_of(p) for p in sorted(Path(resolved.source).glob("*.safetensors"))}
+        if resolved.local
+        else None
+    )
+    return model, tokenizer, {"attacker_source": resolved.source, "attacker_sha256": weights}
+
+
+def sentence_encoder_constraint(options: AttackOptions, ta):
+    """The similarity constraint: USE where asked for, else a local sentence-transformers
+    model (the packaged all-MiniLM-L6-v2 by default)."""
+    from textattack.constraints.semantics.sentence_encoders import SBERT
+
+    common = {
+        "threshold": options.similarity_threshold,
+        "metric": "cosine",
+        "compare_against_original": True,
+        "window_size": None,
+    }
+    if options.sentence_encoder == "use":
+        try:
+            import tensorflow_hub  # noqa: F401
+        except ImportError:
+            raise CeError(
+                "--sentence-encoder use needs tensorflow and tensorflow_hub (and Hub"
+                " access); install them, or use the offline default minilm"
+            ) from None
+        from textattack.constraints.semantics.sentence_encoders import UniversalSentenceEncoder
+
+        return UniversalSentenceEncoder(**common), "Universal Sentence Encoder (TF Hub)"
+    name = options.sentence_encoder
+    if name in MODELS:
+        path = resolve_model(name, None, "pretrained").source
+    elif Path(name).is_dir():
+        path = str(Path(name).resolve())
+    else:
+        raise NotFound(
+            f"unknown sentence encoder {name!r}; use {ENCODERS_HELP} or a sentence-transformers folder"
+        )
+    return SBERT(model_name=path, **common), f"sentence-transformers {path} (mean pooling)"
+
+
+def build_attack(options: AttackOptions, wrapper, device: str):
+    """The TextAttack Attack object and the provenance of everything it was built from."""
+    ta = import_textattack()
+    from textattack.constraints.overlap import MaxWordsPerturbed
+    from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
+    from textattack.goal_functions import UntargetedClassification
+    from textattack.search_methods import GreedyWordSwapWIR
+    from textattack.transformations import WordSwapMaskedLM
+
+    goal = UntargetedClassification(
+        wrapper, model_batch_size=options.batch_size, query_budget=options.query_budget or float("inf")
+    )
+    if options.attack == "deepwordbug":
+        from textattack.attack_recipes import DeepWordBugGao2018
+
+        recipe = DeepWordBugGao2018.build(wrapper)
+        attack = ta.Attack(
+            goal,
+            recipe.pre_transformation_constraints + recipe.constraints,
+            recipe.transformation,
+            recipe.search_method,
+        )
+        return attack, {"recipe": "DeepWordBugGao2018 (TextAttack)"}
+    mlm, mlm_tokenizer, provenance = load_masked_lm(options.attacker, device)
+    transformation = WordSwapMaskedLM(
+        method="bert-attack",
+        masked_language_model=mlm,
+        tokenizer=mlm_tokenizer,
+        max_candidates=options.max_candidates,
+    )
+    encoder, encoder_name = sentence_encoder_constraint(options, ta)
+    constraints = [
+        RepeatModification(),
+        StopwordModification(),
+        MaxWordsPerturbed(max_percent=options.max_percent_words),
+        encoder,
+    ]
+    attack = ta.Attack(goal, constraints, transformation, GreedyWordSwapWIR(wir_method="unk"))
+    return attack, provenance | {
+        "recipe": "BERT-Attack (Li et al. 2020) from TextAttack components",
+        "transformation": f"WordSwapMaskedLM(method=bert-attack, max_candidates={options.max_candidates})",
+        "constraints": f"RepeatModification, StopwordModification (NLTK English),"
+        f" MaxWordsPerturbed({options.max_percent_words}), {encoder_name}"
+        f" cosine >= {options.similarity_threshold} vs original",
+        "sentence_encoder": encoder_name,
+        "search": "GreedyWordSwapWIR(wir_method=unk)",
+        "goal": "UntargetedClassification",
+    }
+
+
+def classifier_wrapper(model, tokenizer, max_length: int = 512):
+    """A TextAttack model wrapper: one inference pass per batch of texts, padded to the longest."""
+    import torch
+    from textattack.models.wrappers import ModelWrapper
+
+    class ClassifierWrapper(ModelWrapper):
+        def __init__(self):
+            self.model, self.tokenizer = model, tokenizer
+
+        def __call__(self, texts: list[str]) -> np.ndarray:
+            device = next(self.model.parameters()).device
+            enc = self.tokenizer(
+                list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            )
+            with torch.inference_mode():
+                logits = self.model(**{k: v.to(device) for k, v in enc.items()}).logits
+            return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+        def _tokenize(self, inputs):
+            return [self.tokenizer.convert_ids_to_tokens(self.tokenizer(x)["input_ids"]) for x in inputs]
+
+    return ClassifierWrapper()
+
+
+def result_row(example_id: str, label: int, result) -> dict[str, Any]:
+    from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
+
+    kind = (
+        "succeeded"
+        if isinstance(result, SuccessfulAttackResult)
+        else "skipped"
+        if isinstance(result, SkippedAttackResult)
+        else "failed"
+        if isinstance(result, FailedAttackResult)
+        else "failed"
+    )
+    before, after = result.original_result, result.perturbed_result
+    original, perturbed = before.attacked_text, after.attacked_text
+    return {
+        "example_id": example_id,
+        "ground_truth": label,
+        "result": kind,
+        "original_text": original.text,
+        "perturbed_text": perturbed.text,
+        "original_output": int(before.output),
+        "original_score": float(np.asarray(before.raw_output)[int(before.output)]),
+        "perturbed_output": int(after.output),
+        "perturbed_score": float(np.asarray(after.raw_output)[int(after.output)]),
+        "queries": int(after.num_queries),
+        "words_perturbed": len(original.all_words_diff(perturbed)) if kind == "succeeded" else 0,
+        "words": len(original.words),
+    }
+
+
+def series_key(options: AttackOptions, target: dict, data: Dataset) -> str:
+    """Runs with the same key continue each other; any other setting starts a new series."""
+    config = {
+        k: v
+        for k, v in asdict(options).items()
+        if k not in ("limit", "batch_size", "device", "checkpoint_every", "restart")
+    }
+    blob = json.dumps([config, target, data.fingerprint], sort_keys=True, default=str)
+    return "attack-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def done_ids(store: Store, model: str, attack: str, dataset: str, series: str) -> set[str]:
+    parts = [
+        p
+        for p in store.live_parts()["attacks"]
+        if p.partition == {"model": model, "attack": attack, "dataset": dataset}
+    ]
+    if not parts or parts[0].series != series:
+        return set()
+    import pyarrow.parquet as pq
+
+    return {
+        i
+        for p in parts
+        for i in pq.read_table(store.root / p.path, columns=["example_id"])["example_id"].to_pylist()
+    }
+
+
+def run_attack(
+    store: Store,
+    model: str,
+    dataset: str,
+    options: AttackOptions = AttackOptions(),
+    name: str | None = None,
+    allow_pickle: bool = False,
+    progress: bool = True,
+) -> dict:
+    from tqdm.auto import tqdm
+
+    check_options(options)
+    data = load_dataset(dataset)
+    _labelled(data)
+    resolved = resolve_model(model, "classification", "finetuned", name)
+    have_examples = check_examples(store, data)
+    device = resolve_device(options.device)
+    loaded = load_model(resolved, "classification", "finetuned", device=device, allow_pickle=allow_pickle)
+    import_textattack()
+    wrapper = classifier_wrapper(loaded.model, loaded.tokenizer)
+    attack, recipe = build_attack(options, wrapper, device)
+    target = {
+        "source": resolved.source,
+        **{k: v for k, v in loaded.provenance.items() if k in ("weight_sha256", "model_revision")},
+    }
+    series = series_key(options, target, data)
+    todo = subset(data, options.limit)
+    finished = set() if options.restart else done_ids(store, resolved.name, options.attack, data.name, series)
+    ids, texts = todo.table["example_id"].to_pylist(), todo.table["text"].to_pylist()
+    labels = todo.table["label"].to_pylist()
+    pending = [i for i, ex in enumerate(ids) if ex not in finished]
+    partition = {"model": resolved.name, "attack": options.attack, "dataset": data.name}
+    params = {**asdict(options), "device": device, "model_arg": model}
+    provenance = {
+        "model": resolved.name,
+        "dataset": data.name,
+        "series": series,
+        "dataset_fingerprint": data.fingerprint,
+        "recipe": recipe,
+        **loaded.provenance,
+    }
+    counts = {"succeeded": 0, "failed": 0, "skipped": 0}
+    _seed(options.seed)
+    started = time.perf_counter()
+    bar = tqdm(
+        total=len(ids),
+        initial=len(ids) - len(pending),
+        unit="example",
+        desc=f"attack {resolved.name}",
+        dynamic_ncols=True,
+        disable=not progress or None,
+    )
+    with bar:
+        for start in range(0, len(pending), options.checkpoint_every):
+            rows = []
+            for i in pending[start : start + options.checkpoint_every]:
+                row = result_row(ids[i], labels[i], attack.attack(texts[i], labels[i]))
+                rows.append(row)
+                counts[row["result"]] += 1
+                bar.set_postfix(counts, refresh=False)
+                bar.update(1)
+            with store.run("attack", params, **provenance) as run:  # one checkpoint
+                if not have_examples:
+                    run.write("examples", {"dataset": data.name}, data.table)
+                    have_examples = True
+                run.write("attacks", partition, pa.Table.from_pylist(rows), series=series)
+    return {
+        "model": resolved.name,
+        "dataset": data.name,
+        "attack": options.attack,
+        "examples": len(ids),
+        "resumed_from": len(ids) - len(pending),
+        **counts,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _seed(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
