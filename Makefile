@@ -27,8 +27,8 @@ lint: install
 	$(BIN)/ruff format --check engine extractors tests bench
 
 bench: install
-	$(BIN)/python bench/extract.py
-	$(BIN)/python bench/qa_pipeline.py
+	cd bench && for b in extract qa_pipeline neighbors knn_agreement attack; do \
+		../$(BIN)/python $$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) data/store

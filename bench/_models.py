@@ -13,18 +13,26 @@ os.environ.setdefault("CE_DATA_DIR", str(Path(__file__).resolve().parents[2] / "
 
 
 def minilm_with_head(task: str) -> Path:
+    """task: 'qa', 'classification' or 'mlm' (a masked-LM head whose transform is untrained
+    and whose decoder is tied to the real word embeddings: no trained MLM is available
+    offline). Saved with the MiniLM tokenizer to a temporary folder."""
     import torch
-    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoModelForMaskedLM,
+        AutoModelForQuestionAnswering,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     from ce.extractors.registry import _minilm_dir
 
-    cls = AutoModelForQuestionAnswering if task == "qa" else AutoModelForSequenceClassification
     torch.manual_seed(0)
-    model = (
-        cls.from_pretrained(_minilm_dir(), num_labels=2)
-        if task != "qa"
-        else cls.from_pretrained(_minilm_dir())
-    )
+    if task == "qa":
+        model = AutoModelForQuestionAnswering.from_pretrained(_minilm_dir())
+    elif task == "mlm":
+        model = AutoModelForMaskedLM.from_pretrained(_minilm_dir())
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(_minilm_dir(), num_labels=2)
     folder = Path(tempfile.mkdtemp(prefix=f"minilm-{task}-"))
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(_minilm_dir()).save_pretrained(folder)
