@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
 import sys
 import uuid
@@ -201,6 +202,31 @@ class Store:
                 _remove_empty_store(self.root)
             raise
         run._commit()
+
+    def model_dir(self, name: str) -> Path:
+        return self.root / "models" / check_name("model", name)
+
+    def save_model(self, name: str, write) -> Path:
+        """Write a model folder with ``write(tmp_folder)`` and move it into place atomically."""
+        final = self.model_dir(name)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        old = final.parent / f".old-{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir()
+            write(tmp)
+            for f in tmp.iterdir():
+                with open(f, "rb+") as handle:
+                    os.fsync(handle.fileno())
+            if final.exists():
+                final.rename(old)
+            tmp.rename(final)
+            atomic.fsync_dir(final.parent)
+        finally:
+            for leftover in (tmp, old):
+                if leftover.exists():
+                    shutil.rmtree(leftover)
+        return final
 
     def collect_garbage(self) -> None:
         """Remove records and parts of runs killed on this host, and parts no record keeps."""

@@ -283,7 +283,7 @@ def run_attack(
     check_options(options)
     data = load_dataset(dataset)
     _labelled(data)
-    resolved = resolve_model(model, "classification", "finetuned", name)
+    resolved = resolve_model(model, "classification", "finetuned", name, store=store)
     have_examples = check_examples(store, data)
     device = resolve_device(options.device)
     loaded = load_model(resolved, "classification", "finetuned", device=device, allow_pickle=allow_pickle)

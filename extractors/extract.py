@@ -158,7 +158,7 @@ def extract(
 
     check_options(options)
     full = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, dataset_name)
-    resolved = resolve_model(model, full.task, options.stage, name)
+    resolved = resolve_model(model, full.task, options.stage, name, store=store)
     have_examples = check_examples(store, full)
     device = resolve_device(options.device)
     loaded = load_model(

@@ -99,10 +99,33 @@ def load_model(
     if stage == "finetuned":
         _check_head(resolved, task, model, info)
     provenance["model_revision"] = getattr(model.config, "_commit_hash", None) or revision
+    if resolved.local:
+        model = _apply_card(Path(resolved.source), model, device, provenance)
     provenance["architecture"] = type(model).__name__
     model.eval()
     model.to(device)
     return LoadedModel(model, tokenizer, provenance)
+
+
+def _apply_card(folder: Path, model, device: str, provenance: dict):
+    """Apply what a ce-made model's card asks for at load time (dynamic int8 quantisation)."""
+    import json
+
+    card_path = folder / "ce-model.json"
+    if not card_path.is_file():
+        return model
+    card = json.loads(card_path.read_text())
+    provenance["derived_from"] = {k: card.get(k) for k in ("parent", "method", "run_id")}
+    if card.get("load", {}).get("quantize") == "dynamic-int8-linear":
+        import torch
+
+        if device != "cpu":
+            raise CeError(
+                f"{folder.name} is dynamically quantised to int8, which runs on the"
+                " CPU only; use --device cpu"
+            )
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
 
 
 def _check_head(resolved: ResolvedModel, task: str, model, info: dict) -> None:

@@ -94,7 +94,9 @@ def run_ood(
     val_data = load_dataset(id_val) if id_val and id_val != bank else None
     if name is None:  # a model the store already has embeddings of needs no resolving
         known = {p.partition["model"] for p in store.live_parts()["embeddings"]}
-        name = model if model in known else resolve_model(model, bank_data.task, options.stage).name
+        name = (
+            model if model in known else resolve_model(model, bank_data.task, options.stage, store=store).name
+        )
     bank_ids, bank_idx, bank_vec = _embeddings(store, model, name, bank_data, options, progress)
     test_ids, _, test_vec = _embeddings(store, model, name, test_data, options, progress)
     if val_data is None:  # a deterministic split of the bank by group

@@ -97,9 +97,15 @@ class ResolvedModel:
     alias: str | None = None
 
 
-def resolve_model(model: str, task: str | None, stage: str, name: str | None = None) -> ResolvedModel:
-    """Map ``--model`` (alias, local directory or Hub id) to a source for the task and stage."""
-    from ce.engine.schema import check_name
+def resolve_model(
+    model: str, task: str | None, stage: str, name: str | None = None, store=None
+) -> ResolvedModel:
+    """Map ``--model`` (a model the store made, an alias, a local directory or a Hub id) to
+    a source for the task and stage."""
+    from ce.engine.schema import NAME_PATTERN, check_name
+
+    if store is not None and NAME_PATTERN.match(model) and store.model_dir(model).is_dir():
+        return ResolvedModel(check_name("model", name or model), str(store.model_dir(model)), True)
 
     if model in MODELS:
         spec = MODELS[model]

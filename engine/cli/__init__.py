@@ -22,6 +22,7 @@ COMMANDS = {
     "neighbors": "ce.engine.cli.neighbors:neighbors",
     "ood": "ce.engine.cli.neighbors:ood",
     "attack": "ce.engine.cli.attack:attack",
+    "compress": "ce.engine.cli.compress:compress",
     "models": "ce.engine.cli.catalog:models",
     "datasets": "ce.engine.cli.catalog:datasets",
     "demo": "ce.engine.cli.demo:demo",

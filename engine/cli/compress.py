@@ -1,0 +1,40 @@
+"""ce compress: derive a compressed variant of a model, kept in the store's model folder."""
+
+from __future__ import annotations
+
+import click
+
+from .common import open_store, store_option
+
+
+@click.command()
+@click.option(
+    "--model",
+    "-m",
+    required=True,
+    help="Model to compress: a model the store made, an alias, a folder or a Hub id.",
+)
+@click.option(
+    "--method", required=True, help="int8 (dynamic quantisation), prune:S (sparsity S in [0, 1)) or layers:N."
+)
+@click.option("-o", "--output", "name", required=True, help="Name of the new model.")
+@click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights.")
+@store_option
+def compress(model, method, name, allow_pickle, store_path):
+    """Derive a compressed variant of MODEL and register it in the store as NAME.
+
+    The variant keeps the parent's task head and tokenizer, is saved as safetensors under
+    STORE/models/NAME, and records its parent and parameters; any command takes NAME as
+    --model afterwards.
+
+    \b
+    Example:
+      ce compress --model minilm --method layers:3 -o minilm-l3
+      ce compress --model my-classifier --method prune:0.5 -o my-classifier-p50
+      ce extract --model minilm-l3 --dataset sst2-dev --stage pretrained
+    """
+    from ce.extractors.compress import compress as run_compress
+
+    card = run_compress(open_store(store_path), model, method, name, allow_pickle)
+    extra = {k: v for k, v in card.items() if k in ("kept_layers", "sparsity_reached")}
+    click.echo(f"{name}: {card['method']} of {card['parent']} {extra or ''}".rstrip(), err=True)

@@ -1,0 +1,152 @@
+"""``ce compress``: compressed variants derived locally, saved in the store's model folder.
+
+Methods: ``int8`` (dynamic quantisation of the linear layers, applied when the model is
+loaded, since quantised weights have no safetensors form), ``prune:S`` (global magnitude
+pruning of the encoder's linear weights to sparsity S), ``layers:N`` (keep N evenly spaced
+encoder layers). The variant keeps its parent's task head and tokenizer and records its
+parent and parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ce.engine.errors import CeError, NotFound, did_you_mean
+from ce.engine.schema import check_name
+from ce.engine.store import Store
+
+METHODS = ("int8", "prune:S", "layers:N")
+CARD = "ce-model.json"
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # int8, prune, layers
+    value: float | int | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.value is None else f"{self.name}:{self.value}"
+
+
+def parse_method(text: str) -> Method:
+    name, _, value = text.partition(":")
+    if name == "int8" and not value:
+        return Method("int8")
+    if name == "prune":
+        try:
+            sparsity = float(value)
+        except ValueError:
+            raise CeError(f"prune needs a sparsity, e.g. prune:0.5 (got {text!r})") from None
+        if not 0 <= sparsity < 1:
+            raise CeError(f"sparsity {sparsity} must lie in [0, 1), e.g. prune:0.5")
+        return Method("prune", sparsity)
+    if name == "layers":
+        if not re.fullmatch(r"\d+", value) or int(value) < 1:
+            raise CeError(f"layers needs a positive number of layers, e.g. layers:3 (got {text!r})")
+        return Method("layers", int(value))
+    raise NotFound(
+        f"unknown compression method {text!r}"
+        f"{did_you_mean(name, ['int8', 'prune', 'layers'])}; use {', '.join(METHODS)}"
+    )
+
+
+def encoder_layers(model):
+    """The ModuleList of transformer layers of a BERT-like or DistilBERT-like model."""
+    base = model.base_model
+    for path in ("encoder.layer", "transformer.layer"):
+        obj = base
+        for attr in path.split("."):
+            obj = getattr(obj, attr, None)
+        if obj is not None:
+            return obj, path
+    raise CeError(
+        f"{type(model).__name__} has no encoder.layer or transformer.layer list;"
+        " layers:N supports BERT-like and DistilBERT-like models"
+    )
+
+
+def keep_layers(model, n: int) -> list[int]:
+    import torch
+
+    layers, path = encoder_layers(model)
+    total = len(layers)
+    if n > total:
+        raise CeError(f"layers:{n} asks for more layers than the model has ({total})")
+    keep = sorted({int(round(i)) for i in np.linspace(0, total - 1, n)})
+    new = torch.nn.ModuleList([layers[i] for i in keep])
+    owner = model.base_model.encoder if path.startswith("encoder") else model.base_model.transformer
+    owner.layer = new
+    if hasattr(model.config, "num_hidden_layers"):
+        model.config.num_hidden_layers = len(keep)
+    if hasattr(model.config, "n_layers"):
+        model.config.n_layers = len(keep)
+    return keep
+
+
+def prune(model, sparsity: float) -> float:
+    """Global magnitude pruning of the encoder's linear weights; returns the sparsity reached."""
+    import torch
+    from torch.nn.utils import prune as torch_prune
+
+    layers, _ = encoder_layers(model)
+    targets = [(m, "weight") for m in layers.modules() if isinstance(m, torch.nn.Linear)]
+    torch_prune.global_unstructured(targets, pruning_method=torch_prune.L1Unstructured, amount=sparsity)
+    for module, name in targets:
+        torch_prune.remove(module, name)
+    zeros = sum(int((m.weight == 0).sum()) for m, _ in targets)
+    return zeros / sum(m.weight.numel() for m, _ in targets)
+
+
+def load_any(source: str, allow_pickle: bool = False):
+    """The model with whatever head its config names (fine-tuned or not), and its tokenizer."""
+    import transformers as tf
+
+    tf.logging.set_verbosity_error()
+    config = tf.AutoConfig.from_pretrained(source)
+    arch = (config.architectures or ["AutoModel"])[0]
+    cls = getattr(tf, arch, tf.AutoModel)
+    model = cls.from_pretrained(source, use_safetensors=None if allow_pickle else True)
+    return model.eval(), tf.AutoTokenizer.from_pretrained(source)
+
+
+def compress(store: Store, model: str, method: str, name: str, allow_pickle: bool = False) -> dict:
+    from .registry import MODELS, resolve_model
+
+    check_name("model", name)
+    if name in MODELS:
+        raise CeError(f"-o {name} is a model alias; give the compressed model another name")
+    spec = parse_method(method)
+    resolved = resolve_model(model, None, "pretrained", store=store)
+    try:
+        net, tokenizer = load_any(resolved.source, allow_pickle)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CeError(f"could not load model {resolved.source}: {first}") from None
+    details: dict = {}
+    if spec.name == "layers":
+        details["kept_layers"] = keep_layers(net, int(spec.value))
+    elif spec.name == "prune":
+        details["sparsity_reached"] = round(prune(net, float(spec.value)), 6)
+    card = {
+        "name": name,
+        "parent": resolved.name,
+        "parent_source": resolved.source,
+        "method": str(spec),
+        **details,
+        "load": {"quantize": "dynamic-int8-linear"} if spec.name == "int8" else {},
+    }
+    params = {"model_arg": model, "method": str(spec), "name": name}
+    with store.run("compress", params, model=name, parent=resolved.name, **details) as run:
+        store.save_model(name, lambda folder: _save(net, tokenizer, folder, card | {"run_id": run.run_id}))
+    return card
+
+
+def _save(net, tokenizer, folder: Path, card: dict) -> None:
+    net.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    (folder / CARD).write_text(json.dumps(card, indent=2))
