@@ -9,11 +9,13 @@ export CE_DATA_DIR ?= $(abspath ../shared/data)
 install: $(VENV)/.installed
 
 # torch is pinned and installed first: 2.13.0 is the local CPU wheel here, and a looser
-# requirement would pull the newest CUDA build (several GB).
-$(VENV)/.installed: pyproject.toml
+# requirement would pull the newest CUDA build (several GB). constraints.txt pins every
+# other package to versions known to work together, so pip does not spend minutes
+# backtracking through textattack's and flair's dependencies.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: install

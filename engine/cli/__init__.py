@@ -23,6 +23,7 @@ COMMANDS = {
     "ood": "ce.engine.cli.neighbors:ood",
     "attack": "ce.engine.cli.attack:attack",
     "compress": "ce.engine.cli.compress:compress",
+    "finetune": "ce.engine.cli.finetune:finetune",
     "models": "ce.engine.cli.catalog:models",
     "datasets": "ce.engine.cli.catalog:datasets",
     "demo": "ce.engine.cli.demo:demo",

@@ -1,0 +1,78 @@
+"""ce finetune: fine-tune a model with the Hugging Face Trainer into the store's model folder."""
+
+from __future__ import annotations
+
+import click
+
+from .common import open_store, store_option
+
+
+@click.command()
+@click.option(
+    "--model",
+    "-m",
+    required=True,
+    help="Model to fine-tune: a model the store made, an alias, a folder or a Hub id.",
+)
+@click.option("--task", type=click.Choice(["classification", "qa"]), required=True)
+@click.option("--dataset", "-d", required=True, help="Training data: a dataset name or file.")
+@click.option("-o", "--output", "name", required=True, help="Name of the fine-tuned model.")
+@click.option("--epochs", default=3.0, show_default=True)
+@click.option("--lr", "learning_rate", default=3e-5, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--warmup", "warmup_ratio", default=0.1, show_default=True)
+@click.option("--max-length", type=int, help="Tokens per input [default: 384 QA, 128 classification].")
+@click.option("--doc-stride", default=128, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+@click.option("--limit", type=int, help="Train on the first N examples only.")
+@click.option("--device", default="cpu", show_default=True)
+@store_option
+def finetune(
+    model,
+    task,
+    dataset,
+    name,
+    epochs,
+    learning_rate,
+    batch_size,
+    warmup_ratio,
+    max_length,
+    doc_stride,
+    seed,
+    limit,
+    device,
+    store_path,
+):
+    """Fine-tune MODEL on DATASET and register the result in the store as NAME.
+
+    Defaults are the paper's SQuAD setting (3 epochs, lr 3e-5, batch 32, warmup 0.1,
+    384-token windows, stride 128). Checkpoints are kept while training, so running the
+    same command after a kill resumes from the last one.
+
+    \b
+    Example:
+      ce finetune --model minilm --task classification --dataset sst2-train -o minilm-sst2
+      ce finetune --model bert-base --task qa --dataset squad2-train -o bert-base-squad2
+    """
+    from ce.extractors.finetune import FinetuneOptions
+    from ce.extractors.finetune import finetune as run_finetune
+
+    options = FinetuneOptions(
+        task=task,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        warmup_ratio=warmup_ratio,
+        max_length=max_length,
+        doc_stride=doc_stride,
+        seed=seed,
+        limit=limit,
+        device=device,
+    )
+    card = run_finetune(open_store(store_path), model, dataset, name, options)
+    click.echo(
+        f"{name}: {task} fine-tuned from {card['parent']} on {card['examples']}"
+        f" examples of {card['dataset']}, {card['steps']} steps, train loss"
+        f" {card['train_loss']:.3f}",
+        err=True,
+    )

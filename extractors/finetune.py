@@ -1,0 +1,188 @@
+"""``ce finetune``: fine-tune a model for classification or extractive QA with the Hugging
+Face Trainer; the result is saved in the store's model folder like any derived model.
+
+Defaults follow the paper's SQuAD setting: 3 epochs, learning rate 3e-5, batch 32, warmup
+0.1, 384-token windows with stride 128. Checkpoints are kept under STORE/models/.train-NAME
+so that a killed run resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+
+from ce.engine.errors import CeError
+from ce.engine.schema import check_name
+from ce.engine.store import Store
+
+from .compress import CARD
+from .datasets import Dataset, load_dataset
+from .extract import resolve_device, subset
+from .registry import MODELS, resolve_model
+
+TASKS = ("classification", "qa")
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    task: str = "classification"
+    epochs: float = 3.0
+    learning_rate: float = 3e-5
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    max_length: int | None = None  # 384 for QA, 128 for classification
+    doc_stride: int = 128
+    seed: int = 42
+    limit: int | None = None
+    device: str = "cpu"
+    save_steps: int = 200
+
+    def length(self) -> int:
+        return self.max_length or (384 if self.task == "qa" else 128)
+
+
+def check_options(o: FinetuneOptions) -> None:
+    if o.task not in TASKS:
+        raise CeError(f"unknown task {o.task!r}; use {' or '.join(TASKS)}")
+    if o.epochs <= 0 or o.learning_rate <= 0 or o.batch_size < 1:
+        raise CeError("--epochs, --lr and --batch-size must be positive")
+    if not 0 <= o.warmup_ratio < 1:
+        raise CeError("--warmup must lie in [0, 1)")
+    if o.limit is not None and o.limit < 1:
+        raise CeError("--limit must be at least 1")
+
+
+def classification_features(data: Dataset, tokenizer, max_length: int) -> list[dict]:
+    labels = data.table["label"].to_pylist()
+    if any(label is None for label in labels):
+        raise CeError(
+            f"dataset {data.name} has examples without a label; fine-tuning needs a label for every example"
+        )
+    enc = tokenizer(data.table["text"].to_pylist(), truncation=True, max_length=max_length)
+    return [{**{k: enc[k][i] for k in enc}, "labels": labels[i]} for i in range(len(labels))]
+
+
+def qa_features(data: Dataset, tokenizer, max_length: int, stride: int) -> list[dict]:
+    """Training windows with the answer's start and end token (CLS when it is not inside)."""
+    questions = [q.lstrip() for q in data.table["question"].to_pylist()]
+    contexts = data.table["context"].to_pylist()
+    answers = data.table["answers"].to_pylist()
+    enc = tokenizer(
+        questions,
+        contexts,
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    features = []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        example = enc["overflow_to_sample_mapping"][i]
+        seq = enc.sequence_ids(i)
+        start_tok = end_tok = 0
+        gold = answers[example]
+        if gold:
+            start_char = contexts[example].find(gold[0])
+            end_char = start_char + len(gold[0])
+            ctx = [t for t, s in enumerate(seq) if s == 1]
+            if start_char >= 0 and offsets[ctx[0]][0] <= start_char and offsets[ctx[-1]][1] >= end_char:
+                start_tok = next(t for t in ctx if offsets[t][1] > start_char)
+                end_tok = max(t for t in ctx if offsets[t][0] < end_char)
+        features.append(
+            {
+                **{k: enc[k][i] for k in tokenizer.model_input_names if k in enc},
+                "start_positions": start_tok,
+                "end_positions": end_tok,
+            }
+        )
+    return features
+
+
+def finetune(
+    store: Store,
+    model: str,
+    dataset: str,
+    name: str,
+    options: FinetuneOptions = FinetuneOptions(),
+    progress: bool = True,
+) -> dict:
+    import transformers as tf
+
+    check_options(options)
+    check_name("model", name)
+    if name in MODELS:
+        raise CeError(f"-o {name} is a model alias; give the fine-tuned model another name")
+    data = load_dataset(dataset)
+    if data.task != options.task:
+        raise CeError(
+            f"dataset {data.name} is a {data.task} dataset, not {options.task};"
+            f" use --task {data.task} or another dataset"
+        )
+    resolved = resolve_model(model, options.task, "pretrained", store=store)
+    device = resolve_device(options.device)
+    tf.logging.set_verbosity_error()
+    tokenizer = tf.AutoTokenizer.from_pretrained(resolved.source)
+    train = subset(data, options.limit)
+    if options.task == "qa":
+        cls = tf.AutoModelForQuestionAnswering
+        features = qa_features(train, tokenizer, options.length(), options.doc_stride)
+        kwargs = {}
+    else:
+        cls = tf.AutoModelForSequenceClassification
+        features = classification_features(train, tokenizer, options.length())
+        kwargs = {"num_labels": int(max(f["labels"] for f in features)) + 1}
+    tf.set_seed(options.seed)
+    net = cls.from_pretrained(resolved.source, use_safetensors=True, **kwargs)
+    work = store.root / "models" / f".train-{name}"
+    args = tf.TrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=options.epochs,
+        learning_rate=options.learning_rate,
+        per_device_train_batch_size=options.batch_size,
+        warmup_ratio=options.warmup_ratio,
+        seed=options.seed,
+        save_strategy="steps",
+        save_steps=options.save_steps,
+        save_total_limit=1,
+        logging_strategy="no",
+        report_to=[],
+        disable_tqdm=not progress,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+    )
+    trainer = tf.Trainer(
+        model=net, args=args, train_dataset=features, data_collator=tf.DataCollatorWithPadding(tokenizer)
+    )
+    resume = any(work.glob("checkpoint-*")) if work.exists() else False
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    card = {
+        "name": name,
+        "parent": resolved.name,
+        "parent_source": resolved.source,
+        "method": f"finetune:{options.task}",
+        "dataset": data.name,
+        "examples": len(train),
+        "features": len(features),
+        "train_loss": float(result.training_loss),
+        "options": asdict(options),
+    }
+    with store.run(
+        "finetune",
+        asdict(options) | {"model_arg": model, "dataset_arg": dataset},
+        model=name,
+        parent=resolved.name,
+        dataset=data.name,
+        dataset_fingerprint=data.fingerprint,
+        train_loss=card["train_loss"],
+    ) as run:
+
+        def write(folder):
+            trainer.model.save_pretrained(folder, safe_serialization=True)
+            tokenizer.save_pretrained(folder)
+            (folder / CARD).write_text(json.dumps(card | {"run_id": run.run_id}, indent=2))
+
+        store.save_model(name, write)
+    shutil.rmtree(work, ignore_errors=True)
+    return card | {"steps": int(result.global_step), "resumed": resume}
