@@ -1,0 +1,109 @@
+"""ce compress and ce finetune on tiny models: derived models land in the store's registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ce.engine import Store
+from ce.engine.errors import CeError, NotFound
+from ce.extractors.compress import compress
+from ce.extractors.extract import ExtractOptions, extract
+from ce.extractors.finetune import FinetuneOptions, finetune
+
+from .conftest import snapshot
+
+pytestmark = pytest.mark.usefixtures("data_dir")
+
+
+def card(store: Store, name: str) -> dict:
+    return json.loads((store.model_dir(name) / "ce-model.json").read_text())
+
+
+def test_layers_keeps_evenly_spaced_layers(tiny_models, store_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    store = Store(store_dir)
+    info = compress(store, str(tiny_models["classification"]), "layers:1", "one-layer")
+    assert info["kept_layers"] == [0]
+    model = AutoModelForSequenceClassification.from_pretrained(store.model_dir("one-layer"))
+    parent = AutoModelForSequenceClassification.from_pretrained(tiny_models["classification"])
+    assert model.config.num_hidden_layers == 1
+    assert torch.equal(
+        model.bert.encoder.layer[0].output.dense.weight, parent.bert.encoder.layer[0].output.dense.weight
+    )
+    assert torch.equal(model.classifier.weight, parent.classifier.weight)  # head kept
+    assert card(store, "one-layer")["parent"] == "tiny-classification"
+    [run] = store.runs()
+    assert run["command"] == "compress" and run["parent"] == "tiny-classification"
+
+
+def test_prune_reaches_the_sparsity_and_int8_quantises_at_load(tiny_models, store_dir):
+    store = Store(store_dir)
+    info = compress(store, str(tiny_models["classification"]), "prune:0.5", "half")
+    assert info["sparsity_reached"] == pytest.approx(0.5, abs=0.01)
+    compress(store, str(tiny_models["classification"]), "int8", "int8")
+    for name in ("half", "int8"):
+        extract(store, name, "sst2-dev", ExtractOptions(limit=8), progress=False)
+    runs = {r["model"]: r for r in store.runs() if r["command"] == "extract"}
+    assert runs["int8"]["derived_from"]["method"] == "int8"
+    got = (
+        store.connect()
+        .sql("select model, count(*) from predictions group by model order by model")
+        .fetchall()
+    )
+    assert got == [("half", 8), ("int8", 8)]
+
+
+@pytest.mark.parametrize(
+    ("method", "error", "message"),
+    [
+        ("fp4", NotFound, "unknown compression method 'fp4'"),
+        ("prune:1.0", CeError, r"must lie in \[0, 1\)"),
+        ("prune:-0.1", CeError, r"must lie in \[0, 1\)"),
+        ("layers:3", CeError, "more layers than the model has \\(2\\)"),
+        ("layers:x", CeError, "layers needs a positive number"),
+    ],
+)
+def test_bad_methods_write_nothing(tiny_models, store_dir, method, error, message):
+    with pytest.raises(error, match=message):
+        compress(Store(store_dir), str(tiny_models["base"]), method, "out")
+    assert snapshot(store_dir) == {}
+
+
+def test_finetune_classification_learns_and_registers(tiny_models, store_dir):
+    store = Store(store_dir)
+    options = FinetuneOptions(
+        task="classification", epochs=15, learning_rate=5e-3, batch_size=16, limit=64, max_length=32
+    )
+    info = finetune(store, str(tiny_models["base"]), "sst2-dev", "tuned", options, progress=False)
+    assert info["steps"] == 60 and info["parent"] == "tiny-base"
+    extract(store, "tuned", "sst2-dev", ExtractOptions(limit=64), progress=False)
+    [(accuracy,)] = store.connect().sql("select avg(correct::int) from predictions").fetchall()
+    assert accuracy > 0.6  # the training set itself: the head did learn
+    assert not list((store_dir / "models").glob(".train-*"))  # checkpoints cleaned up
+
+
+def test_finetune_qa_on_squad_windows(tiny_models, store_dir):
+    store = Store(store_dir)
+    options = FinetuneOptions(task="qa", epochs=1, batch_size=8, limit=16, max_length=96, doc_stride=32)
+    info = finetune(store, str(tiny_models["base"]), "squad2-dev", "tuned-qa", options, progress=False)
+    assert info["features"] > 16  # long contexts give several windows
+    extract(
+        store, "tuned-qa", "squad2-dev", ExtractOptions(limit=4, max_length=96, doc_stride=32), progress=False
+    )
+
+
+def test_finetune_refuses_a_task_that_does_not_fit(tiny_models, store_dir):
+    with pytest.raises(CeError, match="is a qa dataset, not classification"):
+        finetune(
+            Store(store_dir),
+            str(tiny_models["base"]),
+            "squad2-dev",
+            "x",
+            FinetuneOptions(task="classification"),
+            progress=False,
+        )
+    assert snapshot(store_dir) == {}
