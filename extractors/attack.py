@@ -44,6 +44,7 @@ class AttackOptions:
     limit: int | None = None
     seed: int = 0
     batch_size: int = 32
+    max_length: int = 512  # tokens of each text the target sees
     device: str = "cpu"
     checkpoint_every: int = 10  # examples per committed part
     restart: bool = False
@@ -288,7 +289,7 @@ def run_attack(
     device = resolve_device(options.device)
     loaded = load_model(resolved, "classification", "finetuned", device=device, allow_pickle=allow_pickle)
     import_textattack()
-    wrapper = classifier_wrapper(loaded.model, loaded.tokenizer)
+    wrapper = classifier_wrapper(loaded.model, loaded.tokenizer, options.max_length)
     attack, recipe = build_attack(options, wrapper, device)
     target = {
         "source": resolved.source,

@@ -59,8 +59,6 @@ def check_options(options: ExtractOptions) -> None:
         raise CeError("--limit must be at least 1")
     if options.max_length is not None and options.max_length < 16:
         raise CeError("--max-length must be at least 16")
-    if not 0 < options.doc_stride < options.length_for("qa"):
-        raise CeError("--doc-stride must be positive and below --max-length")
     if options.k_max is not None and options.k_max < 1:
         raise CeError("--k-max must be at least 1")
     if options.index not in INDEXES:
@@ -158,6 +156,8 @@ def extract(
 
     check_options(options)
     full = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, dataset_name)
+    if full.task == "qa" and not 0 < options.doc_stride < options.length_for("qa"):
+        raise CeError("--doc-stride must be positive and below --max-length")
     resolved = resolve_model(model, full.task, options.stage, name, store=store)
     have_examples = check_examples(store, full)
     device = resolve_device(options.device)
