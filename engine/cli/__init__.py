@@ -24,6 +24,7 @@ COMMANDS = {
     "attack": "ce.engine.cli.attack:attack",
     "compress": "ce.engine.cli.compress:compress",
     "finetune": "ce.engine.cli.finetune:finetune",
+    "report": "ce.engine.cli.report:report",
     "models": "ce.engine.cli.catalog:models",
     "datasets": "ce.engine.cli.catalog:datasets",
     "demo": "ce.engine.cli.demo:demo",
