@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .compare import sweep, table2, table3
 from .store import Store
@@ -298,7 +298,7 @@ window.addEventListener('load', function () {
 
 
 def page(body: str, store: Store) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>ce report</title><style>{STYLE}</style></head><body>"

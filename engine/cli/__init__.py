@@ -25,6 +25,7 @@ COMMANDS = {
     "compress": "ce.engine.cli.compress:compress",
     "finetune": "ce.engine.cli.finetune:finetune",
     "report": "ce.engine.cli.report:report",
+    "run": "ce.engine.cli.run:run",
     "models": "ce.engine.cli.catalog:models",
     "datasets": "ce.engine.cli.catalog:datasets",
     "demo": "ce.engine.cli.demo:demo",

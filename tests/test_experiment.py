@@ -1,0 +1,94 @@
+"""ce run EXPERIMENT.toml: the whole grid from one file, skipping what the store has."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from ce.engine import Store
+from ce.engine.cli import cli
+from ce.extractors.experiment import load_experiment
+
+from .conftest import REPO, snapshot
+
+pytestmark = pytest.mark.usefixtures("data_dir")
+
+
+def grid(tiny_models) -> str:
+    return f"""
+[[compress]]
+model = "{tiny_models["classification"]}"
+method = "layers:1"
+output = "small"
+
+[[extract]]
+models = ["{tiny_models["classification"]}", {{ name = "small", model = "small" }}]
+datasets = ["sst2-dev"]
+stages = ["finetuned", "pretrained"]
+limit = 20
+k_max = 5
+
+[[ood]]
+models = ["small"]
+bank = "sst2-dev"
+datasets = ["imdb-1k"]
+limit = 20
+k_max = 3
+val_fraction = 0.3
+
+[[attack]]
+models = ["small"]
+dataset = "sst2-dev"
+attack = "deepwordbug"
+limit = 4
+"""
+
+
+def test_the_grid_runs_once_and_then_skips(tiny_models, store_dir, tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text(grid(tiny_models))
+    runner = CliRunner()
+    first = runner.invoke(cli, ["run", str(path), "--store", str(store_dir)])
+    assert first.exit_code == 0, first.output
+    assert "7 step(s) run" in first.stderr  # compress, 4 extracts, ood, attack
+    con = Store(store_dir).connect()
+    got = dict(
+        con.sql(
+            "select model || ' ' || stage, count(*) from embeddings where dataset = 'sst2-dev' group by all"
+        ).fetchall()
+    )
+    assert got == {
+        "tiny-classification finetuned": 20,
+        "tiny-classification pretrained": 20,
+        "small finetuned": 20,
+        "small pretrained": 20,
+    }
+    assert con.sql("select count(*) from attacks").fetchall() == [(4,)]
+    before = snapshot(store_dir)
+    second = runner.invoke(cli, ["run", str(path), "--store", str(store_dir)])
+    assert second.exit_code == 0 and "0 step(s) run" in second.stderr
+    assert snapshot(store_dir) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[extract]]\nmodels = ['m']\ndatasets = ['d']\nk = 3\n", "unknown key 'k' in [[extract]]"),
+        ("[[extrct]]\nmodels = ['m']\n", "unknown section [[extrct]] (did you mean extract?)"),
+        ("[[ood]]\nmodels = ['m']\n", "[[ood]] number 1 needs bank, datasets"),
+        ("[[extract]]\nmodels = ['m']\ndatasets = ['d']\nstages = ['after']\n", "unknown stage"),
+        ("[extract\n", "is not valid TOML"),
+    ],
+)
+def test_bad_experiment_files_are_one_line_errors(store_dir, tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["run", str(path), "--store", str(store_dir)])
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert snapshot(store_dir) == {}
+
+
+def test_the_shipped_paper_grid_is_valid():
+    spec = load_experiment(REPO / "data" / "experiments" / "paper.toml")
+    assert len(spec["extract"][0]["models"]) == 6
