@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from ce.engine.errors import CeError, NotFound, did_you_mean
 from ce.engine.schema import check_name
 from ce.engine.store import Store
 
-METHODS = ("int8", "prune:S", "layers:N")
+METHODS = ("int8", "prune:S", "layers:N", "distill:N")
 CARD = "ce-model.json"
 
 
@@ -45,10 +45,10 @@ def parse_method(text: str) -> Method:
         if not 0 <= sparsity < 1:
             raise CeError(f"sparsity {sparsity} must lie in [0, 1), e.g. prune:0.5")
         return Method("prune", sparsity)
-    if name == "layers":
+    if name in ("layers", "distill"):
         if not re.fullmatch(r"\d+", value) or int(value) < 1:
-            raise CeError(f"layers needs a positive number of layers, e.g. layers:3 (got {text!r})")
-        return Method("layers", int(value))
+            raise CeError(f"{name} needs a positive number of layers, e.g. {name}:3 (got {text!r})")
+        return Method(name, int(value))
     raise NotFound(
         f"unknown compression method {text!r}"
         f"{did_you_mean(name, ['int8', 'prune', 'layers'])}; use {', '.join(METHODS)}"
@@ -114,13 +114,93 @@ def load_any(source: str, allow_pickle: bool = False):
     return model.eval(), tf.AutoTokenizer.from_pretrained(source)
 
 
-def compress(store: Store, model: str, method: str, name: str, allow_pickle: bool = False) -> dict:
+@dataclass(frozen=True)
+class DistillOptions:
+    dataset: str | None = None  # texts the student learns the teacher's outputs on
+    limit: int | None = 2000
+    epochs: float = 1.0
+    learning_rate: float = 1e-4
+    temperature: float = 2.0
+    batch_size: int = 32
+    max_length: int = 128
+    seed: int = 0
+
+
+def distill(
+    teacher, tokenizer, texts: list[str], layers: int, o: DistillOptions, progress: bool = True
+) -> tuple[object, dict]:
+    """A student of ``layers`` evenly spaced teacher layers (the head kept), trained to match
+    the teacher's softened outputs (KL divergence at temperature T, scaled by T^2)."""
+    import copy
+
+    import torch
+    from tqdm.auto import tqdm
+
+    if getattr(teacher, "num_labels", None) is None or not hasattr(teacher, "classifier"):
+        raise CeError(
+            "distill needs a classification teacher (a model with a classifier"
+            " head); fine-tune one first with ce finetune"
+        )
+    torch.manual_seed(o.seed)
+    student = copy.deepcopy(teacher)
+    kept = keep_layers(student, layers)
+    student.train()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=o.learning_rate)
+    steps = int(np.ceil(len(texts) / o.batch_size) * o.epochs)
+    order = np.random.default_rng(o.seed).permutation(len(texts))
+    losses = []
+    with tqdm(total=steps, desc="distill", unit="step", disable=not progress or None) as bar:
+        for step in range(steps):
+            start = (step * o.batch_size) % len(texts)
+            batch = [texts[i] for i in order[start : start + o.batch_size]]
+            enc = tokenizer(
+                batch, truncation=True, max_length=o.max_length, padding=True, return_tensors="pt"
+            )
+            with torch.no_grad():
+                target = torch.softmax(teacher(**enc).logits / o.temperature, dim=-1)
+            log_probs = torch.log_softmax(student(**enc).logits / o.temperature, dim=-1)
+            loss = torch.nn.functional.kl_div(log_probs, target, reduction="batchmean")
+            loss = loss * o.temperature**2
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss))
+            bar.update(1)
+    student.eval()
+    return student, {
+        "kept_layers": kept,
+        "distill_steps": steps,
+        "distill_loss_first": losses[0],
+        "distill_loss_last": losses[-1],
+    }
+
+
+def compress(
+    store: Store,
+    model: str,
+    method: str,
+    name: str,
+    allow_pickle: bool = False,
+    distill_options: DistillOptions = DistillOptions(),
+    progress: bool = True,
+) -> dict:
     from .registry import MODELS, resolve_model
 
     check_name("model", name)
     if name in MODELS:
         raise CeError(f"-o {name} is a model alias; give the compressed model another name")
     spec = parse_method(method)
+    texts = None
+    if spec.name == "distill":
+        if not distill_options.dataset:
+            raise CeError("distill needs texts to learn from: add --dataset (e.g. sst2-train)")
+        from .datasets import load_dataset
+        from .extract import subset
+
+        data = subset(load_dataset(distill_options.dataset), distill_options.limit)
+        if data.task != "classification":
+            raise CeError(f"distill learns from texts; {data.name} is a {data.task} dataset")
+        texts = data.table["text"].to_pylist()
     resolved = resolve_model(model, None, "pretrained", store=store)
     try:
         net, tokenizer = load_any(resolved.source, allow_pickle)
@@ -132,6 +212,9 @@ def compress(store: Store, model: str, method: str, name: str, allow_pickle: boo
         details["kept_layers"] = keep_layers(net, int(spec.value))
     elif spec.name == "prune":
         details["sparsity_reached"] = round(prune(net, float(spec.value)), 6)
+    elif spec.name == "distill":
+        net, details = distill(net, tokenizer, texts, int(spec.value), distill_options, progress)
+        details["distill"] = asdict(distill_options)
     card = {
         "name": name,
         "parent": resolved.name,

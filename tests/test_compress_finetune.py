@@ -107,3 +107,27 @@ def test_finetune_refuses_a_task_that_does_not_fit(tiny_models, store_dir):
             progress=False,
         )
     assert snapshot(store_dir) == {}
+
+
+def test_distill_trains_a_smaller_student_on_the_teacher(tiny_models, store_dir):
+    from ce.extractors.compress import DistillOptions
+
+    store = Store(store_dir)
+    options = DistillOptions(dataset="sst2-dev", limit=64, epochs=4, learning_rate=1e-3, batch_size=16)
+    info = compress(
+        store,
+        str(tiny_models["classification"]),
+        "distill:1",
+        "student",
+        distill_options=options,
+        progress=False,
+    )
+    assert info["kept_layers"] == [0] and info["distill_steps"] == 16
+    assert info["distill_loss_last"] < info["distill_loss_first"]
+    extract(store, "student", "sst2-dev", ExtractOptions(limit=8), progress=False)
+    with pytest.raises(CeError, match="add --dataset"):
+        compress(store, str(tiny_models["classification"]), "distill:1", "other")
+    with pytest.raises(CeError, match="needs a classification teacher"):
+        compress(
+            store, str(tiny_models["base"]), "distill:1", "other", distill_options=options, progress=False
+        )

@@ -18,9 +18,12 @@ from .common import open_store, store_option
     "--method", required=True, help="int8 (dynamic quantisation), prune:S (sparsity S in [0, 1)) or layers:N."
 )
 @click.option("-o", "--output", "name", required=True, help="Name of the new model.")
+@click.option("--dataset", "-d", help="distill: the texts to learn the teacher's outputs on.")
+@click.option("--limit", default=2000, show_default=True, help="distill: texts used.")
+@click.option("--epochs", default=1.0, show_default=True, help="distill: passes over the texts.")
 @click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights.")
 @store_option
-def compress(model, method, name, allow_pickle, store_path):
+def compress(model, method, name, dataset, limit, epochs, allow_pickle, store_path):
     """Derive a compressed variant of MODEL and register it in the store as NAME.
 
     The variant keeps the parent's task head and tokenizer, is saved as safetensors under
@@ -31,10 +34,13 @@ def compress(model, method, name, allow_pickle, store_path):
     Example:
       ce compress --model minilm --method layers:3 -o minilm-l3
       ce compress --model my-classifier --method prune:0.5 -o my-classifier-p50
+      ce compress --model my-classifier --method distill:2 --dataset sst2-train -o student
       ce extract --model minilm-l3 --dataset sst2-dev --stage pretrained
     """
+    from ce.extractors.compress import DistillOptions
     from ce.extractors.compress import compress as run_compress
 
-    card = run_compress(open_store(store_path), model, method, name, allow_pickle)
+    distill = DistillOptions(dataset=dataset, limit=limit, epochs=epochs)
+    card = run_compress(open_store(store_path), model, method, name, allow_pickle, distill)
     extra = {k: v for k, v in card.items() if k in ("kept_layers", "sparsity_reached")}
     click.echo(f"{name}: {card['method']} of {card['parent']} {extra or ''}".rstrip(), err=True)
