@@ -8,6 +8,7 @@ views over the Parquet parts are made here, from the store's live parts.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -121,32 +122,17 @@ def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     con.execute("create or replace view runs as select * from _runs")
 
 
-def runs_table(store: Store) -> pa.Table:
-    import json
+RUN_FIELDS = ("run_id", "command", "status", "model", "dataset", "started", "ended")
 
+
+def runs_table(store: Store) -> pa.Table:
+    """One row per run record: its main fields, parameters and the rest as JSON, part counts."""
     rows = []
     for rec in store.runs():
-        known = {
-            "run_id",
-            "command",
-            "status",
-            "model",
-            "dataset",
-            "started",
-            "ended",
-            "params",
-            "parts",
-            "argv",
-        }
+        known = set(RUN_FIELDS) | {"params", "parts", "argv"}
         rows.append(
             {
-                "run_id": rec["run_id"],
-                "command": rec.get("command"),
-                "status": rec.get("status"),
-                "model": rec.get("model"),
-                "dataset": rec.get("dataset"),
-                "started": rec.get("started"),
-                "ended": rec.get("ended"),
+                **{f: rec.get(f) for f in RUN_FIELDS},
                 "argv": " ".join(rec.get("argv") or []),
                 "params": json.dumps(rec.get("params", {}), sort_keys=True),
                 "provenance": json.dumps(
@@ -156,24 +142,8 @@ def runs_table(store: Store) -> pa.Table:
                 "rows": sum(p.get("rows", 0) for p in rec.get("parts", [])),
             }
         )
-    schema = pa.schema(
-        [
-            (c, pa.string())
-            for c in (
-                "run_id",
-                "command",
-                "status",
-                "model",
-                "dataset",
-                "started",
-                "ended",
-                "argv",
-                "params",
-                "provenance",
-            )
-        ]
-        + [("parts", pa.int64()), ("rows", pa.int64())]
-    )
+    text = [*RUN_FIELDS, "argv", "params", "provenance"]
+    schema = pa.schema([(c, pa.string()) for c in text] + [("parts", pa.int64()), ("rows", pa.int64())])
     return pa.Table.from_pylist(rows, schema=schema)
 
 

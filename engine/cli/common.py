@@ -42,3 +42,12 @@ def output_options(f):
 
 def open_store(path: str) -> Store:
     return Store(path)
+
+
+def tpr_option(f):
+    return click.option(
+        "--tpr",
+        default=0.95,
+        show_default=True,
+        help="Share of in-distribution points kept by the OOD threshold.",
+    )(f)

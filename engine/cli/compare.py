@@ -8,7 +8,7 @@ from ..compare import sweep as sweep_reader
 from ..compare import table2, table3
 from ..errors import CeError
 from ..output import write_result
-from .common import open_store, output_options, store_option
+from .common import open_store, output_options, store_option, tpr_option
 
 
 @click.command()
@@ -21,12 +21,7 @@ from .common import open_store, output_options, store_option
     help="Which of the paper's tables; csv, json and parquet take one.",
 )
 @click.option("--k", default=10, show_default=True, help="Neighbours for representation and OOD.")
-@click.option(
-    "--tpr",
-    default=0.95,
-    show_default=True,
-    help="Share of in-distribution points kept by the OOD threshold.",
-)
+@tpr_option
 @output_options
 @store_option
 def compare(dataset, table, k, tpr, fmt, output, store_path):
@@ -78,12 +73,7 @@ def _ks(ctx, param, value: str) -> list[int]:
     callback=_ks,
     help="Comma-separated values of k.",
 )
-@click.option(
-    "--tpr",
-    default=0.95,
-    show_default=True,
-    help="Share of in-distribution points kept by the OOD threshold.",
-)
+@tpr_option
 @output_options
 @store_option
 def sweep(ks, tpr, fmt, output, store_path):
