@@ -29,6 +29,9 @@ def import_textattack():
     ta_cache.mkdir(parents=True, exist_ok=True)
     (ta_cache / POST_INSTALL_MARKER).touch()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import logging
+
     import textattack
 
+    logging.getLogger("textattack").setLevel(logging.WARNING)  # no per-attack chatter
     return textattack
