@@ -164,7 +164,7 @@ def distill(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.update(1)
     student.eval()
     return student, {
