@@ -26,6 +26,7 @@ COMMANDS = {
     "finetune": "ce.engine.cli.finetune:finetune",
     "report": "ce.engine.cli.report:report",
     "run": "ce.engine.cli.run:run",
+    "bundle": "ce.engine.cli.bundle:bundle",
     "models": "ce.engine.cli.catalog:models",
     "datasets": "ce.engine.cli.catalog:datasets",
     "demo": "ce.engine.cli.demo:demo",
