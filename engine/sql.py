@@ -150,9 +150,17 @@ def runs_table(store: Store) -> pa.Table:
 def connect(store: Store) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     _create_base_views(con, store)
-    for f in library().values():
-        if f.category != "queries":
-            con.execute(f.text)
+    pending = [f for f in library().values() if f.category != "queries"]
+    while pending:  # a view or macro may use another one: create what binds, then retry
+        failed = []
+        for f in pending:
+            try:
+                con.execute(f.text)
+            except duckdb.CatalogException:
+                failed.append(f)
+        if len(failed) == len(pending):
+            con.execute(failed[0].text)  # raises the real error
+        pending = failed
     return con
 
 

@@ -52,6 +52,17 @@ def test_error_agreement_hand_checked(toy):
     assert r["expected_jaccard"] == pytest.approx(0.5)
     # agreement on x2 only: po = 1/3, pe = 4/9 + 1/9 = 5/9, kappa = (1/3 - 5/9) / (4/9) = -1/2
     assert r["kappa"] == pytest.approx(-0.5)
+    # McNemar: only a wrong on x1, only b on x3: (|1 - 1| - 1)^2 / 2 = 1/2
+    assert (r["only_i"], r["only_j"], r["mcnemar_chi2"]) == (1, 1, pytest.approx(0.5))
+
+
+def test_error_agreement_examples_hand_checked(toy):
+    got = rows(toy, "select example_id, wrong_i, wrong_j from error_agreement_examples() order by example_id")
+    assert [(r["example_id"], r["wrong_i"], r["wrong_j"]) for r in got] == [
+        ("x1", True, False),
+        ("x2", True, True),
+        ("x3", False, True),
+    ]
 
 
 def test_error_agreement_uses_only_examples_both_models_predicted(store_dir):
@@ -112,6 +123,12 @@ def test_knn_agreement_hand_checked(toy):
     assert r["mean_jaccard"] == pytest.approx(1 / 3)
     assert r["var_jaccard"] == pytest.approx(2 / 9)  # ((1/3)^2 * 2 + (2/3)^2) / 3
     assert r["mutual_knn"] == pytest.approx(1 / 3)
+    got = rows(toy, "select idx, shared, size_i, jaccard from knn_agreement_examples(1) order by idx")
+    assert [(r["idx"], r["shared"], r["size_i"], r["jaccard"]) for r in got] == [
+        (0, 0, 1, 0.0),
+        (1, 1, 1, 1.0),
+        (2, 0, 1, 0.0),
+    ]
     [r] = rows(toy, "select * from knn_agreement(2)")  # every pair of sets is equal
     assert (r["mean_jaccard"], r["var_jaccard"], r["mutual_knn"]) == (1.0, 0.0, 1.0)
     with pytest.raises(duckdb.Error, match="k = 3 is outside 1..2"):
@@ -139,6 +156,14 @@ def test_ood_agreement_hand_checked(toy):
     assert (r["bank"], r["id_val"], r["dataset"], r["n"]) == ("toy", "toy", "shift", 3)
     assert (r["ood_i"], r["ood_j"], r["both"], r["either"]) == (2, 2, 1, 3)
     assert r["jaccard"] == pytest.approx(1 / 3) and r["ood_rate_i"] == pytest.approx(2 / 3)
+    flags = rows(
+        toy, "select example_id, ood_i, ood_j from ood_agreement_examples(1, tpr := 0.5) order by example_id"
+    )
+    assert [(r["example_id"], r["ood_i"], r["ood_j"]) for r in flags] == [
+        ("x1", True, False),
+        ("x2", False, True),
+        ("x3", True, True),
+    ]
     [t] = rows(toy, library()["table2"].text, {"k": 1, "tpr": 0.5})
     assert (t["ood_dataset"], t["distribution"]) == ("shift", pytest.approx(1 / 3))
     with pytest.raises(duckdb.Error, match="tpr = 1.0 must lie strictly between 0 and 1"):
@@ -183,6 +208,13 @@ def test_attack_agreement_hand_checked(toy):
     [r] = rows(toy, "select * from attack_agreement()")
     assert (r["model_i"], r["model_j"], r["n"], r["broken_i"], r["broken_j"]) == ("a", "b", 2, 1, 2)
     assert (r["both"], r["either"], r["jaccard"]) == (1, 2, 0.5)
+    got = rows(
+        toy, "select example_id, broken_i, broken_j from attack_agreement_examples() order by example_id"
+    )
+    assert [(r["example_id"], r["broken_i"], r["broken_j"]) for r in got] == [
+        ("x1", True, True),
+        ("x2", False, True),
+    ]  # x3: b skipped it
 
 
 def test_table3_query_hand_checked(toy):
@@ -195,6 +227,10 @@ def test_table3_query_hand_checked(toy):
 
 
 HAND_CHECKED = {
+    "error_agreement_examples": test_error_agreement_examples_hand_checked,
+    "knn_agreement_examples": test_knn_agreement_hand_checked,
+    "ood_agreement_examples": test_ood_agreement_hand_checked,
+    "attack_agreement_examples": test_attack_agreement_hand_checked,
     "attack_summary": test_attack_summary_hand_checked,
     "attack_agreement": test_attack_agreement_hand_checked,
     "table3": test_table3_query_hand_checked,

@@ -3,49 +3,20 @@
 -- neighbour (so a share tpr of in-distribution points is kept); a test example is OOD when
 -- its distance is above it. Set sizes, OOD rates and the Jaccard of the two OOD sets.
 create or replace macro ood_agreement(k, tpr := 0.95) as table
-with scored as (  -- scores with fewer than k distances (banks of fewer than k) are left out
-    select model, bank, dataset, example_id, role, source, distances[k] as distance
-    from ood_scores
-    where case
-        when tpr <= 0 or tpr >= 1 then error(
-            'ood_agreement: tpr = ' || tpr || ' must lie strictly between 0 and 1')
-        when k < 1 or k > (select max(len(distances)) from ood_scores) then error(
-            'ood_agreement: k = ' || k || ' is outside 1..'
-            || (select max(len(distances)) from ood_scores)
-            || ' (the largest K_max in the store); use a smaller k or rerun ce ood --k-max')
-        else len(distances) >= k
-    end
-),
-thresholds as (
-    select model, bank, dataset, any_value(source) as id_val,
-        quantile_cont(distance, tpr) as threshold
-    from scored
-    where role = 'id_val'
-    group by model, bank, dataset
-),
-flags as (
-    select s.model, s.bank, s.dataset, t.id_val, s.example_id, s.distance > t.threshold as ood
-    from scored s
-    join thresholds t using (model, bank, dataset)
-    where s.role = 'test'
-),
-pairs as (
+with pairs as (
     select
-        a.bank,
-        a.id_val,
-        a.dataset,
-        a.model as model_i,
-        b.model as model_j,
+        bank,
+        id_val,
+        dataset,
+        model_i,
+        model_j,
         count(*) as n,
-        count(*) filter (where a.ood) as ood_i,
-        count(*) filter (where b.ood) as ood_j,
-        count(*) filter (where a.ood and b.ood) as "both",
-        count(*) filter (where a.ood or b.ood) as either
-    from flags a
-    join flags b
-        on a.bank = b.bank and a.dataset = b.dataset and a.example_id = b.example_id
-        and a.model < b.model
-    group by a.bank, a.id_val, a.dataset, a.model, b.model
+        count(*) filter (where ood_i) as ood_i,
+        count(*) filter (where ood_j) as ood_j,
+        count(*) filter (where ood_i and ood_j) as "both",
+        count(*) filter (where ood_i or ood_j) as either
+    from ood_agreement_examples(k, tpr := tpr)
+    group by bank, id_val, dataset, model_i, model_j
 )
 select
     bank, id_val, dataset, model_i, model_j, k as k, tpr as tpr, n, ood_i, ood_j,

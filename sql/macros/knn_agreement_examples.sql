@@ -1,0 +1,41 @@
+-- Per dataset, stage, model pair and example both models embedded: the two k-nearest
+-- neighbour sets' overlap (shared), sizes and Jaccard. knn_agreement(k) and the bootstrap
+-- intervals aggregate these rows.
+create or replace macro knn_agreement_examples(k) as table
+with lists as (  -- lists shorter than k (datasets of at most k examples) are left out
+    select dataset, stage, model, idx, neighbors[1:k] as nearest
+    from neighbors
+    where case
+        when k < 1 or k > (select max(len(neighbors)) from neighbors) then error(
+            'knn_agreement: k = ' || k || ' is outside 1..'
+            || (select max(len(neighbors)) from neighbors)
+            || ' (the largest K_max in the store); use a smaller k or recompute with'
+            || ' ce neighbors --k-max')
+        else len(neighbors) >= k
+    end
+),
+per_example as (
+    select
+        a.dataset,
+        a.stage,
+        a.model as model_i,
+        b.model as model_j,
+        a.idx,
+        len(a.nearest) as size_i,
+        len(b.nearest) as size_j,
+        len(list_filter(a.nearest, lambda x: list_contains(b.nearest, x))) as shared
+    from lists a
+    join lists b
+        on a.dataset = b.dataset and a.stage = b.stage and a.idx = b.idx and a.model < b.model
+)
+select
+    dataset,
+    stage,
+    model_i,
+    model_j,
+    idx,
+    shared,
+    size_i,
+    size_j,
+    shared / (size_i + size_j - shared) as jaccard
+from per_example;
