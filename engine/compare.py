@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import duckdb
 import pyarrow as pa
 
@@ -54,10 +56,18 @@ def _check_dataset(con, store: Store, dataset: str | None) -> None:
 
 
 def table2(
-    store: Store, dataset: str | None = None, k: int = 10, tpr: float = 0.95, notes: list[str] | None = None
+    store: Store,
+    dataset: str | None = None,
+    k: int = 10,
+    tpr: float = 0.95,
+    notes: list[str] | None = None,
+    ci: float | None = None,
+    replicates: int = 1000,
+    seed: int = 0,
 ) -> pa.RecordBatchReader:
-    """The paper's Table 2 rows for every model pair, optionally for one dataset. Notes on
-    datasets left out at this k are appended to ``notes``."""
+    """The paper's Table 2 rows for every model pair, optionally for one dataset, with the
+    p-value of McNemar's test for the errors and, with ``ci``, bootstrap intervals of every
+    agreement. Notes on datasets left out at this k are appended to ``notes``."""
     con = store.connect()
     (notes if notes is not None else []).extend(check_k_tpr(con, [k], tpr))
     _check_dataset(con, store, dataset)
@@ -65,7 +75,31 @@ def table2(
     params = {"k": k, "tpr": tpr}
     if dataset is not None:
         sql, params = f"select * from ({sql}) where dataset = $dataset", params | {"dataset": dataset}
-    return execute(con, sql, params).to_arrow_reader(batch_size=65536)
+    table = execute(con, sql, params).to_arrow_table()  # one row per pair: small
+    chi2 = table["errors_mcnemar_chi2"].to_pylist()
+    p_values = [None if x is None else math.erfc(math.sqrt(x / 2)) for x in chi2]  # chi2, 1 df
+    position = table.column_names.index("errors_mcnemar_chi2") + 1
+    table = table.add_column(position, "errors_mcnemar_p", pa.array(p_values, pa.float64()))
+    if ci is not None:
+        table = _with_intervals(con, table, k, tpr, ci, replicates, seed)
+    return table.to_reader()
+
+
+def _with_intervals(
+    con, table: pa.Table, k: int, tpr: float, level: float, replicates: int, seed: int
+) -> pa.Table:
+    from .stats import intervals
+
+    bounds = intervals(con, k, tpr, level, replicates, seed)
+    rows = table.to_pylist()
+    for column, found in bounds.items():
+        keys = ("dataset", "model_i", "model_j") + (("ood_dataset",) if column == "distribution" else ())
+        position = table.column_names.index(column) + 1
+        for side, offset in (("lo", 0), ("hi", 1)):
+            values = [found.get(tuple(r[c] for c in keys), (None, None))[offset] for r in rows]
+            table = table.add_column(position, f"{column}_{side}", pa.array(values, pa.float64()))
+            position += 1
+    return table
 
 
 def sweep(

@@ -22,9 +22,18 @@ from .common import open_store, output_options, store_option, tpr_option
 )
 @click.option("--k", default=10, show_default=True, help="Neighbours for representation and OOD.")
 @tpr_option
+@click.option("--ci", type=float, help="Add bootstrap confidence intervals at this level (e.g. 0.95).")
+@click.option(
+    "--bootstrap",
+    "replicates",
+    default=1000,
+    show_default=True,
+    help="Bootstrap replicates for --ci (examples resampled, seeded).",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
 @output_options
 @store_option
-def compare(dataset, table, k, tpr, fmt, output, store_path):
+def compare(dataset, table, k, tpr, ci, replicates, seed, fmt, output, store_path):
     """Table 2 and Table 3 of the paper for every model pair in the store.
 
     Table 2, per dataset and model pair: agreement of prediction errors (Jaccard, with the
@@ -37,6 +46,7 @@ def compare(dataset, table, k, tpr, fmt, output, store_path):
     Example:
       ce compare
       ce compare --table 2 --dataset squad2-dev --k 20 --format csv -o table2.csv
+      ce compare --table 2 --ci 0.95 --bootstrap 1000
     """
     if table == "all" and (fmt != "table" or output):
         raise CeError(f"--format {fmt} and -o write one table: add --table 2 or --table 3")
@@ -45,7 +55,8 @@ def compare(dataset, table, k, tpr, fmt, output, store_path):
     if table in ("2", "all"):
         if table == "all":
             click.echo("Table 2: agreement between models (Jaccard)")
-        write_result(table2(store, dataset, k, tpr, notes), fmt, output, max_rows=1000)
+        reader = table2(store, dataset, k, tpr, notes, ci=ci, replicates=replicates, seed=seed)
+        write_result(reader, fmt, output, max_rows=1000)
     if table in ("3", "all"):
         if table == "all":
             click.echo("\nTable 3: accuracy under adversarial attack")

@@ -2,6 +2,7 @@
 -- prediction errors (Jaccard, chance baseline, Cohen's kappa), of representations before
 -- (pretrained) and after (finetuned) fine-tuning at k neighbours (mean, variance), and of
 -- OOD sets at k and tpr for the test sets whose in-distribution data is this dataset.
+-- errors_mcnemar_chi2 tests whether the two models' error rates differ (paired examples).
 with
 errors as (select * from error_agreement()),
 knn as (select * from knn_agreement($k)),
@@ -18,6 +19,7 @@ select
     e.jaccard as errors,
     e.expected_jaccard as errors_chance,
     e.kappa as errors_kappa,
+    e.mcnemar_chi2 as errors_mcnemar_chi2,
     b.mean_jaccard as repr_before,
     b.var_jaccard as repr_before_var,
     a.mean_jaccard as repr_after,
