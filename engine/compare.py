@@ -127,3 +127,52 @@ def sweep(
 def table3(store: Store) -> pa.RecordBatchReader:
     """The paper's Table 3: accuracy before and under each attack, per model."""
     return execute(store.connect(), library()["table3"].text).to_arrow_reader(batch_size=65536)
+
+
+SLICES = {
+    "answerable": "case when x.is_impossible then 'unanswerable' when x.is_impossible is null"
+    " then 'n/a' else 'answerable' end",
+    "label": "coalesce('label ' || x.label::varchar, 'no label')",
+    "length": "case when w < 20 then '0-19 words' when w < 50 then '20-49 words' when w < 100"
+    " then '50-99 words' when w < 200 then '100-199 words' else '200+ words' end",
+}
+
+
+def sliced(
+    store: Store, by: str, k: int = 10, tpr: float = 0.95, notes: list[str] | None = None
+) -> pa.RecordBatchReader:
+    """Every agreement of Table 2 per slice of the examples (long format)."""
+    if by not in SLICES:
+        raise NotFound(f"unknown slice {by!r}{did_you_mean(by, SLICES)}; use {', '.join(SLICES)}")
+    con = store.connect()
+    (notes if notes is not None else []).extend(check_k_tpr(con, [k], tpr))
+    examples = (
+        "select *, len(string_split(trim(coalesce(text, question || ' ' || context)),"
+        " ' ')) as w from examples"
+    )
+    parts = {
+        "errors": (
+            "error_agreement_examples()",
+            "example_id",
+            "count(*) filter (where wrong_i and wrong_j)"
+            " / nullif(count(*) filter (where wrong_i or wrong_j), 0)",
+        ),
+        "repr_before": (f"knn_agreement_examples({k}) where stage = 'pretrained'", "idx", "avg(jaccard)"),
+        "repr_after": (f"knn_agreement_examples({k}) where stage = 'finetuned'", "idx", "avg(jaccard)"),
+        "distribution": (
+            f"ood_agreement_examples({k}, tpr := {tpr})",
+            "example_id",
+            "count(*) filter (where ood_i and ood_j) / nullif(count(*) filter (where ood_i or ood_j), 0)",
+        ),
+    }
+    selects = []
+    for name, (source, key, value) in parts.items():
+        selects.append(
+            f"select '{name}' as characteristic, e.dataset, {SLICES[by]} as slice, e.model_i,"
+            f" e.model_j, count(*) as n, {value} as jaccard"
+            f" from (select * from {source}) e join ({examples}) x"
+            f" on x.dataset = e.dataset and x.{key} = e.{key}"
+            f" group by all"
+        )
+    sql = " union all ".join(selects) + " order by characteristic, dataset, model_i, model_j, slice"
+    return execute(con, sql).to_arrow_reader(batch_size=65536)

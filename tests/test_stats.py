@@ -70,3 +70,22 @@ def test_the_seed_changes_the_resamples(store_dir):
         bounds[1]["errors_hi"],
     )
     assert bounds[0]["errors_hi"] - bounds[0]["errors_lo"] > 0.05
+
+
+def test_slices_by_label_hand_checked(store_dir):
+    from ce.engine.compare import sliced
+
+    store = write_store(store_dir, {"a": {"x1", "x2"}, "b": {"x2", "x3"}})
+    write_neighbors(store, {"a": [[1, 2], [0, 2], [0, 1]], "b": [[2, 1], [0, 2], [1, 0]]})
+    got = {
+        (r["characteristic"], r["slice"]): (r["n"], r["jaccard"])
+        for r in sliced(store, "label", k=1).read_all().to_pylist()
+    }
+    # labels: x1 -> 0, x2 and x3 -> 1. errors: x1 only a wrong -> 0; x2 both, x3 only b -> 1/2
+    assert got[("errors", "label 0")] == (1, 0.0)
+    assert got[("errors", "label 1")] == (2, 0.5)
+    # k = 1 neighbour Jaccards: x1 0, x2 1, x3 0
+    assert got[("repr_after", "label 0")] == (1, 0.0)
+    assert got[("repr_after", "label 1")] == (2, 0.5)
+    with pytest.raises(CeError, match="unknown slice 'lable' \\(did you mean label\\?\\)"):
+        sliced(store, "lable")

@@ -31,9 +31,14 @@ from .common import open_store, output_options, store_option, tpr_option
     help="Bootstrap replicates for --ci (examples resampled, seeded).",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option(
+    "--by",
+    type=click.Choice(["answerable", "label", "length"]),
+    help="Every agreement per slice of the examples instead of Table 2.",
+)
 @output_options
 @store_option
-def compare(dataset, table, k, tpr, ci, replicates, seed, fmt, output, store_path):
+def compare(dataset, table, k, tpr, ci, replicates, seed, by, fmt, output, store_path):
     """Table 2 and Table 3 of the paper for every model pair in the store.
 
     Table 2, per dataset and model pair: agreement of prediction errors (Jaccard, with the
@@ -47,7 +52,16 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, fmt, output, store_pat
       ce compare
       ce compare --table 2 --dataset squad2-dev --k 20 --format csv -o table2.csv
       ce compare --table 2 --ci 0.95 --bootstrap 1000
+      ce compare --by answerable
     """
+    if by is not None:
+        from ..compare import sliced
+
+        notes: list[str] = []
+        write_result(sliced(open_store(store_path), by, k, tpr, notes), fmt, output, max_rows=1000)
+        for note in notes:
+            click.echo(note, err=True)
+        return
     if table == "all" and (fmt != "table" or output):
         raise CeError(f"--format {fmt} and -o write one table: add --table 2 or --table 3")
     store = open_store(store_path)
