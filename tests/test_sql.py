@@ -10,7 +10,9 @@ from ce.engine import Store
 from ce.engine.errors import NotFound, QueryError
 from ce.engine.sql import library, parameters, resolve
 
-EXAMPLES = pa.table({"example_id": ["x1", "x2", "x3"], "text": ["a", "b", "c"], "label": [0, 1, 1]})
+EXAMPLES = pa.table(
+    {"example_id": ["x1", "x2", "x3"], "idx": [0, 1, 2], "text": ["a", "b", "c"], "label": [0, 1, 1]}
+)
 
 
 def write_store(root, wrong: dict[str, set[str]], dataset="toy") -> Store:
