@@ -230,6 +230,10 @@ class Store:
 
     def collect_garbage(self) -> None:
         """Remove records and parts of runs killed on this host, and parts no record keeps."""
+        with self.lock():  # a run committing meanwhile must not lose its parts
+            self._collect_garbage()
+
+    def _collect_garbage(self) -> None:
         host = socket.gethostname()
         records = self.runs()
         for rec in records:
@@ -317,7 +321,7 @@ class Run:
                 self.record["parts"].append(part.__dict__)
             self.record["ended"] = now()
             self._write_record("complete")  # the commit point
-            self.store.collect_garbage()
+            self.store._collect_garbage()  # the lock is already held
 
     def _abort(self) -> None:
         _remove_run_files(self.store.root, self.run_id)

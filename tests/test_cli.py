@@ -106,6 +106,49 @@ def one_line_error(result, contains: str, code: int | None = None):
         (["qury"], "no command 'qury' (did you mean query?)"),
         (["compare", "--tpr", "2"], "--tpr 2.0 must lie strictly between 0 and 1"),
         (["compare", "--format", "csv"], "add --table 2 or --table 3"),
+        (["compare", "--by", "colour"], "Invalid value for '--by'"),
+        (["compress", "--model", "minilm", "--method", "fp4", "-o", "x"], "unknown compression method 'fp4'"),
+        (["compress", "--model", "minilm", "--method", "prune:2", "-o", "x"], "must lie in [0, 1)"),
+        (
+            ["compress", "--model", "minilm", "--method", "layers:3", "-o", "bert-base"],
+            "-o bert-base is a model alias",
+        ),
+        (
+            ["finetune", "--model", "minilm", "--task", "qa", "--dataset", "sst2-dev", "-o", "x"],
+            "is a classification dataset, not qa",
+        ),
+        (["report", "-o", "/no/such/dir/r.html"], "folder /no/such/dir does not exist"),
+        (["bundle", "import", "missing.cebundle"], "no such bundle: missing.cebundle"),
+        (["bundle", "export", "/no/such/dir/x.cebundle"], "folder /no/such/dir does not exist"),
+        (["run", "missing.toml"], "no such experiment file: missing.toml"),
+        (
+            [
+                "extract",
+                "--model",
+                "minilm",
+                "--dataset",
+                "sst2-dev",
+                "--stage",
+                "pretrained",
+                "--k-max",
+                "0",
+            ],
+            "--k-max must be at least 1",
+        ),
+        (
+            [
+                "extract",
+                "--model",
+                "minilm",
+                "--dataset",
+                "sst2-dev",
+                "--stage",
+                "pretrained",
+                "--name",
+                "../x",
+            ],
+            "is not usable in the store",
+        ),
         (
             ["attack", "--model", "minilm", "--attack", "bert-atack"],
             "unknown attack recipe 'bert-atack' (did you mean bert-attack?)",
@@ -171,6 +214,12 @@ def test_malformed_data_file(filled_store, tmp_path):
     )
     one_line_error(result, "need a header with a text column")
     assert snapshot(filled_store) == before
+
+
+def test_demo_without_data_is_one_line(store_dir):
+    result = invoke("demo", "--store", store_dir, env={"CE_DATA_DIR": ""})
+    one_line_error(result, "the demo reads real data from CE_DATA_DIR", code=1)
+    assert not store_dir.exists()
 
 
 def test_store_of_another_schema_version(store_dir):

@@ -6,6 +6,7 @@ User errors end in one ``Error: ...`` line on stderr and a non-zero exit; ``--de
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -84,6 +85,19 @@ class CeGroup(click.Group):
                 raise
             click.echo(f"Error: {_one_line(e)}", err=True)
             sys.exit(e.exit_code)
+        except OSError as e:
+            if debug:
+                raise
+            where = f" ({e.filename})" if e.filename else ""
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                click.echo(
+                    f"Error: no space left on the device{where}; nothing was kept: free"
+                    " space (or use another --store) and run the command again",
+                    err=True,
+                )
+            else:
+                click.echo(f"Error: {e.strerror or type(e).__name__}{where}", err=True)
+            sys.exit(1)
         except (KeyboardInterrupt, click.Abort):
             click.echo("Aborted.", err=True)
             sys.exit(130)

@@ -33,7 +33,6 @@ def demo(quick, store_path):
 
     store = open_store(store_path)
     started = time.perf_counter()
-    click.echo(f"ce demo into {store.root}", err=True)
     run_demo(store, quick=quick, say=lambda line: click.echo(line, err=True))
     click.echo("\nAccuracy per model and dataset")
     con = store.connect()
