@@ -12,6 +12,17 @@ from .sql import execute, library
 from .store import Store
 
 
+def k_limits(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """(what, K_max) of every stored set of neighbour lists and OOD distances."""
+    return execute(
+        con,
+        "select 'neighbour lists of ' || dataset as what, min(len(neighbors)) as k_max"
+        " from neighbors group by dataset union all"
+        " select 'OOD scores of ' || dataset || ' (bank ' || bank || ')', min(len(distances))"
+        " from ood_scores group by dataset, bank order by 1",
+    ).fetchall()
+
+
 def check_k_tpr(con: duckdb.DuckDBPyConnection, ks: list[int], tpr: float) -> list[str]:
     """Raise unless tpr is in (0, 1) and every k is at most the largest stored K_max; return
     a note for each dataset whose lists are too short for some k (it is left out there)."""
@@ -19,13 +30,7 @@ def check_k_tpr(con: duckdb.DuckDBPyConnection, ks: list[int], tpr: float) -> li
         raise CeError(f"--tpr {tpr} must lie strictly between 0 and 1 (e.g. 0.95)")
     if any(k < 1 for k in ks):
         raise CeError("--k must be at least 1")
-    limits = execute(
-        con,
-        "select 'neighbour lists of ' || dataset as what, min(len(neighbors)) as k_max"
-        " from neighbors group by dataset union all"
-        " select 'OOD scores of ' || dataset || ' (bank ' || bank || ')', min(len(distances))"
-        " from ood_scores group by dataset, bank order by 1",
-    ).fetchall()
+    limits = k_limits(con)
     if limits and max(ks) > max(k_max for _, k_max in limits):
         raise CeError(
             f"--k {max(ks)} is above K_max = {max(k for _, k in limits)}, the largest"

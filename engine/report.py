@@ -9,7 +9,7 @@ import html
 import json
 from datetime import UTC, datetime
 
-from .compare import sweep, table2, table3
+from .compare import k_limits, sweep, table2, table3
 from .store import Store
 
 PALETTE = [
@@ -216,12 +216,8 @@ def render(store: Store, k: int = 10, tpr: float = 0.95, ks=(1, 5, 10, 20, 50, 1
 
 
 def _largest_k(store: Store) -> int | None:
-    con = store.connect()
-    found = con.sql(
-        "select max(len(neighbors)) from neighbors union all select max(len(distances)) from ood_scores"
-    ).fetchall()
-    values = [v for (v,) in found if v is not None]
-    return max(values) if values else None
+    limits = k_limits(store.connect())
+    return max((k for _, k in limits), default=None)
 
 
 def provenance_html(store: Store) -> str:

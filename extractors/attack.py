@@ -29,7 +29,6 @@ from .loading import load_model, sha256_of
 from .registry import MODELS, resolve_model
 
 RECIPES = ("bert-attack", "deepwordbug")
-ENCODERS_HELP = "minilm (offline default), use (Universal Sentence Encoder, needs tensorflow_hub),"
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def load_masked_lm(name: str, device: str):
     return model, tokenizer, {"attacker_source": resolved.source, "attacker_sha256": weights}
 
 
-def sentence_encoder_constraint(options: AttackOptions, ta):
+def sentence_encoder_constraint(options: AttackOptions):
     """The similarity constraint: USE where asked for, else a local sentence-transformers
     model (the packaged all-MiniLM-L6-v2 by default)."""
     from textattack.constraints.semantics.sentence_encoders import SBERT
@@ -133,7 +132,8 @@ def sentence_encoder_constraint(options: AttackOptions, ta):
         path = str(Path(name).resolve())
     else:
         raise NotFound(
-            f"unknown sentence encoder {name!r}; use {ENCODERS_HELP} or a sentence-transformers folder"
+            f"unknown sentence encoder {name!r}; use minilm (offline), use (Universal Sentence"
+            " Encoder, needs tensorflow_hub) or a sentence-transformers folder"
         )
     return SBERT(model_name=path, **common), f"sentence-transformers {path} (mean pooling)"
 
@@ -168,7 +168,7 @@ def build_attack(options: AttackOptions, wrapper, device: str):
         tokenizer=mlm_tokenizer,
         max_candidates=options.max_candidates,
     )
-    encoder, encoder_name = sentence_encoder_constraint(options, ta)
+    encoder, encoder_name = sentence_encoder_constraint(options)
     constraints = [
         RepeatModification(),
         StopwordModification(),
@@ -213,17 +213,14 @@ def classifier_wrapper(model, tokenizer, max_length: int = 512):
 
 
 def result_row(example_id: str, label: int, result) -> dict[str, Any]:
-    from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
+    from textattack.attack_results import SkippedAttackResult, SuccessfulAttackResult
 
-    kind = (
-        "succeeded"
-        if isinstance(result, SuccessfulAttackResult)
-        else "skipped"
-        if isinstance(result, SkippedAttackResult)
-        else "failed"
-        if isinstance(result, FailedAttackResult)
-        else "failed"
-    )
+    if isinstance(result, SuccessfulAttackResult):
+        kind = "succeeded"
+    elif isinstance(result, SkippedAttackResult):
+        kind = "skipped"
+    else:
+        kind = "failed"
     before, after = result.original_result, result.perturbed_result
     original, perturbed = before.attacked_text, after.attacked_text
     return {
