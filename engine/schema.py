@@ -29,8 +29,9 @@ class Kind:
     help: str
 
 
-def vector_type(dim: int) -> pa.DataType:
-    return pa.list_(pa.float32(), dim)
+def vector_type(dim: int, dtype: str = "float32") -> pa.DataType:
+    """A stored CLS vector: fixed size, float32 or (by option) float16."""
+    return pa.list_({"float32": pa.float32(), "float16": pa.float16()}[dtype], dim)
 
 
 KINDS: dict[str, Kind] = {

@@ -89,6 +89,41 @@ class Part:
     path: str  # relative to the store root
     rows: int = 0
     series: str | None = None  # parts of one series add up; None: the run is its own series
+    shard: str | None = None  # "I/N": a series of shards is live once shards 0..N-1 are all in
+    resumable: bool = False  # parts of a resumable shard add up; else a re-run shard replaces
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """(I, N) of a shard written "I/N" with 0 <= I < N."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise StoreError(f"shard {text!r} is not I/N; write e.g. --shard 0/4 (shards 0..3 of 4)") from None
+    if not 0 <= i < n:
+        raise StoreError(f"shard {text!r}: I must lie in 0..N-1; write e.g. --shard 0/{max(n, 1)}")
+    return i, n
+
+
+def _current(members: list[tuple[tuple[str, str], Part]]) -> list[tuple[tuple[str, str], Part]]:
+    """A series' parts minus those of shards re-run since (the latest run of a shard wins)."""
+    latest: dict[str, tuple[str, str]] = {}
+    for order, part in members:
+        if part.shard and not part.resumable:
+            latest[part.shard] = max(latest.get(part.shard, order), order)
+    return [
+        (order, part)
+        for order, part in members
+        if not (part.shard and not part.resumable) or order == latest[part.shard]
+    ]
+
+
+def _whole(parts: list[Part]) -> bool:
+    """Whether a series holds every shard it names (a series without shards is whole)."""
+    shards = {parse_shard(p.shard) for p in parts if p.shard}
+    if not shards:
+        return True
+    counts = {n for _, n in shards}
+    return len(counts) == 1 and {i for i, _ in shards} == set(range(counts.pop()))
 
 
 class Store:
@@ -139,25 +174,48 @@ class Store:
     def live_parts(self) -> dict[str, list[Part]]:
         """Per kind, the parts that readers see. A part belongs to a series (by default the
         run that wrote it; resumable and sharded runs name one they share); per partition the
-        series of the latest complete run is live, with every complete part of it."""
-        latest: dict[tuple, tuple[tuple[str, str], str]] = {}
-        members: dict[tuple, list[tuple[tuple[str, str], Part]]] = {}
+        latest whole series is live, with every current part of it. A series of shards is
+        whole once each of its shards is in, so readers never see part of a sharded run."""
+        return self._resolve()[0]
+
+    def _resolve(self) -> tuple[dict[str, list[Part]], list[Part]]:
+        """(live parts per kind, parts of newer sharded series still waiting for shards)."""
+        groups: dict[tuple, dict[str, list[tuple[tuple[str, str], Part]]]] = {}
         for rec in self.runs():
             if rec.get("status") != "complete":
                 continue
             order = (rec.get("ended") or "", rec["run_id"])
             for p in rec.get("parts", []):
-                part = Part(p["kind"], p["partition"], p["path"], p.get("rows", 0), p.get("series"))
+                part = Part(**{k: v for k, v in p.items() if k in Part.__dataclass_fields__})
                 key = (part.kind, tuple(sorted(part.partition.items())))
                 series = part.series or rec["run_id"]
-                members.setdefault((key, series), []).append((order, part))
-                if key not in latest or latest[key][0] < order:
-                    latest[key] = (order, series)
+                groups.setdefault(key, {}).setdefault(series, []).append((order, part))
+        chosen: list[tuple[tuple[str, str], list[Part]]] = []
+        waiting: list[Part] = []
+        for by_series in groups.values():
+            newest_first = sorted(by_series.values(), key=lambda m: max(o for o, _ in m), reverse=True)
+            for members in newest_first:
+                current = _current(members)
+                parts = [p for _, p in sorted(current, key=_part_order)]
+                if _whole(parts):
+                    chosen.append((max(o for o, _ in members), parts))
+                    break
+                waiting.extend(parts)
         live: dict[str, list[Part]] = {name: [] for name in KINDS}
-        for key, (_, series) in sorted(latest.items(), key=lambda item: item[1][0]):
-            for _, part in sorted(members[(key, series)], key=lambda m: m[0]):
+        for _, parts in sorted(chosen, key=lambda c: c[0]):
+            for part in parts:
                 live[part.kind].append(part)
-        return live
+        return live, waiting
+
+    def series_parts(self, kind_name: str, partition: dict[str, str], series: str) -> list[Part]:
+        """The parts of one series in one partition, live or still waiting for shards (to
+        resume a series); empty once another series replaced it."""
+        live, waiting = self._resolve()
+        return [
+            p
+            for p in live[kind_name] + waiting
+            if p.kind == kind_name and p.partition == partition and p.series == series
+        ]
 
     def has(self, kind_name: str, **partition: str) -> bool:
         return any(p.partition == partition for p in self.live_parts()[kind_name])
@@ -244,7 +302,8 @@ class Store:
             ):
                 _remove_run_files(self.root, rec["run_id"])
                 (self.root / "runs" / f"{rec['run_id']}.json").unlink(missing_ok=True)
-        live = {p.path for parts in self.live_parts().values() for p in parts}
+        live_parts, waiting = self._resolve()
+        live = {p.path for parts in [*live_parts.values(), waiting] for p in parts}
         running = {r["run_id"] for r in self.runs() if r.get("status") == "running"}
         for name in KINDS:
             for path in (self.root / name).glob("**/part-*.parquet"):
@@ -280,18 +339,26 @@ class Run:
         """Add provenance learnt during the run (weight hash, recall, ...)."""
         self.record.update(provenance)
 
-    def write(
-        self, kind_name: str, partition: dict[str, str], table: pa.Table, series: str | None = None
-    ) -> None:
-        with self.part_writer(kind_name, partition, series) as writer:
+    def write(self, kind_name: str, partition: dict[str, str], table: pa.Table, **series: Any) -> None:
+        with self.part_writer(kind_name, partition, **series) as writer:
             writer.write(table)
 
     @contextlib.contextmanager
     def part_writer(
-        self, kind_name: str, partition: dict[str, str], series: str | None = None
+        self,
+        kind_name: str,
+        partition: dict[str, str],
+        series: str | None = None,
+        shard: str | None = None,
+        resumable: bool = False,
     ) -> Iterator[PartWriter]:
         """Stream record batches into one part of ``kind_name`` for ``partition``. Parts
-        naming the same ``series`` add up instead of replacing each other."""
+        naming the same ``series`` add up instead of replacing each other; a ``shard``
+        ("I/N") of a series replaces an earlier run of that shard unless ``resumable``."""
+        if shard is not None:
+            parse_shard(shard)
+            if series is None:
+                raise StoreError("a shard needs a series shared by all shards of the run")
         folder = partition_dir(self.store.root, kind_name, partition)
         final = folder / f"part-{self.run_id}.parquet"
         if any(f == final for _, f, _ in self._pending):
@@ -304,7 +371,9 @@ class Run:
         finally:
             writer.close()
         rel = final.relative_to(self.store.root).as_posix()
-        self._pending.append((tmp, final, Part(kind_name, dict(partition), rel, writer.rows, series)))
+        self._pending.append(
+            (tmp, final, Part(kind_name, dict(partition), rel, writer.rows, series, shard, resumable))
+        )
 
     def _record_path(self) -> Path:
         return self.store.root / "runs" / f"{self.run_id}.json"
@@ -371,6 +440,12 @@ class PartWriter:
         if self._writer is None:  # an empty part still has a schema
             self.write(kind(self.kind_name).schema.empty_table())
         self._writer.close()
+
+
+def _part_order(member: tuple[tuple[str, str], Part]) -> tuple:
+    """Shards in shard order, then parts in the order their runs ended."""
+    order, part = member
+    return (parse_shard(part.shard)[0] if part.shard else -1, order)
 
 
 def _pid_alive(pid: int) -> bool:

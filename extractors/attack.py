@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from ce.engine.errors import CeError, NotFound, did_you_mean
-from ce.engine.store import Store
+from ce.engine.store import Store, parse_shard
 
 from .attack_env import import_textattack
 from .datasets import Dataset, check_examples, load_dataset
@@ -47,6 +47,7 @@ class AttackOptions:
     device: str = "cpu"
     checkpoint_every: int = 10  # examples per committed part
     restart: bool = False
+    shard: str | None = None  # "I/N": only the I-th of N slices of the examples
 
 
 def check_options(o: AttackOptions) -> None:
@@ -63,6 +64,8 @@ def check_options(o: AttackOptions) -> None:
         raise CeError("--limit must be at least 1")
     if o.checkpoint_every < 1:
         raise CeError("--checkpoint-every must be at least 1")
+    if o.shard is not None:
+        parse_shard(o.shard)
 
 
 def _labelled(data: Dataset) -> None:
@@ -244,21 +247,19 @@ def series_key(options: AttackOptions, target: dict, data: Dataset) -> str:
     config = {
         k: v
         for k, v in asdict(options).items()
-        if k not in ("limit", "batch_size", "device", "checkpoint_every", "restart")
+        if k not in ("limit", "batch_size", "device", "checkpoint_every", "restart", "shard")
     }
+    if options.shard:  # the shards of one sharded attack share a series
+        config["shards"] = parse_shard(options.shard)[1]
     blob = json.dumps([config, target, data.fingerprint], sort_keys=True, default=str)
     return "attack-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def done_ids(store: Store, model: str, attack: str, dataset: str, series: str) -> set[str]:
-    parts = [
-        p
-        for p in store.live_parts()["attacks"]
-        if p.partition == {"model": model, "attack": attack, "dataset": dataset}
-    ]
-    if not parts or parts[0].series != series:
-        return set()
     import pyarrow.parquet as pq
+
+    partition = {"model": model, "attack": attack, "dataset": dataset}
+    parts = store.series_parts("attacks", partition, series)
 
     return {
         i
@@ -293,7 +294,7 @@ def run_attack(
         **{k: v for k, v in loaded.provenance.items() if k in ("weight_sha256", "model_revision")},
     }
     series = series_key(options, target, data)
-    todo = subset(data, options.limit)
+    todo = subset(data, options.limit, options.shard)
     finished = set() if options.restart else done_ids(store, resolved.name, options.attack, data.name, series)
     ids, texts = todo.table["example_id"].to_pylist(), todo.table["text"].to_pylist()
     labels = todo.table["label"].to_pylist()
@@ -332,7 +333,8 @@ def run_attack(
                 if not have_examples:
                     run.write("examples", {"dataset": data.name}, data.table)
                     have_examples = True
-                run.write("attacks", partition, pa.Table.from_pylist(rows), series=series)
+                table = pa.Table.from_pylist(rows)
+                run.write("attacks", partition, table, series=series, shard=options.shard, resumable=True)
     return {
         "model": resolved.name,
         "dataset": data.name,

@@ -3,6 +3,8 @@ embeddings, written to the store in one run."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -11,7 +13,7 @@ import pyarrow as pa
 
 from ce.engine.errors import CeError
 from ce.engine.schema import vector_type
-from ce.engine.store import Store
+from ce.engine.store import Store, parse_shard
 
 from .datasets import Dataset, check_examples, load_dataset
 from .features import batches, tokenize
@@ -21,6 +23,8 @@ from .neighbors import INDEXES, store_neighbors
 from .registry import resolve_model
 
 STAGES = ("finetuned", "pretrained")
+VECTOR_DTYPES = ("float32", "float16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,9 @@ class ExtractOptions:
     device: str = "cpu"
     k_max: int | None = 100  # neighbour lists kept per example; None: no neighbours
     index: str = "exact"
+    vector_dtype: str = "float32"  # float16 halves the embeddings on disk
+    precision: str = "auto"  # fp32, fp16 or bf16 for the forward pass; auto: fp16 on CUDA
+    shard: str | None = None  # "I/N": only the I-th of N equal slices of the examples
     qa: QaSettings = QaSettings()
 
     def length_for(self, task: str) -> int:
@@ -63,6 +70,12 @@ def check_options(options: ExtractOptions) -> None:
         raise CeError("--k-max must be at least 1")
     if options.index not in INDEXES:
         raise CeError(f"unknown index {options.index!r}; use {' or '.join(INDEXES)}")
+    if options.vector_dtype not in VECTOR_DTYPES:
+        raise CeError(f"unknown embedding dtype {options.vector_dtype!r}; use {' or '.join(VECTOR_DTYPES)}")
+    if options.precision not in PRECISIONS:
+        raise CeError(f"unknown precision {options.precision!r}; use {', '.join(PRECISIONS)}")
+    if options.shard is not None:
+        parse_shard(options.shard)
 
 
 def resolve_device(device: str) -> str:
@@ -75,10 +88,39 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def subset(dataset: Dataset, limit: int | None) -> Dataset:
-    if limit is None or limit >= len(dataset):
+def subset(dataset: Dataset, limit: int | None, shard: str | None = None) -> Dataset:
+    """The first ``limit`` examples, then the ``shard`` ("I/N") of those: the I-th of N
+    contiguous slices whose sizes differ by at most one."""
+    table = dataset.table
+    if limit is not None and limit < len(dataset):
+        table = table.slice(0, limit)
+    if shard is not None:
+        i, n = parse_shard(shard)
+        start, stop = i * len(table) // n, (i + 1) * len(table) // n
+        table = table.slice(start, stop - start)
+    if table is dataset.table:
         return dataset
-    return Dataset(dataset.name, dataset.task, dataset.table.slice(0, limit), dataset.source)
+    return Dataset(dataset.name, dataset.task, table, dataset.source)
+
+
+def autocast_dtype(precision: str, device: str):
+    """The torch dtype the forward pass runs in under autocast, or None for float32."""
+    import torch
+
+    if precision == "auto":
+        precision = "fp16" if device.startswith("cuda") else "fp32"
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def shard_series(options: ExtractOptions, provenance: dict, dataset: Dataset) -> str | None:
+    """The series the shards of one sharded extraction share: same model weights, dataset
+    and settings (device and batch size aside) give the same series on every machine."""
+    if options.shard is None:
+        return None
+    settings = {k: v for k, v in asdict(options).items() if k not in ("shard", "device", "batch_size")}
+    settings["shards"] = parse_shard(options.shard)[1]
+    blob = json.dumps([settings, provenance, dataset.fingerprint], sort_keys=True, default=str)
+    return "extract-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def forward_all(
@@ -102,6 +144,7 @@ def forward_all(
     decoder = QaDecoder(features, len(dataset), options.qa) if qa and finetuned else None
     logits = None
     device = next(loaded.model.parameters()).device
+    amp = autocast_dtype(options.precision, device.type)
     bar = tqdm(
         total=len(features),
         unit="input",
@@ -109,7 +152,7 @@ def forward_all(
         desc=f"extract {dataset.name}",
         dynamic_ncols=True,
     )
-    with torch.inference_mode(), bar:
+    with torch.inference_mode(), torch.autocast(device.type, amp, enabled=amp is not None), bar:
         for idx, batch in batches(features, loaded.tokenizer, options.batch_size):
             out = loaded.model(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=finetuned)
             last = out.hidden_states[-1] if finetuned else out.last_hidden_state
@@ -132,10 +175,27 @@ def forward_all(
 
 
 def embeddings_table(dataset: Dataset, vectors: np.ndarray) -> pa.Table:
-    flat = pa.array(vectors.reshape(-1), pa.float32())
+    """Vectors as stored: float32, or float16 when ``vectors`` are float16."""
+    flat = pa.array(vectors.reshape(-1))
     column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
-    assert column.type == vector_type(vectors.shape[1])
+    assert column.type == vector_type(vectors.shape[1], str(vectors.dtype))
     return pa.table({"example_id": dataset.table["example_id"], "vector": column})
+
+
+def neighbors_when_whole(
+    store: Store, partition: dict[str, str], series: str, options: ExtractOptions, progress: bool
+) -> bool:
+    """After a shard: once every shard of ``series`` is in, search the neighbours of the
+    whole dataset from the stored embeddings (as one unsharded run would have). Shards that
+    finish together may both do it; the later result replaces the earlier, equal one."""
+    from .neighbors import recompute_neighbors
+
+    live = [p for p in store.live_parts()["embeddings"] if p.partition == partition]
+    if not live or live[0].series != series:
+        return False
+    model, stage, dataset = partition["model"], partition["stage"], partition["dataset"]
+    recompute_neighbors(store, model, dataset, stage, options.k_max, options.index, progress)
+    return True
 
 
 def extract(
@@ -170,7 +230,9 @@ def extract(
         trust_remote_code=trust_remote_code,
         revision=revision,
     )
-    data = subset(full, options.limit)
+    data = subset(full, options.limit, options.shard)
+    series = shard_series(options, loaded.provenance, full)
+    sharded = {"series": series, "shard": options.shard} if series else {}
     params: dict[str, Any] = {
         **asdict(options),
         "device": device,
@@ -194,10 +256,16 @@ def extract(
             run.write("examples", {"dataset": full.name}, full.table)
         predictions, vectors = forward_all(loaded, data, options, progress)
         if predictions is not None:
-            run.write("predictions", {"model": resolved.name, "dataset": full.name}, predictions)
+            partition = {"model": resolved.name, "dataset": full.name}
+            run.write("predictions", partition, predictions, **sharded)
         partition = {"model": resolved.name, "stage": options.stage, "dataset": full.name}
-        run.write("embeddings", partition, embeddings_table(data, vectors))
-        if options.k_max is not None and len(data) > 1:  # vectors are normalised in place
+        if options.vector_dtype == "float16":  # neighbours from the vectors as stored
+            vectors = vectors.astype(np.float16)
+            run.write("embeddings", partition, embeddings_table(data, vectors), **sharded)
+            vectors = vectors.astype(np.float32)
+        else:
+            run.write("embeddings", partition, embeddings_table(data, vectors), **sharded)
+        if options.k_max is not None and len(data) > 1 and series is None:  # normalises in place
             store_neighbors(
                 run,
                 partition,
@@ -208,6 +276,8 @@ def extract(
                 options.index,
                 progress,
             )
+    if series is not None and options.k_max is not None:
+        neighbors_when_whole(store, partition, series, options, progress)
     return ExtractResult(
         run.run_id,
         resolved.name,

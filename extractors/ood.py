@@ -9,14 +9,15 @@ Embeddings are read from the store; a dataset the store lacks is extracted once.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from ce.engine.errors import CeError
+from ce.engine.errors import CeError, NotFound
 from ce.engine.read import read_embeddings
-from ce.engine.store import Store
+from ce.engine.store import Store, parse_shard
 
 from .datasets import Dataset, load_dataset
 from .extract import ExtractOptions, extract
@@ -32,6 +33,7 @@ class OodOptions:
     limit: int | None = None
     device: str = "cpu"
     batch_size: int = 32
+    shard: str | None = None  # "I/N": score only the I-th of N slices of id-val and test
 
 
 def split_groups(dataset: Dataset, val_fraction: float) -> np.ndarray:
@@ -64,16 +66,41 @@ def _check(options: OodOptions) -> None:
         raise CeError("--k-max must be at least 1")
     if not 0 < options.val_fraction < 1:
         raise CeError(f"--val-fraction {options.val_fraction} must lie strictly between 0 and 1")
+    if options.shard is not None:
+        parse_shard(options.shard)
+
+
+def shard_rows(n: int, shard: str | None) -> slice:
+    """The rows of shard "I/N" among ``n`` (all rows when unsharded)."""
+    if shard is None:
+        return slice(0, n)
+    i, count = parse_shard(shard)
+    return slice(i * n // count, (i + 1) * n // count)
 
 
 def _embeddings(store: Store, model: str, name: str, data: Dataset, options: OodOptions, progress: bool):
     """Stored embeddings of ``data``, extracting them first if the store has none."""
     if not store.has("embeddings", model=name, stage=options.stage, dataset=data.name):
+        if options.shard:  # N shards must not each run the model over the same data
+            raise NotFound(
+                f"ce ood --shard reads stored embeddings and the store has no {options.stage}"
+                f" embeddings of {name} on {data.name}; run ce extract --model {model}"
+                f" --dataset {data.name} --stage {options.stage} (it can be sharded too) first"
+            )
         extract_options = ExtractOptions(
             stage=options.stage, limit=options.limit, device=options.device, batch_size=options.batch_size
         )
         extract(store, model, data, extract_options, name=name, progress=progress)
     return read_embeddings(store, name, options.stage, data.name)
+
+
+def _sharded(params: dict, name: str, options: OodOptions) -> dict:
+    """Series and shard of a sharded OOD run: its N shards share the series."""
+    if options.shard is None:
+        return {}
+    same = {k: v for k, v in params.items() if k not in ("shard", "device", "batch_size")}
+    blob = json.dumps([same, name, parse_shard(options.shard)[1]], sort_keys=True, default=str)
+    return {"series": "ood-" + hashlib.sha256(blob.encode()).hexdigest()[:16], "shard": options.shard}
 
 
 def run_ood(
@@ -116,6 +143,9 @@ def run_ood(
             f" {val_vec.shape[1]}, test {test_vec.shape[1]}); use one model for all"
         )
     k_max = min(options.k_max, len(bank_vec))
+    val_rows, test_rows = shard_rows(len(val_vec), options.shard), shard_rows(len(test_vec), options.shard)
+    val_ids, val_vec = val_ids[val_rows], val_vec[val_rows]
+    test_ids, test_vec = test_ids[test_rows], test_vec[test_rows]
     bank_vec, val_vec, test_vec = normalize(bank_vec), normalize(val_vec), normalize(test_vec)
     params = {
         **asdict(options),
@@ -163,6 +193,7 @@ def run_ood(
             "ood_scores",
             {"model": name, "bank": bank_data.name, "dataset": test_data.name},
             pa.concat_tables(rows),
+            **_sharded(params, name, options),
         )
     return {
         "run_id": run.run_id,

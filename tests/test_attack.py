@@ -196,3 +196,19 @@ def test_bad_input_writes_nothing(
     with pytest.raises(error, match=message):
         run_attack(store, target, dataset, options(tiny_models, **kwargs), progress=False)
     assert snapshot(store_dir) == {}
+
+
+def test_attack_shards_add_up_to_one_attack(sharp_classifier, tiny_models, tmp_path):
+    whole, sharded = Store(tmp_path / "whole"), Store(tmp_path / "sharded")
+    run_attack(whole, str(sharp_classifier), "sst2-dev", options(tiny_models, limit=8), progress=False)
+    for i in (1, 0):
+        assert rows(sharded, "select count(*) as n from attacks") == [{"n": 0}]
+        opts = options(tiny_models, limit=8, shard=f"{i}/2", checkpoint_every=2)
+        info = run_attack(sharded, str(sharp_classifier), "sst2-dev", opts, progress=False)
+        assert info["examples"] == 4
+    again = run_attack(
+        sharded, str(sharp_classifier), "sst2-dev", options(tiny_models, limit=8, shard="1/2"), progress=False
+    )
+    assert again["resumed_from"] == 4  # a finished shard resumes with nothing left to do
+    sql = "select * exclude (run_id) from attacks order by example_id"
+    assert rows(sharded, sql) == rows(whole, sql)

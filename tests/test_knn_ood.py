@@ -248,3 +248,23 @@ def test_sweep_has_a_row_per_pair_and_k(three_models):
         .fetchall()
     )
     assert a_b_10["jaccard"] == direct[0]
+
+
+def test_ood_shards_equal_one_run_and_need_stored_embeddings(tmp_path):
+    rng = np.random.default_rng(8)
+    paths = {role: write_dataset(tmp_path, role, n) for role, n in [("bank", 60), ("val", 21), ("test", 25)]}
+    whole, sharded = Store(tmp_path / "whole"), Store(tmp_path / "sharded")
+    for path in paths.values():
+        vectors = rng.normal(size=(load_dataset(path).table.num_rows, 5)).astype(np.float32)
+        for store in (whole, sharded):
+            put_embeddings(store, "a", path, vectors)
+    run_ood(whole, "a", paths["bank"], paths["val"], paths["test"], OodOptions(k_max=7), progress=False)
+    for i in (1, 0, 2):
+        assert sharded.connect().sql("select count(*) from ood_scores").fetchall() == [(0,)]
+        opts = OodOptions(k_max=7, shard=f"{i}/3")
+        run_ood(sharded, "a", paths["bank"], paths["val"], paths["test"], opts, progress=False)
+    sql = "select * exclude (run_id) from ood_scores order by role, example_id"
+    assert sharded.connect().sql(sql).fetchall() == whole.connect().sql(sql).fetchall()
+    missing = write_dataset(tmp_path, "unseen", 10)
+    with pytest.raises(CeError, match="ce ood --shard reads stored embeddings"):
+        run_ood(sharded, "a", paths["bank"], paths["val"], missing, OodOptions(shard="0/2"), progress=False)

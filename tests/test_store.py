@@ -140,3 +140,47 @@ def test_parts_of_one_series_add_up_and_a_new_series_replaces_them(store_dir):
         run.write("predictions", part, preds(["y", "z"]))
     assert count(store) == 2
     assert len(list((store_dir / "predictions").rglob("*.parquet"))) == 1
+
+
+def test_a_sharded_series_is_live_only_once_every_shard_is_in(store_dir):
+    store = Store(store_dir)
+    part = {"model": "m", "dataset": "d"}
+    with store.run("test", {}) as run:  # an earlier single run stays visible meanwhile
+        run.write("predictions", part, preds(["old"]))
+    for i, ids in enumerate([["a", "b"], ["c"], ["d"]]):
+        assert count(store, "select string_agg(example_id, '') from predictions") == "old"
+        with store.run("test", {}) as run:
+            run.write("predictions", part, preds(ids), series="s", shard=f"{i}/3")
+    assert count(store, "select string_agg(example_id, '' order by example_id) from predictions") == "abcd"
+    assert [p.shard for p in store.live_parts()["predictions"]] == ["0/3", "1/3", "2/3"]
+    assert len(list((store_dir / "predictions").rglob("*.parquet"))) == 3  # the old run is gone
+
+
+def test_a_rerun_shard_replaces_its_earlier_run_and_waiting_shards_survive_collection(store_dir):
+    store = Store(store_dir)
+    part = {"model": "m", "dataset": "d"}
+    for ids in (["a"], ["a2"]):  # shard 0 twice, before shard 1 exists
+        with store.run("test", {}) as run:
+            run.write("predictions", part, preds(ids), series="s", shard="0/2")
+    assert count(store) == 0
+    with store.run("test", {}) as run:
+        run.write("predictions", part, preds(["b"]), series="s", shard="1/2")
+    assert count(store, "select string_agg(example_id, ',' order by example_id) from predictions") == "a2,b"
+    assert len(list((store_dir / "predictions").rglob("*.parquet"))) == 2
+
+
+def test_resumable_shards_add_up(store_dir):
+    store = Store(store_dir)
+    part = {"model": "m", "dataset": "d"}
+    for shard, ids in (("0/2", ["a"]), ("0/2", ["b"]), ("1/2", ["c"])):
+        with store.run("test", {}) as run:
+            run.write("predictions", part, preds(ids), series="s", shard=shard, resumable=True)
+    assert count(store) == 3
+
+
+@pytest.mark.parametrize("shard", ["1", "2/2", "-1/2", "a/b", "0/0"])
+def test_bad_shards_are_refused(store_dir, shard):
+    store = Store(store_dir)
+    with pytest.raises(StoreError, match="shard"), store.run("test", {}) as run:
+        run.write("predictions", {"model": "m", "dataset": "d"}, preds(["a"]), series="s", shard=shard)
+    assert not store_dir.exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, store_option
+from .common import open_store, shard_option, store_option
 
 
 @click.command()
@@ -47,6 +47,7 @@ from .common import open_store, store_option
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True, help="Texts per model query batch.")
 @click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights.")
+@shard_option
 @store_option
 def attack(
     model,
@@ -64,6 +65,7 @@ def attack(
     device,
     batch_size,
     allow_pickle,
+    shard,
     store_path,
 ):
     """Attack MODEL on DATASET and store one result per example.
@@ -77,6 +79,7 @@ def attack(
     Example:
       ce attack --model bert-base --dataset imdb-1k --attack bert-attack --attacker bert-base
       ce attack --model ./imdb-classifier --attack deepwordbug --limit 100
+      ce attack --model bert-base --attack deepwordbug --shard 3/8   # job 3 of 8
     """
     from ce.extractors.attack import AttackOptions, run_attack
 
@@ -92,6 +95,7 @@ def attack(
         device=device,
         checkpoint_every=checkpoint_every,
         restart=restart,
+        shard=shard,
     )
     info = run_attack(open_store(store_path), model, dataset, options, name=name, allow_pickle=allow_pickle)
     click.echo(

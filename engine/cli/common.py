@@ -51,3 +51,12 @@ def tpr_option(f):
         show_default=True,
         help="Share of in-distribution points kept by the OOD threshold.",
     )(f)
+
+
+def shard_option(f):
+    return click.option(
+        "--shard",
+        metavar="I/N",
+        help="Only the I-th of N equal slices of the examples (0 <= I < N), as one of N jobs"
+        " (Slurm array, Kubernetes); the N shards together equal one unsharded run.",
+    )(f)

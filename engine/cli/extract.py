@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, store_option
+from .common import open_store, shard_option, store_option
 
 
 @click.command()
@@ -42,6 +42,21 @@ from .common import open_store, store_option
     show_default=True,
     help="Neighbour search; hnsw is approximate (recall recorded).",
 )
+@click.option(
+    "--embedding-dtype",
+    type=click.Choice(["float32", "float16"]),
+    default="float32",
+    show_default=True,
+    help="Stored CLS vectors; float16 halves them (neighbours are searched on what is stored).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="Forward pass under autocast; auto: fp16 on CUDA, fp32 on CPU.",
+)
+@shard_option
 @click.option("--revision", help="Hub revision (branch, tag or commit) to load.")
 @click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights. They can run code.")
 @click.option("--trust-remote-code", is_flag=True, help="Run model code shipped with a Hub model.")
@@ -60,6 +75,9 @@ def extract(
     k_max,
     no_neighbors,
     index,
+    embedding_dtype,
+    precision,
+    shard,
     revision,
     allow_pickle,
     trust_remote_code,
@@ -76,6 +94,7 @@ def extract(
       ce extract --model bert-base --dataset squad2-dev
       ce extract --model minilm --dataset sst2-dev --stage pretrained
       ce extract --model ./my-model --dataset reviews.csv --limit 100
+      ce extract --model bert-base --dataset squad2-dev --shard 0/4   # job 0 of 4
     """
     from ce.extractors.extract import ExtractOptions
     from ce.extractors.extract import extract as run_extract
@@ -89,6 +108,9 @@ def extract(
         device=device,
         k_max=None if no_neighbors else k_max,
         index=index,
+        vector_dtype=embedding_dtype,
+        precision=precision,
+        shard=shard,
     )
     result = run_extract(
         open_store(store_path),
@@ -101,8 +123,9 @@ def extract(
         trust_remote_code=trust_remote_code,
         revision=revision,
     )
+    where = f" (shard {shard})" if shard else ""
     click.echo(
-        f"{result.model} on {result.dataset}: {result.examples} examples,"
+        f"{result.model} on {result.dataset}{where}: {result.examples} examples,"
         f" {result.predictions} predictions, {result.embeddings} embeddings"
         f" ({stage}) in {result.seconds:.1f}s; run {result.run_id}",
         err=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, store_option
+from .common import open_store, shard_option, store_option
 
 
 @click.command()
@@ -67,8 +67,11 @@ def neighbors(model, dataset, stage, k_max, index, store_path):
 @click.option("--limit", type=int, help="Embed at most N examples of each dataset not in the store.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
+@shard_option
 @store_option
-def ood(model, bank, id_val, test, name, stage, k_max, val_fraction, limit, device, batch_size, store_path):
+def ood(
+    model, bank, id_val, test, name, stage, k_max, val_fraction, limit, device, batch_size, shard, store_path
+):
     """Deep-kNN OOD scores (Sun et al. 2022) of a test set against an in-distribution bank.
 
     Features are the model's L2-normalised CLS embeddings, reused from the store or
@@ -80,11 +83,18 @@ def ood(model, bank, id_val, test, name, stage, k_max, val_fraction, limit, devi
     Example:
       ce ood --model bert-base --bank squad2-train --id-val squad2-dev --dataset newsqa
       ce ood --model minilm --stage pretrained --bank squad2-dev --dataset covidqa
+      ce ood --model bert-base --bank squad2-train --dataset newsqa --shard 0/4
     """
     from ce.extractors.ood import OodOptions, run_ood
 
     options = OodOptions(
-        stage=stage, k_max=k_max, val_fraction=val_fraction, limit=limit, device=device, batch_size=batch_size
+        stage=stage,
+        k_max=k_max,
+        val_fraction=val_fraction,
+        limit=limit,
+        device=device,
+        batch_size=batch_size,
+        shard=shard,
     )
     info = run_ood(open_store(store_path), model, bank, id_val, test, options, name=name)
     click.echo(
