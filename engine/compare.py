@@ -16,10 +16,9 @@ def k_limits(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     """(what, K_max) of every stored set of neighbour lists and OOD distances."""
     return execute(
         con,
-        "select 'neighbour lists of ' || dataset as what, min(len(neighbors)) as k_max"
-        " from neighbors group by dataset union all"
-        " select 'OOD scores of ' || dataset || ' (bank ' || bank || ')', min(len(distances))"
-        " from ood_scores group by dataset, bank order by 1",
+        "select case kind when 'neighbors' then 'neighbour lists of ' || dataset else 'OOD scores of '"
+        " || dataset || ' (bank ' || partition || ')' end as what, min(k_min) as k_max"
+        " from list_limits group by what order by what",
     ).fetchall()
 
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 from .errors import CeError
 
 SCHEMA_VERSION = 1
+HEAD = 10  # the first HEAD entries of a K_max list are also kept narrow: k <= HEAD reads only them
 
 # Partition values become folder names, so they are restricted to a portable alphabet.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -95,10 +96,12 @@ KINDS: dict[str, Kind] = {
                     ("idx", pa.int64()),
                     ("neighbors", pa.list_(pa.int32())),  # idx of the neighbours, nearest first
                     ("similarities", pa.list_(pa.float32())),  # cosine, same order
+                    ("neighbors_head", pa.list_(pa.int32())),  # neighbors[1:HEAD], for speed
                 ]
             ),
             "Nearest neighbours by cosine of each example's CLS vector within its dataset, self"
-            " excluded, ranked to K_max (idx of the examples table).",
+            " excluded, ranked to K_max (idx of the examples table); neighbors_head holds the first"
+            f" {HEAD} of them, a narrow copy that queries with k <= {HEAD} read instead.",
         ),
         Kind(
             "ood_scores",
@@ -110,10 +113,12 @@ KINDS: dict[str, Kind] = {
                     ("role", pa.string()),  # id_val or test
                     ("source", pa.string()),  # the dataset the example comes from
                     ("distances", pa.list_(pa.float32())),  # to the k-th bank neighbour, k=1..
+                    ("distances_head", pa.list_(pa.float32())),  # distances[1:HEAD], for speed
                 ]
             ),
             "Deep-kNN OOD scores: for each id_val and test example, the distance of its"
-            " L2-normalised feature to its k-th nearest bank neighbour, k = 1..K_max.",
+            " L2-normalised feature to its k-th nearest bank neighbour, k = 1..K_max;"
+            f" distances_head holds the first {HEAD}, read instead for k <= {HEAD}.",
         ),
         Kind(
             "attacks",
@@ -140,6 +145,12 @@ KINDS: dict[str, Kind] = {
         ),
     ]
 }
+
+
+# The list column of a kind whose length is the K_max the store can answer for, and the
+# narrow copy of its first HEAD entries that the writer adds.
+LIST_COLUMNS = {"neighbors": "neighbors", "ood_scores": "distances"}
+HEAD_COLUMNS = {kind: f"{column}_head" for kind, column in LIST_COLUMNS.items()}
 
 
 def kind(name: str) -> Kind:

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from .errors import NotFound, QueryError, did_you_mean
-from .schema import KINDS
+from .schema import HEAD, HEAD_COLUMNS, KINDS, LIST_COLUMNS
 
 if TYPE_CHECKING:
     from .store import Store
@@ -33,6 +33,8 @@ _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 
 BASE_VIEW_HELP = {name: k.help for name, k in KINDS.items()} | {
     "runs": "One row per run: command, parameters, model and dataset provenance, versions, times, status.",
+    "list_limits": "Per live part of neighbors (partition: stage) and ood_scores (partition: bank):"
+    " the shortest and longest list, i.e. the K_max queries can use.",
 }
 
 
@@ -104,22 +106,66 @@ def _empty_arrow(kind_name: str) -> pa.Table:
     return pa.schema(fields).empty_table()
 
 
+def _source(files: list[str]) -> str:
+    options = "hive_partitioning = true, hive_types_autocast = false, union_by_name = true"
+    return f"read_parquet({files!r}, {options})"
+
+
 def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     live = store.live_parts()
     for name, k in KINDS.items():
         files = [str(store.root / p.path) for p in live[name]]
         keys = ", ".join(k.keys)
-        if files:
-            source = (
-                f"read_parquet({files!r}, hive_partitioning = true,"
-                f" hive_types_autocast = false, union_by_name = true)"
-            )
-            con.execute(f"create or replace view {name} as select {keys}, * exclude ({keys}) from {source}")
-        else:
+        if not files:
             con.register(f"_empty_{name}", _empty_arrow(name))
             con.execute(f"create or replace view {name} as select * from _empty_{name}")
+            continue
+        select = f"select {keys}, * exclude ({keys}) from {_source(files)}"
+        older = [f for p, f in zip(live[name], files, strict=True) if _lacks_head(p, f)]
+        if older:  # parts written before the narrow head column existed derive it
+            newer = [f for f in files if f not in older]
+            column, head = LIST_COLUMNS[name], HEAD_COLUMNS[name]
+            cast = f"{column}[1:{HEAD}] as {head}"
+            select = f"select {keys}, * exclude ({keys}), {cast} from {_source(older)}"
+            if newer:
+                select = f"select {keys}, * exclude ({keys}) from {_source(newer)} union all by name {select}"
+        con.execute(f"create or replace view {name} as {select}")
+    _create_list_limits(con, store, live)
     con.register("_runs", runs_table(store))
     con.execute("create or replace view runs as select * from _runs")
+
+
+def _lacks_head(part, path: str) -> bool:
+    import pyarrow.parquet as pq
+
+    head = HEAD_COLUMNS.get(part.kind)
+    return head is not None and part.lengths is None and head not in pq.read_schema(path).names
+
+
+def _create_list_limits(con: duckdb.DuckDBPyConnection, store: Store, live) -> None:
+    """View list_limits: the shortest and longest list (K_max) of every live part of
+    neighbours and OOD scores, from the run records; read from the data only for parts
+    whose record does not say."""
+    rows, selects = [], []
+    for name, column in LIST_COLUMNS.items():
+        group = "stage" if name == "neighbors" else "bank"
+        for p in live[name]:
+            keys = {"kind": name, "model": p.partition["model"], "dataset": p.partition["dataset"]}
+            if p.lengths is not None:
+                rows.append(
+                    {**keys, "partition": p.partition[group], "k_min": p.lengths[0], "k_max": p.lengths[1]}
+                )
+            else:
+                selects.append(
+                    f"select '{name}' as kind, model, dataset, {group} as partition,"
+                    f" min(len({column})) as k_min, max(len({column})) as k_max"
+                    f" from {_source([str(store.root / p.path)])} group by all"
+                )
+    fields = [(c, pa.string()) for c in ("kind", "model", "dataset", "partition")]
+    recorded = pa.Table.from_pylist(rows, pa.schema(fields + [("k_min", pa.int64()), ("k_max", pa.int64())]))
+    con.register("_list_limits", recorded)
+    sql = " union all ".join(["select * from _list_limits", *selects])
+    con.execute(f"create or replace view list_limits as {sql}")
 
 
 RUN_FIELDS = ("run_id", "command", "status", "model", "dataset", "started", "ended")

@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import atomic
 from .errors import StoreError
-from .schema import KINDS, SCHEMA_VERSION, check_name, kind
+from .schema import HEAD, HEAD_COLUMNS, KINDS, LIST_COLUMNS, SCHEMA_VERSION, check_name, kind
 
 MARKER = "ce-store.json"
 LIBRARIES = (
@@ -91,6 +92,7 @@ class Part:
     series: str | None = None  # parts of one series add up; None: the run is its own series
     shard: str | None = None  # "I/N": a series of shards is live once shards 0..N-1 are all in
     resumable: bool = False  # parts of a resumable shard add up; else a re-run shard replaces
+    lengths: list[int] | None = None  # [min, max] length of the kind's list column (K_max)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -371,9 +373,8 @@ class Run:
         finally:
             writer.close()
         rel = final.relative_to(self.store.root).as_posix()
-        self._pending.append(
-            (tmp, final, Part(kind_name, dict(partition), rel, writer.rows, series, shard, resumable))
-        )
+        part = Part(kind_name, dict(partition), rel, writer.rows, series, shard, resumable, writer.lengths)
+        self._pending.append((tmp, final, part))
 
     def _record_path(self) -> Path:
         return self.store.root / "runs" / f"{self.run_id}.json"
@@ -405,19 +406,36 @@ class PartWriter:
     run_id: str
     kind_name: str
     rows: int = 0
+    lengths: list[int] | None = None  # [min, max] length of the kind's list column
     _writer: pq.ParquetWriter | None = field(default=None, repr=False)
 
     def write(self, table: pa.Table | pa.RecordBatch) -> None:
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         table = self._conform(table)
+        self._measure(table)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
         self._writer.write_table(table, row_group_size=128 * 1024)
         self.rows += table.num_rows
 
+    def _measure(self, table: pa.Table) -> None:
+        """Track the shortest and longest list (the K_max queries may ask for)."""
+        column = LIST_COLUMNS.get(self.kind_name)
+        if column is None or table.num_rows == 0:
+            return
+        span = pc.min_max(pc.list_value_length(table[column]))
+        low, high = span["min"].as_py(), span["max"].as_py()
+        if self.lengths is not None:
+            low, high = min(low, self.lengths[0]), max(high, self.lengths[1])
+        self.lengths = [low, high]
+
     def _conform(self, table: pa.Table) -> pa.Table:
         schema = kind(self.kind_name).schema
+        head = HEAD_COLUMNS.get(self.kind_name)
+        if head and head not in table.column_names and table.num_rows:
+            column = table[LIST_COLUMNS[self.kind_name]]
+            table = table.append_column(head, pc.list_slice(column, 0, HEAD, return_fixed_size_list=False))
         run_ids = pa.array([self.run_id] * table.num_rows, pa.string())
         columns, fields = [], []
         for f in schema:

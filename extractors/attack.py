@@ -310,7 +310,6 @@ def run_attack(
         **loaded.provenance,
     }
     counts = {"succeeded": 0, "failed": 0, "skipped": 0}
-    _seed(options.seed)
     started = time.perf_counter()
     bar = tqdm(
         total=len(ids),
@@ -324,6 +323,7 @@ def run_attack(
         for start in range(0, len(pending), options.checkpoint_every):
             rows = []
             for i in pending[start : start + options.checkpoint_every]:
+                _seed(options.seed, ids[i])  # the same result however the examples are split
                 row = result_row(ids[i], labels[i], attack.attack(texts[i], labels[i]))
                 rows.append(row)
                 counts[row["result"]] += 1
@@ -346,9 +346,12 @@ def run_attack(
     }
 
 
-def _seed(seed: int) -> None:
+def _seed(seed: int, example_id: str) -> None:
+    """Seed every generator for one example, from --seed and its id: an example's result
+    does not depend on the examples attacked before it (shards, resumed runs)."""
     import torch
 
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    value = int(hashlib.sha256(f"{seed}:{example_id}".encode()).hexdigest()[:8], 16)
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)

@@ -55,6 +55,7 @@ class ExtractResult:
     predictions: int
     embeddings: int
     seconds: float
+    series: str | None = None  # the series its shards share, for a sharded extraction
 
 
 def check_options(options: ExtractOptions) -> None:
@@ -210,8 +211,11 @@ def extract(
     trust_remote_code: bool = False,
     revision: str | None = None,
     progress: bool = True,
+    neighbors_after: bool = True,
 ) -> ExtractResult:
-    """Extract predictions (fine-tuned stage) and CLS embeddings for one model and dataset."""
+    """Extract predictions (fine-tuned stage) and CLS embeddings for one model and dataset.
+    With ``options.shard``, only that shard; the shard that completes the set searches the
+    neighbours unless ``neighbors_after`` is False (a driver that runs the shards does)."""
     import time
 
     check_options(options)
@@ -276,7 +280,7 @@ def extract(
                 options.index,
                 progress,
             )
-    if series is not None and options.k_max is not None:
+    if series is not None and options.k_max is not None and neighbors_after:
         neighbors_when_whole(store, partition, series, options, progress)
     return ExtractResult(
         run.run_id,
@@ -286,4 +290,5 @@ def extract(
         0 if predictions is None else predictions.num_rows,
         len(vectors),
         time.perf_counter() - started,
+        series,
     )

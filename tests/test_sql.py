@@ -137,6 +137,95 @@ def test_knn_agreement_hand_checked(toy):
         rows(toy, "select * from knn_agreement(3)")
 
 
+def test_knn_agreement_past_the_head_column_reads_the_full_lists(toy):
+    # 12 neighbours: k <= HEAD reads neighbors_head, k > HEAD the full lists
+    a = [list(range(1, 13))]
+    b = [[*range(1, 11), 20, 12]]  # equal to a but at rank 11
+    with toy.run("test", {}) as run:
+        for model, nb in (("a", a), ("b", b)):
+            table = pa.table({"example_id": ["x1"], "idx": [0], "neighbors": nb})
+            run.write("neighbors", {"model": model, "stage": "finetuned", "dataset": "toy"}, table)
+    jaccard = {
+        k: rows(toy, f"select mean_jaccard from knn_agreement({k})")[0]["mean_jaccard"] for k in (10, 11, 12)
+    }
+    assert jaccard == {10: 1.0, 11: pytest.approx(10 / 12), 12: pytest.approx(11 / 13)}
+    [head] = rows(toy, "select neighbors_head from neighbors where model = 'a'")
+    assert head["neighbors_head"] == list(range(1, 11))
+    limits = rows(toy, "select model, k_min, k_max from list_limits order by model")
+    assert [(r["model"], r["k_min"], r["k_max"]) for r in limits] == [("a", 12, 12), ("b", 12, 12)]
+
+
+def test_parts_from_before_the_head_columns_still_answer(toy):
+    """A part written by an older ce (no head column, no recorded lengths) is read through
+    the full lists: the same answers."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    write_neighbors(toy, {"a": [[1, 2], [0, 2], [0, 1]], "b": [[2, 1], [0, 2], [1, 0]]})
+    before = rows(toy, "select * from knn_agreement(1)")
+    [rec] = [r for r in toy.runs() if any(p["kind"] == "neighbors" for p in r["parts"])]
+    for part in rec["parts"]:
+        path = toy.root / part["path"]
+        pq.write_table(pq.read_table(path).drop_columns(["neighbors_head"]), path)
+        del part["lengths"]
+    (toy.root / "runs" / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+    assert rows(toy, "select * from knn_agreement(1)") == before
+    limits = rows(toy, "select model, k_min, k_max from list_limits order by model")
+    assert [(r["model"], r["k_min"], r["k_max"]) for r in limits] == [("a", 2, 2), ("b", 2, 2)]
+
+
+def test_pair_counts_from_masks_equal_those_of_the_pairwise_join(store_dir):
+    """error_agreement and ood_agreement count through per-example bit masks; the examples
+    macros join every pair. Both must agree, also when models cover different examples."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    store = Store(store_dir)
+    ids = [f"x{i}" for i in range(300)]
+    with store.run("test", {}) as run:
+        for m in range(5):
+            keep = sorted(rng.choice(300, size=200 + 20 * m, replace=False))
+            run.write(
+                "predictions",
+                {"model": f"m{m}", "dataset": "toy"},
+                pa.table({"example_id": [ids[i] for i in keep], "correct": rng.random(len(keep)) < 0.6}),
+            )
+            distances = np.sort(rng.random((len(keep), 3)), axis=1).tolist()
+            roles = ["id_val" if i % 4 == 0 else "test" for i in keep]
+            run.write(
+                "ood_scores",
+                {"model": f"m{m}", "bank": "toy", "dataset": "shift"},
+                pa.table(
+                    {
+                        "example_id": [ids[i] for i in keep],
+                        "role": roles,
+                        "source": ["toy" if r == "id_val" else "shift" for r in roles],
+                        "distances": distances,
+                    }
+                ),
+            )
+    recount = {
+        "error_agreement()": "select dataset, model_i, model_j, count(*) as n,"
+        " count(*) filter (where wrong_i) as errors_i, count(*) filter (where wrong_j) as errors_j,"
+        " count(*) filter (where wrong_i and wrong_j) as both,"
+        " count(*) filter (where wrong_i or wrong_j) as either,"
+        " count(*) filter (where wrong_i and not wrong_j) as only_i,"
+        " count(*) filter (where wrong_j and not wrong_i) as only_j"
+        " from error_agreement_examples() group by all order by all",
+        "ood_agreement(2, tpr := 0.8)": "select dataset, model_i, model_j, count(*) as n,"
+        " count(*) filter (where ood_i) as ood_i, count(*) filter (where ood_j) as ood_j,"
+        " count(*) filter (where ood_i and ood_j) as both,"
+        " count(*) filter (where ood_i or ood_j) as either"
+        " from ood_agreement_examples(2, tpr := 0.8) group by all order by all",
+    }
+    for macro, sql in recount.items():
+        expected = rows(store, sql)
+        columns = ", ".join(f'"{c}"' for c in expected[0])
+        assert len(expected) == 10
+        assert rows(store, f"select {columns} from {macro} order by all") == expected
+
+
 def test_ood_agreement_hand_checked(toy):
     val = [0.1, 0.2, 0.3, 0.4, 0.5]  # tpr 0.5 -> threshold 0.3 for both models
     tests = {"a": [0.35, 0.25, 0.9], "b": [0.1, 0.5, 0.6]}  # OOD: a {x1, x3}, b {x2, x3}
@@ -166,6 +255,16 @@ def test_ood_agreement_hand_checked(toy):
         ("x2", False, True),
         ("x3", True, True),
     ]
+    flags = rows(toy, "select model, example_id, threshold, ood from ood_flags(1, tpr := 0.5) order by all")
+    assert [(r["model"], r["example_id"], r["ood"]) for r in flags] == [
+        ("a", "x1", True),
+        ("a", "x2", False),
+        ("a", "x3", True),
+        ("b", "x1", False),
+        ("b", "x2", True),
+        ("b", "x3", True),
+    ]
+    assert [r["threshold"] for r in flags] == [pytest.approx(0.3)] * 6
     [t] = rows(toy, library()["table2"].text, {"k": 1, "tpr": 0.5})
     assert (t["ood_dataset"], t["distribution"]) == ("shift", pytest.approx(1 / 3))
     with pytest.raises(duckdb.Error, match="tpr = 1.0 must lie strictly between 0 and 1"):
@@ -238,6 +337,7 @@ HAND_CHECKED = {
     "table3": test_table3_query_hand_checked,
     "knn_agreement": test_knn_agreement_hand_checked,
     "ood_agreement": test_ood_agreement_hand_checked,
+    "ood_flags": test_ood_agreement_hand_checked,
     "error_agreement": test_error_agreement_hand_checked,
     "errors": test_errors_view_hand_checked,
     "accuracy": test_accuracy_query_hand_checked,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, shard_option, store_option
+from ..errors import CeError
+from .common import engine_options, open_store, shard_option, store_option
 
 
 @click.command()
@@ -48,6 +49,7 @@ from .common import open_store, shard_option, store_option
 @click.option("--batch-size", default=32, show_default=True, help="Texts per model query batch.")
 @click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights.")
 @shard_option
+@engine_options
 @store_option
 def attack(
     model,
@@ -66,6 +68,9 @@ def attack(
     batch_size,
     allow_pickle,
     shard,
+    engine,
+    shards,
+    ray_address,
     store_path,
 ):
     """Attack MODEL on DATASET and store one result per example.
@@ -80,6 +85,7 @@ def attack(
       ce attack --model bert-base --dataset imdb-1k --attack bert-attack --attacker bert-base
       ce attack --model ./imdb-classifier --attack deepwordbug --limit 100
       ce attack --model bert-base --attack deepwordbug --shard 3/8   # job 3 of 8
+      ce attack --model bert-base --attack deepwordbug --engine ray
     """
     from ce.extractors.attack import AttackOptions, run_attack
 
@@ -97,7 +103,26 @@ def attack(
         restart=restart,
         shard=shard,
     )
-    info = run_attack(open_store(store_path), model, dataset, options, name=name, allow_pickle=allow_pickle)
+    store = open_store(store_path)
+    if engine == "ray":
+        from ce.extractors.distributed import attack_on_ray
+
+        infos = attack_on_ray(
+            store,
+            model,
+            dataset,
+            options,
+            shards=shards,
+            address=ray_address,
+            name=name,
+            allow_pickle=allow_pickle,
+        )
+        totals = {k: sum(i[k] for i in infos) for k in ("succeeded", "failed", "skipped", "resumed_from")}
+        info = {**infos[0], **totals, "seconds": max(i["seconds"] for i in infos)}
+    elif shards is not None or ray_address is not None:
+        raise CeError("--shards and --ray-address go with --engine ray")
+    else:
+        info = run_attack(store, model, dataset, options, name=name, allow_pickle=allow_pickle)
     click.echo(
         f"{info['model']} under {info['attack']} on {info['dataset']}:"
         f" {info['succeeded']} succeeded, {info['failed']} failed, {info['skipped']}"

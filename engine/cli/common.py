@@ -60,3 +60,22 @@ def shard_option(f):
         help="Only the I-th of N equal slices of the examples (0 <= I < N), as one of N jobs"
         " (Slurm array, Kubernetes); the N shards together equal one unsharded run.",
     )(f)
+
+
+def engine_options(f):
+    """--engine, --shards and --ray-address of the commands that can run on Ray."""
+    f = click.option(
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        help="Ray cluster to use with --engine ray (or set RAY_ADDRESS) [default: start one here].",
+    )(f)
+    f = click.option(
+        "--shards", type=int, help="Shards for --engine ray [default: one per GPU, else per CPU]."
+    )(f)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "ray"]),
+        default="local",
+        show_default=True,
+        help="local: this process; ray: shards as Ray tasks, one model copy each, GPUs where present.",
+    )(f)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, shard_option, store_option
+from ..errors import CeError
+from .common import engine_options, open_store, shard_option, store_option
 
 
 @click.command()
@@ -57,6 +58,7 @@ from .common import open_store, shard_option, store_option
     help="Forward pass under autocast; auto: fp16 on CUDA, fp32 on CPU.",
 )
 @shard_option
+@engine_options
 @click.option("--revision", help="Hub revision (branch, tag or commit) to load.")
 @click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights. They can run code.")
 @click.option("--trust-remote-code", is_flag=True, help="Run model code shipped with a Hub model.")
@@ -78,6 +80,9 @@ def extract(
     embedding_dtype,
     precision,
     shard,
+    engine,
+    shards,
+    ray_address,
     revision,
     allow_pickle,
     trust_remote_code,
@@ -95,6 +100,7 @@ def extract(
       ce extract --model minilm --dataset sst2-dev --stage pretrained
       ce extract --model ./my-model --dataset reviews.csv --limit 100
       ce extract --model bert-base --dataset squad2-dev --shard 0/4   # job 0 of 4
+      ce extract --model bert-base --dataset squad2-dev --engine ray --shards 8
     """
     from ce.extractors.extract import ExtractOptions
     from ce.extractors.extract import extract as run_extract
@@ -112,17 +118,29 @@ def extract(
         precision=precision,
         shard=shard,
     )
-    result = run_extract(
-        open_store(store_path),
-        model,
-        dataset,
-        options,
-        name=name,
-        dataset_name=dataset_name,
-        allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
-        revision=revision,
-    )
+    settings = {
+        "name": name,
+        "dataset_name": dataset_name,
+        "allow_pickle": allow_pickle,
+        "trust_remote_code": trust_remote_code,
+        "revision": revision,
+    }
+    if engine == "ray":
+        from ce.extractors.distributed import extract_on_ray
+
+        results = extract_on_ray(
+            open_store(store_path), model, dataset, options, shards=shards, address=ray_address, **settings
+        )
+        first = results[0]
+        click.echo(
+            f"{first.model} on {first.dataset}: {sum(r.examples for r in results)} examples in"
+            f" {len(results)} shards on Ray, {max(r.seconds for r in results):.1f}s for the slowest",
+            err=True,
+        )
+        return
+    if shards is not None or ray_address is not None:
+        raise CeError("--shards and --ray-address go with --engine ray")
+    result = run_extract(open_store(store_path), model, dataset, options, **settings)
     where = f" (shard {shard})" if shard else ""
     click.echo(
         f"{result.model} on {result.dataset}{where}: {result.examples} examples,"

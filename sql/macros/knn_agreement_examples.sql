@@ -3,15 +3,27 @@
 -- intervals aggregate these rows.
 create or replace macro knn_agreement_examples(k) as table
 with lists as (  -- lists shorter than k (datasets of at most k examples) are left out
-    select dataset, stage, model, idx, neighbors[1:k] as nearest
+    -- k <= 10 reads only the narrow column neighbors_head (the first HEAD = 10 ids, see
+    -- schema.py); k is a constant, so DuckDB drops the branch that does not apply unread
+    select dataset, stage, model, idx, neighbors_head[1:k] as nearest,
+        len(neighbors_head) >= k as long_enough
     from neighbors
+    where k <= 10
+    union all
+    select dataset, stage, model, idx, neighbors[1:k] as nearest, len(neighbors) >= k as long_enough
+    from neighbors
+    where k > 10
+),
+checked as (
+    select *
+    from lists
     where case
-        when k < 1 or k > (select max(len(neighbors)) from neighbors) then error(
+        when k < 1 or k > (select max(k_max) from list_limits where kind = 'neighbors') then error(
             'knn_agreement: k = ' || k || ' is outside 1..'
-            || (select max(len(neighbors)) from neighbors)
+            || (select max(k_max) from list_limits where kind = 'neighbors')
             || ' (the largest K_max in the store); use a smaller k or recompute with'
             || ' ce neighbors --k-max')
-        else len(neighbors) >= k
+        else long_enough
     end
 ),
 per_example as (
@@ -24,8 +36,8 @@ per_example as (
         len(a.nearest) as size_i,
         len(b.nearest) as size_j,
         len(list_filter(a.nearest, lambda x: list_contains(b.nearest, x))) as shared
-    from lists a
-    join lists b
+    from checked a
+    join checked b
         on a.dataset = b.dataset and a.stage = b.stage and a.idx = b.idx and a.model < b.model
 )
 select

@@ -1,0 +1,152 @@
+"""``--engine ray``: the shards of one extraction or attack as Ray tasks, one model copy each.
+
+Every task runs the same code as ``ce extract --shard I/N`` (or ``ce attack --shard``) on
+one shard and writes its parts straight into the store, which all workers must see (one
+machine, or a shared file system). The driver waits for the N tasks and, for extraction,
+then searches the neighbours of the whole dataset once. A task on a machine with a GPU
+gets one GPU and runs on it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from ce.engine.errors import CeError
+from ce.engine.store import Store
+
+ENGINES = ("local", "ray")
+# Settings the workers need to see as the driver does (data folder, offline switches).
+FORWARDED_ENV = ("CE_DATA_DIR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME")
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None):
+    """Connect to the Ray cluster at ``address`` (or RAY_ADDRESS), else start a local one."""
+    try:
+        import ray
+    except ImportError:
+        raise CeError("--engine ray needs Ray: pip install 'ce[ray]' (or pip install ray)") from None
+    if not ray.is_initialized():
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        ray.init(
+            address=address or os.environ.get("RAY_ADDRESS"),
+            num_cpus=None if address else num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": env},
+        )
+    return ray
+
+
+def worker_count(ray, shards: int | None) -> tuple[int, bool]:
+    """(number of shards, whether each task takes a GPU): one shard per GPU, else per CPU."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    count = shards or gpus or max(1, int(resources.get("CPU", 1)))
+    if count < 1:
+        raise CeError("--shards must be at least 1")
+    return count, gpus > 0
+
+
+def run_shards(
+    task: Callable[..., Any],
+    args: Callable[[str, bool], tuple],
+    shards: int | None,
+    address: str | None,
+    progress: bool,
+    what: str,
+) -> list[Any]:
+    """Run ``task(*args(shard, gpu))`` for every shard "I/N" as Ray tasks; their results in
+    shard order. A ce error in a task is raised here as itself."""
+    from tqdm.auto import tqdm
+
+    ray = start_ray(address)
+    count, gpu = worker_count(ray, shards)
+    remote = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=0)(task)
+    futures = [remote.remote(*args(f"{i}/{count}", gpu)) for i in range(count)]
+    pending = list(futures)
+    with tqdm(total=count, unit="shard", desc=what, disable=not progress or None) as bar:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            _raise_cause(ray, done[0])
+            bar.update(1)
+    return ray.get(futures)
+
+
+def _raise_cause(ray, ref) -> None:
+    try:
+        ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, CeError):
+            raise type(cause)(str(cause)) from None
+        raise CeError(f"a Ray task failed: {cause or e}") from e
+
+
+def _extract_task(root: str, model: str, dataset: str, options, kwargs: dict):
+    from .extract import extract
+
+    return extract(Store(root), model, dataset, options, progress=False, neighbors_after=False, **kwargs)
+
+
+def extract_on_ray(
+    store: Store,
+    model: str,
+    dataset: str,
+    options,
+    *,
+    shards: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> list:
+    """``ce extract --engine ray``: every shard a Ray task, then the neighbours once."""
+    from .extract import check_options, neighbors_when_whole
+
+    if options.shard is not None:
+        raise CeError("--engine ray makes the shards itself; drop --shard (use --shards N)")
+    check_options(options)
+
+    def args(shard: str, gpu: bool) -> tuple:
+        device = "cuda" if gpu and options.device in ("cpu", "auto") else options.device
+        return str(store.root), model, dataset, replace(options, shard=shard, device=device), kwargs
+
+    results = run_shards(_extract_task, args, shards, address, progress, f"extract {dataset}")
+    first = results[0]
+    if options.k_max is not None:
+        partition = {"model": first.model, "stage": options.stage, "dataset": first.dataset}
+        neighbors_when_whole(store, partition, first.series, options, progress)
+    return results
+
+
+def _attack_task(root: str, model: str, dataset: str, options, kwargs: dict):
+    from .attack import run_attack
+
+    return run_attack(Store(root), model, dataset, options, progress=False, **kwargs)
+
+
+def attack_on_ray(
+    store: Store,
+    model: str,
+    dataset: str,
+    options,
+    *,
+    shards: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> list[dict]:
+    """``ce attack --engine ray``: every shard a Ray task (each resumable on its own)."""
+    from .attack import check_options
+
+    if options.shard is not None:
+        raise CeError("--engine ray makes the shards itself; drop --shard (use --shards N)")
+    check_options(options)
+
+    def args(shard: str, gpu: bool) -> tuple:
+        device = "cuda" if gpu and options.device in ("cpu", "auto") else options.device
+        return str(store.root), model, dataset, replace(options, shard=shard, device=device), kwargs
+
+    return run_shards(_attack_task, args, shards, address, progress, f"attack {dataset}")
