@@ -112,16 +112,17 @@ def _source(files: list[str]) -> str:
 
 
 def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    store.register(con)
     live = store.live_parts()
     for name, k in KINDS.items():
-        files = [str(store.root / p.path) for p in live[name]]
+        files = [store.location(p.path) for p in live[name]]
         keys = ", ".join(k.keys)
         if not files:
             con.register(f"_empty_{name}", _empty_arrow(name))
             con.execute(f"create or replace view {name} as select * from _empty_{name}")
             continue
         select = f"select {keys}, * exclude ({keys}) from {_source(files)}"
-        older = [f for p, f in zip(live[name], files, strict=True) if _lacks_head(p, f)]
+        older = [f for p, f in zip(live[name], files, strict=True) if _lacks_head(con, p, f)]
         if older:  # parts written before the narrow head column existed derive it
             newer = [f for f in files if f not in older]
             column, head = LIST_COLUMNS[name], HEAD_COLUMNS[name]
@@ -135,11 +136,12 @@ def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     con.execute("create or replace view runs as select * from _runs")
 
 
-def _lacks_head(part, path: str) -> bool:
-    import pyarrow.parquet as pq
-
+def _lacks_head(con: duckdb.DuckDBPyConnection, part, path: str) -> bool:
     head = HEAD_COLUMNS.get(part.kind)
-    return head is not None and part.lengths is None and head not in pq.read_schema(path).names
+    if head is None or part.lengths is not None:
+        return False
+    names = con.execute("select name from parquet_schema(?)", [path]).fetchall()
+    return (head,) not in names
 
 
 def _create_list_limits(con: duckdb.DuckDBPyConnection, store: Store, live) -> None:
@@ -159,7 +161,7 @@ def _create_list_limits(con: duckdb.DuckDBPyConnection, store: Store, live) -> N
                 selects.append(
                     f"select '{name}' as kind, model, dataset, {group} as partition,"
                     f" min(len({column})) as k_min, max(len({column})) as k_max"
-                    f" from {_source([str(store.root / p.path)])} group by all"
+                    f" from {_source([store.location(p.path)])} group by all"
                 )
     fields = [(c, pa.string()) for c in ("kind", "model", "dataset", "partition")]
     recorded = pa.Table.from_pylist(rows, pa.schema(fields + [("k_min", pa.int64()), ("k_max", pa.int64())]))
@@ -193,8 +195,29 @@ def runs_table(store: Store) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def duckdb_config() -> dict[str, str]:
+    """DuckDB settings: a memory limit (CE_MEMORY_LIMIT, default 4GB) past which joins and
+    aggregates spill to a temporary folder (CE_TEMP_DIR, default the system's) instead of
+    growing, and CE_THREADS threads (default: every core)."""
+    import os
+    import tempfile
+
+    config = {
+        "memory_limit": os.environ.get("CE_MEMORY_LIMIT", "4GB"),
+        "temp_directory": os.environ.get("CE_TEMP_DIR", os.path.join(tempfile.gettempdir(), "ce-duckdb")),
+    }
+    if os.environ.get("CE_THREADS"):
+        config["threads"] = os.environ["CE_THREADS"]
+    return config
+
+
 def connect(store: Store) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+    try:
+        con = duckdb.connect(config=duckdb_config())
+    except duckdb.Error as e:
+        raise QueryError(
+            f"bad DuckDB setting ({e}); check CE_MEMORY_LIMIT, CE_TEMP_DIR, CE_THREADS"
+        ) from None
     _create_base_views(con, store)
     pending = [f for f in library().values() if f.category != "queries"]
     while pending:  # a view or macro may use another one: create what binds, then retry

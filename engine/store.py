@@ -160,6 +160,14 @@ class Store:
     def exists(self) -> bool:
         return (self.root / MARKER).exists()
 
+    def location(self, relative: str) -> str:
+        """Where DuckDB reads a file of the store (a path here, a URL for a remote store)."""
+        return str(self.root / relative)
+
+    def register(self, con) -> None:
+        """Make the store's files readable to the DuckDB connection ``con`` (nothing to do
+        for a local folder; a remote store registers its file system)."""
+
     def runs(self) -> list[dict[str, Any]]:
         """Every run record, oldest first."""
         folder = self.root / "runs"

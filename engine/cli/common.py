@@ -18,8 +18,8 @@ def store_option(f):
         envvar="CE_STORE",
         default="data/store",
         show_default=True,
-        type=click.Path(file_okay=False),
-        help="Store folder (or set CE_STORE).",
+        help="Store folder (or set CE_STORE); ce query, compare, sweep and report also read"
+        " a store at an https://, s3:// or hf:// URL.",
     )(f)
 
 
@@ -40,8 +40,19 @@ def output_options(f):
     )(f)
 
 
-def open_store(path: str) -> Store:
-    return Store(path)
+def open_store(path: str, read_only: bool = False) -> Store:
+    """The store at ``path``; commands that only read (``read_only``) also take a URL."""
+    from ..errors import StoreError
+    from ..remote import RemoteStore, is_remote
+
+    if not is_remote(path):
+        return Store(path)
+    if not read_only:
+        raise StoreError(
+            f"--store {path}: this command writes to or copies from a local store folder;"
+            " a URL works with ce query, compare, sweep and report"
+        )
+    return RemoteStore(path)
 
 
 def tpr_option(f):

@@ -58,13 +58,15 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, fmt, output, store
         from ..compare import sliced
 
         notes: list[str] = []
-        write_result(sliced(open_store(store_path), by, k, tpr, notes), fmt, output, max_rows=1000)
+        write_result(
+            sliced(open_store(store_path, read_only=True), by, k, tpr, notes), fmt, output, max_rows=1000
+        )
         for note in notes:
             click.echo(note, err=True)
         return
     if table == "all" and (fmt != "table" or output):
         raise CeError(f"--format {fmt} and -o write one table: add --table 2 or --table 3")
-    store = open_store(store_path)
+    store = open_store(store_path, read_only=True)
     notes: list[str] = []
     if table in ("2", "all"):
         if table == "all":
@@ -113,6 +115,8 @@ def sweep(ks, tpr, fmt, output, store_path):
       ce sweep --format csv -o figure1.csv
     """
     notes: list[str] = []
-    write_result(sweep_reader(open_store(store_path), ks, tpr, notes), fmt, output, max_rows=1000)
+    write_result(
+        sweep_reader(open_store(store_path, read_only=True), ks, tpr, notes), fmt, output, max_rows=1000
+    )
     for note in notes:
         click.echo(note, err=True)

@@ -43,7 +43,7 @@ def query(sql_or_name, params, list_, max_rows, fmt, output, store_path):
     if not sql_or_name:
         raise click.UsageError("give a query name or SQL, or --list")
     sql, bound = resolve(sql_or_name, dict(params))
-    con = open_store(store_path).connect()
+    con = open_store(store_path, read_only=True).connect()
     reader = execute(con, sql, bound).to_arrow_reader(batch_size=65536)
     write_result(reader, fmt, output, max_rows=max_rows)
 

@@ -30,5 +30,5 @@ def report(output, k, tpr, store_path):
     """
     from ..report import write_report
 
-    write_report(open_store(store_path), output, k, tpr)
+    write_report(open_store(store_path, read_only=True), output, k, tpr)
     click.echo(f"wrote {output}", err=True)

@@ -1,0 +1,117 @@
+"""A store queried where it lies: ``--store https://...``, ``s3://...`` or ``hf://...``.
+
+Read-only. The run records and the marker are read with fsspec, and DuckDB reads the live
+Parquet parts through the same fsspec file system registered with it (DuckDB's own httpfs
+extension is not needed, so this works where extensions cannot be downloaded). Parquet is
+read in ranges: only the footers and the columns a query uses cross the network.
+
+An ``https://`` store must be served with directory listings of ``runs/`` (any static
+server with autoindex; S3 and the Hugging Face Hub list by themselves).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import StoreError
+from .schema import SCHEMA_VERSION
+from .store import MARKER, Store
+
+PROTOCOLS = ("http", "https", "s3", "gs", "hf")
+
+
+def is_remote(location: str) -> bool:
+    return "://" in str(location) and str(location).split("://")[0] in PROTOCOLS
+
+
+def filesystem(protocol: str):
+    """An fsspec file system for ``protocol`` that DuckDB can use."""
+    import fsspec
+
+    try:
+        if protocol in ("http", "https"):
+            from fsspec.implementations.http import HTTPFileSystem
+
+            class HttpFileSystem(HTTPFileSystem):
+                protocol = ("http", "https")
+
+                def modified(self, path):  # DuckDB asks; HTTP parts never change in place
+                    return datetime.fromtimestamp(0, UTC)
+
+            return HttpFileSystem()
+        return fsspec.filesystem(protocol)
+    except ImportError as e:
+        package = {"s3": "s3fs", "gs": "gcsfs"}.get(protocol, str(e.name))
+        raise StoreError(f"a {protocol}:// store needs {package}: pip install {package}") from None
+
+
+class RemoteStore(Store):
+    """A store at a URL, for reading (query, compare, sweep, report)."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+        self.protocol = self.url.split("://")[0]
+        self.fs = filesystem(self.protocol)
+        self.root = self.url  # shown in messages
+        self._records: list[dict[str, Any]] | None = None
+        self._check_version()
+
+    def location(self, relative: str) -> str:
+        return f"{self.url}/{relative}"
+
+    def _read_json(self, url: str) -> Any:
+        try:
+            with self.fs.open(url, "rb") as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            raise
+        except ValueError as e:
+            raise StoreError(f"cannot read {url} ({e}); the store is damaged") from None
+        except Exception as e:  # network errors of any fsspec back end
+            raise StoreError(f"cannot read {url}: {e}") from None
+
+    def _check_version(self) -> None:
+        try:
+            marker = self._read_json(self.location(MARKER))
+        except FileNotFoundError:
+            raise StoreError(
+                f"no ce store at {self.url} ({MARKER} not found); pass the URL of the store's root folder"
+            ) from None
+        version = marker.get("schema_version") if isinstance(marker, dict) else None
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.url} has schema version {version}, this ce reads version"
+                f" {SCHEMA_VERSION}; use a ce release that matches"
+            )
+
+    def exists(self) -> bool:
+        return True
+
+    def runs(self) -> list[dict[str, Any]]:
+        if self._records is None:
+            try:
+                names = self.fs.glob(self.location("runs/*.json"))
+            except Exception as e:
+                raise StoreError(
+                    f"cannot list {self.location('runs/')} ({e}); serve the store with"
+                    " directory listings, or use s3:// or hf://"
+                ) from None
+            records = []
+            for name in sorted(names):
+                url = name if "://" in name else f"{self.protocol}://{name}"
+                records.append(self._read_json(url))
+            self._records = sorted(records, key=lambda r: (r.get("started") or "", r["run_id"]))
+        return self._records
+
+    def register(self, con) -> None:
+        con.register_filesystem(self.fs)
+
+    def _read_only(self, *args, **kwargs):
+        raise StoreError(
+            f"the store at {self.url} is read-only for ce; write to a local --store and share it"
+            " with ce bundle export, or copy the folder"
+        )
+
+    run = lock = collect_garbage = save_model = model_dir = _init = _read_only
