@@ -55,7 +55,8 @@ def main() -> None:
         for dtype in ("float32", "float16"):
             rounded = vectors.astype(dtype).astype(np.float32)
             lists[dtype], _ = NeighborSearch(rounded, max(ks)).all()
-    print(f"# MiniLM pretrained CLS embeddings of {len(vectors)} {args.dataset} examples, dim {vectors.shape[1]}")
+    n, dim = vectors.shape
+    print(f"# MiniLM pretrained CLS embeddings of {n} {args.dataset} examples, dim {dim}")
     print(
         f"embeddings part: float32 {sizes['float32'] / 2**20:.2f} MiB, float16"
         f" {sizes['float16'] / 2**20:.2f} MiB (ratio {sizes['float16'] / sizes['float32']:.2f})"
