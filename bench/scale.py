@@ -19,6 +19,7 @@ step linear in the number of examples.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -57,63 +58,56 @@ def write_model(store: Store, model: int, n: int, k_max: int, dim: int, seed: in
     """One model's artifacts, as ce extract (two stages) and ce ood would write them."""
     name = f"model-{model:02d}"
     model_rng = np.random.default_rng([seed, model])
-    with store.run("bench-scale", {"examples": n}, model=name, dataset=DATASET) as run:
-        writers = {
-            "predictions": run.part_writer("predictions", {"model": name, "dataset": DATASET}),
-            "embeddings": run.part_writer(
-                "embeddings", {"model": name, "stage": "finetuned", "dataset": DATASET}
-            ),
-            "pretrained": run.part_writer(
-                "neighbors", {"model": name, "stage": "pretrained", "dataset": DATASET}
-            ),
-            "finetuned": run.part_writer(
-                "neighbors", {"model": name, "stage": "finetuned", "dataset": DATASET}
-            ),
-            "ood": run.part_writer("ood_scores", {"model": name, "bank": DATASET, "dataset": TEST}),
-        }
-        opened = {key: w.__enter__() for key, w in writers.items()}
-        try:
-            for start in range(0, n, BLOCK):
-                stop = min(n, start + BLOCK)
-                block_rng = np.random.default_rng([seed, start])  # the structure all models share
-                ids = pa.array([f"ex{i:07d}" for i in range(start, stop)])
-                hard = block_rng.random(stop - start)
-                wrong = hard + 0.3 * model_rng.random(stop - start) > 0.9 - 0.01 * model
-                opened["predictions"].write(pa.table({"example_id": ids, "correct": ~wrong}))
-                vectors = model_rng.standard_normal((stop - start, dim), dtype=np.float32)
-                opened["embeddings"].write(
-                    pa.table({"example_id": ids, "vector": fixed_lists(vectors.astype(np.float16))})
-                )
-                for stage in ("pretrained", "finetuned"):
-                    lists = neighbour_block(block_rng, start, stop, n, k_max, model_rng)
-                    sims = np.sort(model_rng.random(lists.shape, dtype=np.float32), axis=1)[:, ::-1]
-                    opened[stage].write(
-                        pa.table(
-                            {
-                                "example_id": ids,
-                                "idx": pa.array(np.arange(start, stop)),
-                                "neighbors": fixed_lists(lists),
-                                "similarities": fixed_lists(np.ascontiguousarray(sims)),
-                            }
-                        )
-                    )
-                base = 0.5 + block_rng.random((stop - start, 1), dtype=np.float32)
-                steps = model_rng.random((stop - start, k_max), dtype=np.float32) * 0.01
-                distances = base + np.cumsum(steps, axis=1)
-                role = np.where(np.arange(start, stop) % 10 == 0, "id_val", "test")
-                opened["ood"].write(
+    partitions = {
+        "predictions": ("predictions", {"model": name, "dataset": DATASET}),
+        "embeddings": ("embeddings", {"model": name, "stage": "finetuned", "dataset": DATASET}),
+        "pretrained": ("neighbors", {"model": name, "stage": "pretrained", "dataset": DATASET}),
+        "finetuned": ("neighbors", {"model": name, "stage": "finetuned", "dataset": DATASET}),
+        "ood": ("ood_scores", {"model": name, "bank": DATASET, "dataset": TEST}),
+    }
+    with (
+        store.run("bench-scale", {"examples": n}, model=name, dataset=DATASET) as run,
+        contextlib.ExitStack() as stack,
+    ):
+        opened = {key: stack.enter_context(run.part_writer(*where)) for key, where in partitions.items()}
+        for start in range(0, n, BLOCK):
+            stop = min(n, start + BLOCK)
+            block_rng = np.random.default_rng([seed, start])  # the structure all models share
+            ids = pa.array([f"ex{i:07d}" for i in range(start, stop)])
+            hard = block_rng.random(stop - start)
+            wrong = hard + 0.3 * model_rng.random(stop - start) > 0.9 - 0.01 * model
+            opened["predictions"].write(pa.table({"example_id": ids, "correct": ~wrong}))
+            vectors = model_rng.standard_normal((stop - start, dim), dtype=np.float32)
+            opened["embeddings"].write(
+                pa.table({"example_id": ids, "vector": fixed_lists(vectors.astype(np.float16))})
+            )
+            for stage in ("pretrained", "finetuned"):
+                lists = neighbour_block(block_rng, start, stop, n, k_max, model_rng)
+                sims = np.sort(model_rng.random(lists.shape, dtype=np.float32), axis=1)[:, ::-1]
+                opened[stage].write(
                     pa.table(
                         {
                             "example_id": ids,
-                            "role": pa.array(role),
-                            "source": pa.array(np.where(role == "id_val", DATASET, TEST)),
-                            "distances": fixed_lists(distances + (role == "test")[:, None] * 0.05),
+                            "idx": pa.array(np.arange(start, stop)),
+                            "neighbors": fixed_lists(lists),
+                            "similarities": fixed_lists(np.ascontiguousarray(sims)),
                         }
                     )
                 )
-        finally:
-            for w in writers.values():
-                w.__exit__(None, None, None)
+            base = 0.5 + block_rng.random((stop - start, 1), dtype=np.float32)
+            steps = model_rng.random((stop - start, k_max), dtype=np.float32) * 0.01
+            distances = base + np.cumsum(steps, axis=1)
+            role = np.where(np.arange(start, stop) % 10 == 0, "id_val", "test")
+            opened["ood"].write(
+                pa.table(
+                    {
+                        "example_id": ids,
+                        "role": pa.array(role),
+                        "source": pa.array(np.where(role == "id_val", DATASET, TEST)),
+                        "distances": fixed_lists(distances + (role == "test")[:, None] * 0.05),
+                    }
+                )
+            )
 
 
 def build(root: Path, n: int, models: int, k_max: int, dim: int, seed: int) -> float:

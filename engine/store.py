@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -93,6 +94,13 @@ class Part:
     shard: str | None = None  # "I/N": a series of shards is live once shards 0..N-1 are all in
     resumable: bool = False  # parts of a resumable shard add up; else a re-run shard replaces
     lengths: list[int] | None = None  # [min, max] length of the kind's list column (K_max)
+
+
+def series_id(prefix: str, *settings: Any) -> str:
+    """A series name that every run with the same ``settings`` (JSON-able) derives alike,
+    on any machine: how resumed and sharded runs find the series they add to."""
+    blob = json.dumps(list(settings), sort_keys=True, default=str)
+    return f"{prefix}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
 def parse_shard(text: str) -> tuple[int, int]:

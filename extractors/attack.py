@@ -9,7 +9,6 @@ series, so a killed attack resumes from the last committed example without dupli
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -20,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from ce.engine.errors import CeError, NotFound, did_you_mean
-from ce.engine.store import Store, parse_shard
+from ce.engine.store import Store, parse_shard, series_id
 
 from .attack_env import import_textattack
 from .datasets import Dataset, check_examples, load_dataset
@@ -251,8 +250,7 @@ def series_key(options: AttackOptions, target: dict, data: Dataset) -> str:
     }
     if options.shard:  # the shards of one sharded attack share a series
         config["shards"] = parse_shard(options.shard)[1]
-    blob = json.dumps([config, target, data.fingerprint], sort_keys=True, default=str)
-    return "attack-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return series_id("attack", config, target, data.fingerprint)
 
 
 def done_ids(store: Store, model: str, attack: str, dataset: str, series: str) -> set[str]:

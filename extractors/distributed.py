@@ -52,20 +52,32 @@ def worker_count(ray, shards: int | None) -> tuple[int, bool]:
 
 def run_shards(
     task: Callable[..., Any],
-    args: Callable[[str, bool], tuple],
+    store: Store,
+    model: str,
+    dataset: str,
+    options,
+    kwargs: dict,
     shards: int | None,
     address: str | None,
     progress: bool,
     what: str,
 ) -> list[Any]:
-    """Run ``task(*args(shard, gpu))`` for every shard "I/N" as Ray tasks; their results in
-    shard order. A ce error in a task is raised here as itself."""
+    """Run ``task(root, model, dataset, options for shard I/N, kwargs)`` for every shard as
+    Ray tasks; their results in shard order. A ce error in a task is raised here as itself."""
     from tqdm.auto import tqdm
 
+    if options.shard is not None:
+        raise CeError("--engine ray makes the shards itself; drop --shard (use --shards N)")
     ray = start_ray(address)
     count, gpu = worker_count(ray, shards)
+    device = "cuda" if gpu and options.device in ("cpu", "auto") else options.device
     remote = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=0)(task)
-    futures = [remote.remote(*args(f"{i}/{count}", gpu)) for i in range(count)]
+    futures = [
+        remote.remote(
+            str(store.root), model, dataset, replace(options, shard=f"{i}/{count}", device=device), kwargs
+        )
+        for i in range(count)
+    ]
     pending = list(futures)
     with tqdm(total=count, unit="shard", desc=what, disable=not progress or None) as bar:
         while pending:
@@ -105,15 +117,11 @@ def extract_on_ray(
     """``ce extract --engine ray``: every shard a Ray task, then the neighbours once."""
     from .extract import check_options, neighbors_when_whole
 
-    if options.shard is not None:
-        raise CeError("--engine ray makes the shards itself; drop --shard (use --shards N)")
     check_options(options)
-
-    def args(shard: str, gpu: bool) -> tuple:
-        device = "cuda" if gpu and options.device in ("cpu", "auto") else options.device
-        return str(store.root), model, dataset, replace(options, shard=shard, device=device), kwargs
-
-    results = run_shards(_extract_task, args, shards, address, progress, f"extract {dataset}")
+    what = f"extract {dataset}"
+    results = run_shards(
+        _extract_task, store, model, dataset, options, kwargs, shards, address, progress, what
+    )
     first = results[0]
     if options.k_max is not None:
         partition = {"model": first.model, "stage": options.stage, "dataset": first.dataset}
@@ -141,12 +149,6 @@ def attack_on_ray(
     """``ce attack --engine ray``: every shard a Ray task (each resumable on its own)."""
     from .attack import check_options
 
-    if options.shard is not None:
-        raise CeError("--engine ray makes the shards itself; drop --shard (use --shards N)")
     check_options(options)
-
-    def args(shard: str, gpu: bool) -> tuple:
-        device = "cuda" if gpu and options.device in ("cpu", "auto") else options.device
-        return str(store.root), model, dataset, replace(options, shard=shard, device=device), kwargs
-
-    return run_shards(_attack_task, args, shards, address, progress, f"attack {dataset}")
+    what = f"attack {dataset}"
+    return run_shards(_attack_task, store, model, dataset, options, kwargs, shards, address, progress, what)

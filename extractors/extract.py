@@ -3,8 +3,6 @@ embeddings, written to the store in one run."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -13,7 +11,7 @@ import pyarrow as pa
 
 from ce.engine.errors import CeError
 from ce.engine.schema import vector_type
-from ce.engine.store import Store, parse_shard
+from ce.engine.store import Store, parse_shard, series_id
 
 from .datasets import Dataset, check_examples, load_dataset
 from .features import batches, tokenize
@@ -120,8 +118,7 @@ def shard_series(options: ExtractOptions, provenance: dict, dataset: Dataset) ->
         return None
     settings = {k: v for k, v in asdict(options).items() if k not in ("shard", "device", "batch_size")}
     settings["shards"] = parse_shard(options.shard)[1]
-    blob = json.dumps([settings, provenance, dataset.fingerprint], sort_keys=True, default=str)
-    return "extract-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return series_id("extract", settings, provenance, dataset.fingerprint)
 
 
 def forward_all(
@@ -263,12 +260,9 @@ def extract(
             partition = {"model": resolved.name, "dataset": full.name}
             run.write("predictions", partition, predictions, **sharded)
         partition = {"model": resolved.name, "stage": options.stage, "dataset": full.name}
-        if options.vector_dtype == "float16":  # neighbours from the vectors as stored
-            vectors = vectors.astype(np.float16)
-            run.write("embeddings", partition, embeddings_table(data, vectors), **sharded)
-            vectors = vectors.astype(np.float32)
-        else:
-            run.write("embeddings", partition, embeddings_table(data, vectors), **sharded)
+        vectors = vectors.astype(options.vector_dtype, copy=False)
+        run.write("embeddings", partition, embeddings_table(data, vectors), **sharded)
+        vectors = vectors.astype(np.float32, copy=False)  # neighbours from the vectors as stored
         if options.k_max is not None and len(data) > 1 and series is None:  # normalises in place
             store_neighbors(
                 run,

@@ -9,7 +9,6 @@ Embeddings are read from the store; a dataset the store lacks is extracted once.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,7 +16,7 @@ import pyarrow as pa
 
 from ce.engine.errors import CeError, NotFound
 from ce.engine.read import read_embeddings
-from ce.engine.store import Store, parse_shard
+from ce.engine.store import Store, parse_shard, series_id
 
 from .datasets import Dataset, load_dataset
 from .extract import ExtractOptions, extract
@@ -99,8 +98,8 @@ def _sharded(params: dict, name: str, options: OodOptions) -> dict:
     if options.shard is None:
         return {}
     same = {k: v for k, v in params.items() if k not in ("shard", "device", "batch_size")}
-    blob = json.dumps([same, name, parse_shard(options.shard)[1]], sort_keys=True, default=str)
-    return {"series": "ood-" + hashlib.sha256(blob.encode()).hexdigest()[:16], "shard": options.shard}
+    series = series_id("ood", same, name, parse_shard(options.shard)[1])
+    return {"series": series, "shard": options.shard}
 
 
 def run_ood(

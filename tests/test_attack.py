@@ -20,20 +20,6 @@ from .conftest import snapshot
 pytestmark = pytest.mark.usefixtures("data_dir")
 
 
-@pytest.fixture(scope="session")
-def sharp_classifier(tiny_models, tmp_path_factory):
-    """A tiny classifier whose random weights are large enough for word swaps to flip it."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("sharp") / "tiny-sharp"
-    config = BertConfig.from_pretrained(tiny_models["classification"], initializer_range=0.6)
-    torch.manual_seed(1)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_models["classification"]).save_pretrained(folder)
-    return folder
-
-
 def options(tiny_models, **kw) -> AttackOptions:
     base = {
         "attacker": str(tiny_models["mlm"]),

@@ -11,7 +11,6 @@ from ce.extractors.distributed import attack_on_ray, extract_on_ray, start_ray
 from ce.extractors.extract import ExtractOptions, extract
 
 from .test_attack import options as attack_options
-from .test_attack import sharp_classifier  # noqa: F401 (a fixture)
 from .test_shards import contents
 
 pytestmark = pytest.mark.usefixtures("data_dir")
@@ -43,7 +42,7 @@ def test_extract_on_ray_equals_one_local_run(ray_cluster, tiny_models, tmp_path)
     assert [r["command"] for r in on_ray.runs()].count("neighbors") == 1  # searched once, by the driver
 
 
-def test_attack_on_ray_equals_one_local_run(ray_cluster, sharp_classifier, tiny_models, tmp_path):  # noqa: F811
+def test_attack_on_ray_equals_one_local_run(ray_cluster, sharp_classifier, tiny_models, tmp_path):
     local, on_ray = Store(tmp_path / "local"), Store(tmp_path / "ray")
     opts = attack_options(tiny_models, limit=6, attack="deepwordbug")
     from ce.extractors.attack import run_attack
