@@ -77,7 +77,8 @@ class RemoteStore(Store):
             marker = self._read_json(self.location(MARKER))
         except FileNotFoundError:
             raise StoreError(
-                f"no ce store at {self.url} ({MARKER} not found); pass the URL of the store's root folder"
+                f"no ce store at {self.url} ({MARKER} not found or not reachable); pass the URL"
+                " of the store's root folder"
             ) from None
         version = marker.get("schema_version") if isinstance(marker, dict) else None
         if version != SCHEMA_VERSION:

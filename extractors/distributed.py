@@ -44,10 +44,7 @@ def worker_count(ray, shards: int | None) -> tuple[int, bool]:
     """(number of shards, whether each task takes a GPU): one shard per GPU, else per CPU."""
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
-    count = shards or gpus or max(1, int(resources.get("CPU", 1)))
-    if count < 1:
-        raise CeError("--shards must be at least 1")
-    return count, gpus > 0
+    return shards or gpus or max(1, int(resources.get("CPU", 1))), gpus > 0
 
 
 def run_shards(
@@ -68,6 +65,8 @@ def run_shards(
 
     if options.shard is not None:
         raise CeError("--engine ray makes the shards itself; drop --shard (use --shards N)")
+    if shards is not None and shards < 1:
+        raise CeError(f"--shards {shards}: give at least 1 (or leave it out: one per GPU, else per CPU)")
     ray = start_ray(address)
     count, gpu = worker_count(ray, shards)
     device = "cuda" if gpu and options.device in ("cpu", "auto") else options.device

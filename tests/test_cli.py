@@ -121,6 +121,18 @@ def one_line_error(result, contains: str, code: int | None = None):
         (["bundle", "import", "missing.cebundle"], "no such bundle: missing.cebundle"),
         (["bundle", "export", "/no/such/dir/x.cebundle"], "folder /no/such/dir does not exist"),
         (["run", "missing.toml"], "no such experiment file: missing.toml"),
+        (["extract", "--model", "minilm", "--dataset", "sst2-dev", "--shard", "3/3"], "I must lie in 0..N-1"),
+        (["attack", "--model", "minilm", "--shard", "x"], "shard 'x' is not I/N"),
+        (["ood", "--model", "m", "--bank", "sst2-dev", "--dataset", "imdb-1k", "--shard", "5/2"], "0..N-1"),
+        (["extract", "--model", "minilm", "--dataset", "sst2-dev", "--shards", "2"], "go with --engine ray"),
+        (
+            ["extract", "--model", "minilm", "--dataset", "sst2-dev", "--engine", "ray", "--shards", "0"],
+            "--shards 0: give at least 1",
+        ),
+        (
+            ["extract", "--model", "minilm", "--dataset", "sst2-dev", "--engine", "ray", "--shard", "0/2"],
+            "drop --shard",
+        ),
         (
             [
                 "extract",

@@ -106,5 +106,7 @@ def test_a_remote_store_is_read_only_and_a_wrong_url_is_one_line(served, tiny_mo
     result = runner.invoke(cli, ["query", "select 1", "--store", url + "/nothing-here"])
     assert result.exit_code != 0 and "no ce store at" in result.output
     assert "Traceback" not in result.output
+    result = runner.invoke(cli, ["query", "select 1", "--store", "s3://bucket/store"])
+    assert result.exit_code != 0 and "needs s3fs" in result.output
     with pytest.raises(StoreError, match="read-only"), RemoteStore(url).run("x", {}):
         pass
