@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import StoreError
-from .schema import SCHEMA_VERSION
-from .store import MARKER, Store
+from .records import parse_record
+from .store import MARKER, Store, check_schema_version
 
 PROTOCOLS = ("http", "https", "s3", "gs", "hf")
 
@@ -81,11 +81,7 @@ class RemoteStore(Store):
                 " of the store's root folder"
             ) from None
         version = marker.get("schema_version") if isinstance(marker, dict) else None
-        if version != SCHEMA_VERSION:
-            raise StoreError(
-                f"store {self.url} has schema version {version}, this ce reads version"
-                f" {SCHEMA_VERSION}; use a ce release that matches"
-            )
+        check_schema_version(version, f"store {self.url}")
 
     def exists(self) -> bool:
         return True
@@ -102,9 +98,15 @@ class RemoteStore(Store):
             records = []
             for name in sorted(names):
                 url = name if "://" in name else f"{self.protocol}://{name}"
-                records.append(self._read_json(url))
+                records.append(parse_record(self._read_json(url), f"run record {url}"))
             self._records = sorted(records, key=lambda r: (r.get("started") or "", r["run_id"]))
         return self._records
+
+    def read_prefixes(self) -> list[str]:
+        return [f"{self.url}/"]
+
+    def lease(self):
+        return None  # a reader elsewhere cannot hold a lock here
 
     def register(self, con) -> None:
         con.register_filesystem(self.fs)

@@ -6,7 +6,10 @@ every part carries the ``run_id`` of the run that wrote it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -17,7 +20,7 @@ SCHEMA_VERSION = 1
 HEAD = 10  # the first HEAD entries of a K_max list are also kept narrow: k <= HEAD reads only them
 
 # Partition values become folder names, so they are restricted to a portable alphabet.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # use fullmatch
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,19 @@ LIST_COLUMNS = {"neighbors": "neighbors", "ood_scores": "distances"}
 HEAD_COLUMNS = {kind: f"{column}_head" for kind, column in LIST_COLUMNS.items()}
 
 
+def examples_fingerprint(batches: Iterable[pa.RecordBatch]) -> str:
+    """sha256 of examples' content (every column but run_id, row by row in order): the
+    identity of a dataset, the same whether read from a file, the Hub or a stored part."""
+    h = hashlib.sha256()
+    for batch in batches:
+        if "run_id" in batch.schema.names:
+            batch = batch.drop_columns(["run_id"])
+        for row in batch.to_pylist():
+            h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+            h.update(b"\n")
+    return h.hexdigest()
+
+
 def kind(name: str) -> Kind:
     try:
         return KINDS[name]
@@ -162,7 +178,7 @@ def kind(name: str) -> Kind:
 
 def check_name(what: str, value: str) -> str:
     """Raise unless ``value`` is usable as a partition value (and so a folder name)."""
-    if not NAME_PATTERN.match(value or ""):
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
         raise CeError(
             f"{what} name {value!r} is not usable in the store: use letters, digits and . _ + -"
             f" (at most 128, starting with a letter or digit), e.g. --name my-model"

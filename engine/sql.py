@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -106,9 +107,17 @@ def _empty_arrow(kind_name: str) -> pa.Table:
     return pa.schema(fields).empty_table()
 
 
+def literal(text: str) -> str:
+    """``text`` as a DuckDB string literal: quotes doubled, no escapes (DuckDB reads a
+    backslash as itself), so no value can end the literal early."""
+    if "\0" in text:
+        raise QueryError(f"a path holds a NUL character: {text[:80]!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _source(files: list[str]) -> str:
     options = "hive_partitioning = true, hive_types_autocast = false, union_by_name = true"
-    return f"read_parquet({files!r}, {options})"
+    return f"read_parquet([{', '.join(map(literal, files))}], {options})"
 
 
 def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
@@ -159,7 +168,7 @@ def _create_list_limits(con: duckdb.DuckDBPyConnection, store: Store, live) -> N
                 )
             else:
                 selects.append(
-                    f"select '{name}' as kind, model, dataset, {group} as partition,"
+                    f"select {literal(name)} as kind, model, dataset, {group} as partition,"
                     f" min(len({column})) as k_min, max(len({column})) as k_max"
                     f" from {_source([store.location(p.path)])} group by all"
                 )
@@ -212,12 +221,21 @@ def duckdb_config() -> dict[str, str]:
 
 
 def connect(store: Store) -> duckdb.DuckDBPyConnection:
+    """A connection with the store's views and the SQL library, then locked read-only:
+    no statement can write a file, attach a database, load an extension, read outside the
+    store or change a setting. While the connection lives it holds a reader's lease, so a
+    writer committing meanwhile keeps the parts its views read."""
+    lease = store.lease()
     try:
         con = duckdb.connect(config=duckdb_config())
     except duckdb.Error as e:
+        if lease:
+            lease.close()
         raise QueryError(
             f"bad DuckDB setting ({e}); check CE_MEMORY_LIMIT, CE_TEMP_DIR, CE_THREADS"
         ) from None
+    if lease:
+        weakref.finalize(con, lease.close)
     _create_base_views(con, store)
     pending = [f for f in library().values() if f.category != "queries"]
     while pending:  # a view or macro may use another one: create what binds, then retry
@@ -230,7 +248,16 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
         if len(failed) == len(pending):
             con.execute(failed[0].text)  # raises the real error
         pending = failed
+    _lock_down(con, store)
     return con
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """Allow reads of the store's own files only, then lock the configuration."""
+    allowed = ", ".join(map(literal, store.read_prefixes()))
+    con.execute(f"set allowed_directories = [{allowed}]")
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
 
 
 def bind(name: str, declared, given: dict[str, str], optional=()) -> dict:
@@ -279,8 +306,26 @@ def resolve(sql_or_name: str, given: dict[str, str]) -> tuple[str, dict]:
     return text, bind("query", parameters(text), given)
 
 
+READ_ONLY = ("SELECT", "EXPLAIN")
+
+
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None):
-    """Run ``sql`` as a relation (results stream); a DuckDB error becomes a :class:`QueryError`."""
+    """Run ``sql``, one query, as a relation (results stream); a DuckDB error becomes a
+    :class:`QueryError`. Statements other than a query are refused before they run."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise QueryError(f"SQL error: {str(e).strip().splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise QueryError(
+            f"the SQL holds {len(statements)} statements; ce query runs one query (select or with)"
+        )
+    kind = statements[0].type.name
+    if kind not in READ_ONLY:
+        raise QueryError(
+            f"ce query is read-only and this is a {kind} statement; run a select (or with)"
+            " query, and write its result with -o FILE [--format csv|json|parquet]"
+        )
     try:
         relation = con.sql(sql, params=params or None)
     except duckdb.Error as e:

@@ -36,9 +36,11 @@ import pyarrow.parquet as pq
 
 from . import atomic
 from .errors import StoreError
+from .records import check_provenance, parse_record
 from .schema import HEAD, HEAD_COLUMNS, KINDS, LIST_COLUMNS, SCHEMA_VERSION, check_name, kind
 
 MARKER = "ce-store.json"
+READERS = ".readers"  # readers hold a shared lock on it; superseded parts wait for none
 LIBRARIES = (
     "ce",
     "torch",
@@ -159,11 +161,7 @@ class Store:
             version = json.loads(marker.read_text())["schema_version"]
         except (ValueError, KeyError, TypeError) as e:
             raise StoreError(f"cannot read {marker} ({e}); the store is damaged") from None
-        if version != SCHEMA_VERSION:
-            raise StoreError(
-                f"store {self.root} has schema version {version}, this ce reads version"
-                f" {SCHEMA_VERSION}; use a ce release that matches, or a new --store"
-            )
+        check_schema_version(version, f"store {self.root}")
 
     def exists(self) -> bool:
         return (self.root / MARKER).exists()
@@ -171,6 +169,10 @@ class Store:
     def location(self, relative: str) -> str:
         """Where DuckDB reads a file of the store (a path here, a URL for a remote store)."""
         return str(self.root / relative)
+
+    def read_prefixes(self) -> list[str]:
+        """The folders (or URL prefixes) that queries over this store may read."""
+        return sorted({f"{self.root}/", f"{self.root.resolve()}/"})
 
     def register(self, con) -> None:
         """Make the store's files readable to the DuckDB connection ``con`` (nothing to do
@@ -184,10 +186,21 @@ class Store:
         records = []
         for path in sorted(folder.glob("*.json")):
             try:
-                records.append(json.loads(path.read_text()))
-            except ValueError as e:
+                data = json.loads(path.read_text())
+            except (ValueError, UnicodeDecodeError) as e:
                 raise StoreError(f"run record {path} is damaged ({e}); remove it") from None
+            records.append(parse_record(data, f"run record {path}"))
         return sorted(records, key=lambda r: (r.get("started") or "", r["run_id"]))
+
+    def lease(self):
+        """A reader's lease: a shared lock that keeps superseded parts on disk while held
+        (close the returned file to end it); None where the store has no lease file."""
+        try:
+            handle = open(self.root / READERS, "rb")
+        except OSError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        return handle
 
     def live_parts(self) -> dict[str, list[Part]]:
         """Per kind, the parts that readers see. A part belongs to a series (by default the
@@ -202,7 +215,7 @@ class Store:
         for rec in self.runs():
             if rec.get("status") != "complete":
                 continue
-            order = (rec.get("ended") or "", rec["run_id"])
+            order = (commit_time(rec), rec["run_id"])
             for p in rec.get("parts", []):
                 part = Part(**{k: v for k, v in p.items() if k in Part.__dataclass_fields__})
                 key = (part.kind, tuple(sorted(part.partition.items())))
@@ -250,6 +263,7 @@ class Store:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         marker = {"schema_version": SCHEMA_VERSION, "created": now(), "format": "ce store"}
+        (self.root / READERS).touch()
         atomic.write_bytes(self.root / MARKER, json.dumps(marker, indent=2).encode())
 
     @contextlib.contextmanager
@@ -286,8 +300,9 @@ class Store:
         """Write a model folder with ``write(tmp_folder)`` and move it into place atomically."""
         final = self.model_dir(name)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
-        old = final.parent / f".old-{name}-{uuid.uuid4().hex[:8]}"
+        owner = f"{os.getpid()}-{_host_tag()}-{uuid.uuid4().hex[:8]}"
+        tmp = final.parent / f".tmp-{owner}-{name}"
+        old = final.parent / f".old-{owner}-{name}"
         try:
             tmp.mkdir()
             write(tmp)
@@ -310,31 +325,65 @@ class Store:
             self._collect_garbage()
 
     def _collect_garbage(self) -> None:
+        """Runs killed on this host go with their parts; temporary files of processes that
+        are gone go too. Parts that a newer run superseded go only while no reader holds a
+        lease (a query that started before the commit may still read them); otherwise a
+        later collection removes them."""
         host = socket.gethostname()
         records = self.runs()
         for rec in records:
             if (
                 rec.get("status") == "running"
                 and rec.get("host") == host
+                and not rec.get("imported")
                 and not _pid_alive(rec.get("pid", -1))
             ):
                 _remove_run_files(self.root, rec["run_id"])
                 (self.root / "runs" / f"{rec['run_id']}.json").unlink(missing_ok=True)
+        records = self.runs()
+        running = {r["run_id"] for r in records if r.get("status") == "running"}
         live_parts, waiting = self._resolve()
         live = {p.path for parts in [*live_parts.values(), waiting] for p in parts}
-        running = {r["run_id"] for r in self.runs() if r.get("status") == "running"}
-        for name in KINDS:
-            for path in (self.root / name).glob("**/part-*.parquet"):
-                rel = path.relative_to(self.root).as_posix()
-                run_id = path.stem.removeprefix("part-").split(".")[0]
-                if rel not in live and run_id not in running:
+        kept = {p["path"] for r in records if r.get("status") == "complete" for p in r["parts"]}
+        with self._no_readers() as unread:
+            for name in KINDS:
+                for path in (self.root / name).glob("**/part-*.parquet"):
+                    rel = path.relative_to(self.root).as_posix()
+                    run_id = path.stem.removeprefix("part-").split(".")[0]
+                    if rel in live or run_id in running or (rel in kept and not unread):
+                        continue
                     path.unlink(missing_ok=True)
+                for path in (self.root / name).glob("**/.part-*.tmp"):  # killed writers' files
+                    if path.name.removeprefix(".part-").split(".")[0] not in running:
+                        path.unlink(missing_ok=True)
+        for path in (self.root / "models").glob(".*-*"):  # save_model's .tmp-* and .old-* folders
+            prefix, pid, tag, *_ = path.name.split("-", 3) + ["", ""]
+            mine = prefix in (".tmp", ".old") and tag == _host_tag() and pid.isdigit()
+            if mine and not _pid_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _no_readers(self) -> Iterator[bool]:
+        """Yield True while no reader holds a lease (and none can take one), else False."""
+        path = self.root / READERS
+        path.touch()
+        with open(path, "rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Run:
     """One run writing parts into the store (use :meth:`Store.run`)."""
 
     def __init__(self, store: Store, command: str, params: dict[str, Any], provenance: dict[str, Any]):
+        check_provenance(provenance)
         self.store = store
         self.run_id = new_run_id()
         self.record: dict[str, Any] = {
@@ -355,6 +404,7 @@ class Run:
 
     def annotate(self, **provenance: Any) -> None:
         """Add provenance learnt during the run (weight hash, recall, ...)."""
+        check_provenance(provenance)
         self.record.update(provenance)
 
     def write(self, kind_name: str, partition: dict[str, str], table: pa.Table, **series: Any) -> None:
@@ -405,7 +455,7 @@ class Run:
             for tmp, final, part in self._pending:
                 atomic.commit_file(tmp, final)
                 self.record["parts"].append(part.__dict__)
-            self.record["ended"] = now()
+            self.record["ended"] = self.record["committed"] = now()
             self._write_record("complete")  # the commit point
             self.store._collect_garbage()  # the lock is already held
 
@@ -476,10 +526,31 @@ class PartWriter:
         self._writer.close()
 
 
+def check_schema_version(version: Any, where: str) -> None:
+    if version == SCHEMA_VERSION and type(version) is int:
+        return
+    shown = version if isinstance(version, int) else f"{version!r} (a {type(version).__name__}, not a number)"
+    raise StoreError(
+        f"{where} has schema version {shown}, this ce reads version {SCHEMA_VERSION};"
+        " use a ce release that matches, or another --store"
+    )
+
+
+def commit_time(record: dict[str, Any]) -> str:
+    """When a run became visible here: on this store's clock (an imported run's dates are
+    another lab's and never decide what is newest)."""
+    return record.get("committed") or record.get("ended") or ""
+
+
 def _part_order(member: tuple[tuple[str, str], Part]) -> tuple:
     """Shards in shard order, then parts in the order their runs ended."""
     order, part = member
     return (parse_shard(part.shard)[0] if part.shard else -1, order)
+
+
+def _host_tag() -> str:
+    """This host in a file name (a host name may hold '-')."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -510,7 +581,7 @@ def _remove_empty_store(root: Path) -> None:
         if path.is_dir():
             with contextlib.suppress(OSError):
                 path.rmdir()
-        elif path.name in (MARKER, ".lock"):
+        elif path.name in (MARKER, ".lock", READERS):
             path.unlink()
     with contextlib.suppress(OSError):
         root.rmdir()

@@ -8,7 +8,6 @@ the store's ``examples`` kind, with stable ids (SQuAD question ids as published)
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ce.engine.errors import CeError, NotFound, did_you_mean
-from ce.engine.schema import KINDS, check_name
+from ce.engine.schema import KINDS, check_name, examples_fingerprint
 from ce.engine.store import Store
 
 EXAMPLE_COLUMNS = [f for f in KINDS["examples"].schema if f.name != "run_id"]
@@ -38,12 +37,7 @@ class Dataset:
     @cached_property
     def fingerprint(self) -> str:
         """sha256 of the examples' content, the same whether read locally or from the Hub."""
-        h = hashlib.sha256()
-        for batch in self.table.to_batches(max_chunksize=4096):
-            for row in batch.to_pylist():
-                h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
-                h.update(b"\n")
-        return h.hexdigest()
+        return examples_fingerprint(self.table.to_batches(max_chunksize=4096))
 
     def __len__(self) -> int:
         return self.table.num_rows

@@ -104,7 +104,7 @@ def resolve_model(
     a source for the task and stage."""
     from ce.engine.schema import NAME_PATTERN, check_name
 
-    if store is not None and NAME_PATTERN.match(model) and store.model_dir(model).is_dir():
+    if store is not None and NAME_PATTERN.fullmatch(model) and store.model_dir(model).is_dir():
         return ResolvedModel(check_name("model", name or model), str(store.model_dir(model)), True)
 
     if model in MODELS:

@@ -1,0 +1,185 @@
+"""Run records as data that may come from elsewhere: a typed schema, and the part layout.
+
+A run record is JSON that ce writes for every run (``STORE/runs/<run_id>.json``), but a
+record may also arrive in a bundle or from a store at a URL, written by anyone. Nothing
+in one is trusted: :func:`parse_record` checks every field against its type, every part
+against the layout (a known kind, exactly that kind's partition keys with portable values,
+and the path ``KIND/key=value/.../part-<run_id>.parquet`` derived from them and from the
+record's own run id), and, for records from elsewhere (``strict``), that no field is
+unknown and no date lies in the future. A part path that passed here is safe to show to
+DuckDB or to join to a store root.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .errors import StoreError
+from .schema import KINDS, NAME_PATTERN
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+SERIES = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}")
+SHARD = re.compile(r"(0|[1-9][0-9]{0,8})/([1-9][0-9]{0,8})")
+STATUSES = ("running", "complete")
+FUTURE_SLACK = timedelta(days=1)  # clocks of other labs may be off by this much
+
+JSON = (dict, list, str, int, float, bool, type(None))
+TEXT = (str, type(None))
+NUMBER = (int, float, type(None))
+
+# Every top-level field a run record may hold, with its JSON type. The first group is the
+# store's own bookkeeping; the rest is provenance that commands pass to Store.run, which
+# refuses a field missing here, so this is the one list of them.
+FIELDS: dict[str, tuple[type, ...]] = {
+    "run_id": (str,),
+    "command": (str,),
+    "argv": (list,),
+    "params": (dict,),
+    "versions": (dict,),
+    "host": (str,),
+    "pid": (int,),
+    "started": (str,),
+    "ended": TEXT,
+    "committed": TEXT,  # when the run became visible in this store (local clock)
+    "status": (str,),
+    "parts": (list,),
+    "imported": (dict, type(None)),  # set on runs that came from a bundle
+    # provenance
+    "model": TEXT,
+    "dataset": TEXT,
+    "stage": TEXT,
+    "task": TEXT,
+    "examples": (int, type(None)),
+    "dataset_source": TEXT,
+    "dataset_fingerprint": TEXT,
+    "source_sha256": TEXT,
+    "model_source": TEXT,
+    "model_class": TEXT,
+    "model_revision": TEXT,
+    "weight_sha256": (dict, type(None)),
+    "architecture": TEXT,
+    "derived_from": (dict, type(None)),
+    "neighbors": (dict, type(None)),
+    "bank_size": (int, type(None)),
+    "k_max": (int, type(None)),
+    "series": TEXT,
+    "recipe": (dict, type(None)),
+    "parent": TEXT,
+    "train_loss": NUMBER,
+    "kept_layers": (list, type(None)),
+    "sparsity_reached": NUMBER,
+    "distill": (dict, type(None)),
+    "distill_steps": (int, type(None)),
+    "distill_loss_first": NUMBER,
+    "distill_loss_last": NUMBER,
+}
+REQUIRED = ("run_id", "command", "status", "started", "parts")
+PART_FIELDS = {"kind", "partition", "path", "rows", "series", "shard", "resumable", "lengths"}
+
+
+def part_path(kind_name: str, partition: dict[str, str], run_id: str) -> str:
+    """Where a part of ``kind_name`` for ``partition`` written by ``run_id`` lives in a store."""
+    keys = "/".join(f"{key}={partition[key]}" for key in KINDS[kind_name].keys)
+    return f"{kind_name}/{keys}/part-{run_id}.parquet"
+
+
+def parse_record(data: Any, where: str, strict: bool = False) -> dict[str, Any]:
+    """``data`` (parsed JSON) as a run record, or a :class:`StoreError` naming ``where`` and
+    the field at fault. ``strict`` (records from elsewhere) also refuses unknown fields and
+    dates in the future."""
+
+    def bad(problem: str) -> StoreError:
+        return StoreError(f"{where}: {problem}; it is not a ce run record (remove it, or ask for it again)")
+
+    if not isinstance(data, dict):
+        return _raise(bad(f"is a JSON {type(data).__name__}, not an object"))
+    missing = [f for f in REQUIRED if f not in data]
+    if missing:
+        raise bad(f"has no {missing[0]!r}")
+    for name, value in data.items():
+        expected = FIELDS.get(name)
+        if expected is None:
+            if strict:
+                raise bad(f"has a field {name!r} that ce does not know")
+            continue
+        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+            raise bad(f"field {name!r} is a {type(value).__name__}")
+    if not RUN_ID.fullmatch(data["run_id"]):
+        raise bad(f"run id {data['run_id'][:80]!r} is not usable (letters, digits, - and _)")
+    if data["status"] not in STATUSES:
+        raise bad(f"status {data['status'][:40]!r} is not {' or '.join(STATUSES)}")
+    if not all(isinstance(a, str) for a in data.get("argv", [])):
+        raise bad("argv holds something other than strings")
+    for name in ("started", "ended", "committed"):
+        if data.get(name) is not None:
+            _check_date(data[name], name, strict, bad)
+    data["parts"] = [_parse_part(p, data["run_id"], bad) for p in data["parts"]]
+    return data
+
+
+def _raise(error: Exception):
+    raise error
+
+
+def _check_date(text: str, name: str, strict: bool, bad) -> None:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad(f"{name} {text[:40]!r} is not an ISO date") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if strict and when > datetime.now(UTC) + FUTURE_SLACK:
+        raise bad(f"{name} {text[:40]} lies in the future")
+
+
+def _parse_part(part: Any, run_id: str, bad) -> dict[str, Any]:
+    if not isinstance(part, dict):
+        raise bad("a part is not an object")
+    unknown = sorted(set(part) - PART_FIELDS)
+    if unknown:
+        raise bad(f"a part has a field {unknown[0]!r} that ce does not know")
+    kind_name = part.get("kind")
+    if kind_name not in KINDS:
+        raise bad(f"a part has kind {str(kind_name)[:40]!r}; known: {', '.join(KINDS)}")
+    keys = KINDS[kind_name].keys
+    partition = part.get("partition")
+    if not isinstance(partition, dict) or sorted(partition) != sorted(keys):
+        raise bad(f"a {kind_name} part must be partitioned by exactly {', '.join(keys)}")
+    for key, value in partition.items():
+        if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+            raise bad(f"a {kind_name} part has {key} {str(value)[:80]!r}, not a usable name")
+    expected = part_path(kind_name, partition, run_id)
+    if part.get("path") != expected:
+        raise bad(f"part path {str(part.get('path'))[:120]!r} is not {expected!r}")
+    rows = part.get("rows", 0)
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+        raise bad(f"part {expected} has a row count that is not a whole number >= 0")
+    series = part.get("series")
+    if series is not None and not (isinstance(series, str) and SERIES.fullmatch(series)):
+        raise bad(f"part {expected} names a series that is not a usable name")
+    shard = part.get("shard")
+    if shard is not None:
+        match = SHARD.fullmatch(shard) if isinstance(shard, str) else None
+        if not match or int(match.group(1)) >= int(match.group(2)):
+            raise bad(f"part {expected} has shard {str(shard)[:20]!r}, not I/N with I < N")
+    if not isinstance(part.get("resumable", False), bool):
+        raise bad(f"part {expected} has a resumable flag that is not true or false")
+    lengths = part.get("lengths")
+    if lengths is not None and not (
+        isinstance(lengths, list)
+        and len(lengths) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in lengths)
+        and lengths[0] <= lengths[1]
+    ):
+        raise bad(f"part {expected} has list lengths that are not [min, max]")
+    return part
+
+
+def check_provenance(fields: dict[str, Any]) -> None:
+    """Refuse provenance a record may not hold (a programming error: add it to FIELDS)."""
+    for name, value in fields.items():
+        expected = FIELDS.get(name)
+        if expected is None or not isinstance(value, expected):
+            raise StoreError(f"run provenance {name!r} is not a known record field of its type")
