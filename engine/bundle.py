@@ -6,35 +6,62 @@ version) and a Hugging Face dataset card (``README.md`` with a YAML header). pan
 Spark or DuckDB read the Parquet without ce once unzipped. The ZIP comment holds the sha256
 of every byte before it, so flipping any byte of the file fails the import.
 
-Import never executes anything and verifies everything before touching the store: entry
-names (no absolute paths, no ``..``, no links, no duplicates), the manifest against the
-entries (nothing missing, nothing extra), sizes (a decompression bomb stops at the declared
-size), checksums, the schema version and run-id conflicts. Then it merges under the store
-lock: parts first (invisible until their record exists), records last. Importing the same
-bundle twice changes nothing.
+A bundle is untrusted input. Import and inspect verify every claim before anything is
+written, streaming entry by entry (memory stays flat whatever the bundle's size):
+
+- the file: its sha256, a ZIP whose entries have safe, unique names, no links or folders;
+- the manifest: nothing missing or extra, each entry's size and sha256, a total size
+  under ``max_size`` (a decompression bomb stops at its declared size);
+- the records: each parses into the typed run-record schema (no unknown fields, no dates
+  in the future, status complete), and names its parts by the store layout
+  ``KIND/key=value/.../part-<run_id>.parquet`` with its own run id;
+- the parts: every entry besides the manifest, the card and the records is a part that a
+  record names; each part's Arrow schema is its kind's, its row count and list lengths are
+  the record's, every row carries the record's run id, and an examples part's content has
+  the fingerprint that its run claims.
+
+Then, under the store lock, against the store: a dataset of the same name must hold the
+same examples (else ``--rename-dataset``), a partition the store already fills from another
+run is a conflict (else ``--rename-model``), and a run already in the store must be the same
+run. Parts are copied to temporary files, checked again, and renamed into place; records,
+the commit points, come last. Any failure removes everything the import wrote. A bundle
+never writes the store marker, a model folder, or a record of a run that is not its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import json
+import os
+import shutil
 import stat
+import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path, PurePosixPath
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from . import atomic
 from .errors import CeError, StoreError
-from .schema import KINDS, SCHEMA_VERSION
-from .store import Store
+from .records import RUN_ID, parse_record, part_path
+from .schema import HEAD_COLUMNS, KINDS, LIST_COLUMNS, SCHEMA_VERSION, check_name, examples_fingerprint
+from .store import Store, _remove_empty_store, check_schema_version, now
 
 FORMAT = "ce-bundle"
 BUNDLE_VERSION = 1
 DIGEST_LEN = 64  # hex sha256 in the ZIP comment
 CHUNK = 1 << 20
+MAX_ENTRIES = 200_000
+MAX_SMALL = 64 << 20  # the manifest, the card and each record
+DEFAULT_MAX_SIZE = 64 << 30  # total uncompressed bytes; --max-size raises it
+LOCAL_ONLY = ("imported", "committed")  # record fields that say where a run landed, not what it is
 
 
 class BundleError(CeError):
@@ -52,10 +79,38 @@ class Selection:
         return not (self.datasets and partition.get("dataset") not in self.datasets)
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+@dataclass(frozen=True)
+class Renames:
+    """Names to change on import: datasets (partition keys dataset and bank) and models."""
+
+    datasets: dict[str, str] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, key: str, value: str) -> str:
+        table = self.models if key == "model" else self.datasets if key in ("dataset", "bank") else {}
+        return table.get(value, value)
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        return {k: v for k, v in (("datasets", self.datasets), ("models", self.models)) if v}
 
 
+@dataclass
+class Verified:
+    """A bundle whose every claim was checked: records (renamed), and per part path in the
+    store the entry it comes from, its sha256 and, for examples, the content fingerprint."""
+
+    path: Path
+    digest: str
+    manifest: dict
+    records: dict[str, dict]
+    entry_of: dict[str, str]  # store path -> bundle entry name
+    sha256: dict[str, str]  # bundle entry name -> sha256
+    size: dict[str, int]  # bundle entry name -> bytes
+    fingerprints: dict[str, str]  # store path of an examples part -> fingerprint
+    renames: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+# -- export ------------------------------------------------------------------------------
 def _card(manifest: dict) -> str:
     kinds = sorted({f["path"].split("/")[0] for f in manifest["files"] if f["path"].split("/")[0] in KINDS})
     configs = "\n".join(f'- config_name: {k}\n  data_files: "{k}/**/*.parquet"' for k in kinds)
@@ -71,25 +126,39 @@ def _card(manifest: dict) -> str:
     )
 
 
+def _file_sha256(path: Path, stop: int | None = None) -> str:
+    h = hashlib.sha256()
+    left = path.stat().st_size if stop is None else stop
+    with open(path, "rb") as f:
+        while left > 0 and (chunk := f.read(min(CHUNK, left))):
+            h.update(chunk)
+            left -= len(chunk)
+    return h.hexdigest()
+
+
 def export_bundle(store: Store, out: str | Path, selection: Selection = Selection()) -> dict:
-    """Write the live parts that ``selection`` keeps, their runs and a manifest to ``out``."""
+    """Write the live parts that ``selection`` keeps, their runs and a manifest to ``out``,
+    streaming every part from disk."""
     if not store.exists():
         raise StoreError(f"no store at {store.root}; nothing to export")
+    target = Path(out)
+    if not target.parent.exists():
+        raise CeError(f"cannot write {out}: folder {target.parent} does not exist")
     parts = [p for ps in store.live_parts().values() for p in ps if selection.keeps(p.partition)]
     if not parts:
         raise BundleError("the selection matches no stored results; check --model/--dataset")
     records = {r["run_id"]: r for r in store.runs()}
-    by_run: dict[str, list] = {}
+    by_run: dict[str, list[str]] = {}
     for p in parts:
-        run_id = PurePosixPath(p.path).stem.removeprefix("part-")
-        by_run.setdefault(run_id, []).append(p.path)
-    entries: dict[str, bytes] = {}
-    for run_id, paths in sorted(by_run.items()):
-        rec = dict(records[run_id])
+        by_run.setdefault(PurePosixPath(p.path).stem.removeprefix("part-"), []).append(p.path)
+    small: dict[str, bytes] = {}
+    for run_id, paths in by_run.items():
+        rec = {k: v for k, v in records[run_id].items() if k not in LOCAL_ONLY}
         rec["parts"] = [q for q in rec["parts"] if q["path"] in paths]
-        entries[f"runs/{run_id}.json"] = json.dumps(rec, indent=2, default=str).encode()
-        for path in sorted(paths):
-            entries[path] = (store.root / path).read_bytes()
+        small[f"runs/{run_id}.json"] = json.dumps(rec, indent=2, default=str).encode()
+    files = {name: (len(data), hashlib.sha256(data).hexdigest()) for name, data in small.items()}
+    for p in parts:
+        files[p.path] = ((store.root / p.path).stat().st_size, _file_sha256(store.root / p.path))
     manifest = {
         "format": FORMAT,
         "bundle_version": BUNDLE_VERSION,
@@ -97,77 +166,128 @@ def export_bundle(store: Store, out: str | Path, selection: Selection = Selectio
         "exported_by": metadata.version("ce"),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "runs": sorted(by_run),
-        "files": [{"path": k, "size": len(v), "sha256": _sha256(v)} for k, v in sorted(entries.items())],
+        "files": [{"path": k, "size": s, "sha256": h} for k, (s, h) in sorted(files.items())],
     }
-    entries["README.md"] = _card(manifest).encode()
+    small["README.md"] = _card(manifest).encode()
     manifest["files"].append(
-        {"path": "README.md", "size": len(entries["README.md"]), "sha256": _sha256(entries["README.md"])}
+        {
+            "path": "README.md",
+            "size": len(small["README.md"]),
+            "sha256": hashlib.sha256(small["README.md"]).hexdigest(),
+        }
     )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("manifest.json", json.dumps(manifest, indent=2))
-        for name, data in sorted(entries.items()):
-            z.writestr(name, data)
-        z.comment = b"0" * DIGEST_LEN
-    data = bytearray(buffer.getvalue())
-    data[-DIGEST_LEN:] = _sha256(bytes(data[:-DIGEST_LEN])).encode()
-    target = Path(out)
-    if not target.parent.exists():
-        raise CeError(f"cannot write {out}: folder {target.parent} does not exist")
-    atomic.write_bytes(target, bytes(data))
-    return {"runs": len(by_run), "parts": len(parts), "bytes": len(data), "path": str(target)}
+    with atomic.atomic_path(target) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+            z.writestr("manifest.json", json.dumps(manifest, indent=2))
+            for name in sorted(files) + ["README.md"]:
+                if name in small:
+                    z.writestr(name, small[name])
+                else:
+                    z.write(store.root / name, name)
+            z.comment = b"0" * DIGEST_LEN
+        size = tmp.stat().st_size
+        digest = _file_sha256(tmp, size - DIGEST_LEN)
+        with open(tmp, "r+b") as f:
+            f.seek(size - DIGEST_LEN)
+            f.write(digest.encode())
+    return {"runs": len(by_run), "parts": len(parts), "bytes": size, "path": str(target)}
 
 
-def read_bundle(path: str | Path) -> tuple[dict, dict[str, bytes]]:
-    """Verify a bundle completely and return (manifest, {entry: bytes}); writes nothing."""
+# -- verification ------------------------------------------------------------------------
+def read_bundle(path: str | Path, max_size: int = DEFAULT_MAX_SIZE, renames: Renames = Renames()) -> Verified:
+    """Verify a bundle completely (see the module's help); writes nothing."""
     path = Path(path)
     if not path.is_file():
-        raise BundleError(f"no such bundle: {path}")
-    return verify_bytes(path.read_bytes(), str(path))
-
-
-def verify_bytes(raw: bytes, path: str = "the bundle") -> tuple[dict, dict[str, bytes]]:
-    """What :func:`read_bundle` does, on the bundle's bytes."""
-    if len(raw) <= DIGEST_LEN or _sha256(raw[:-DIGEST_LEN]).encode() != raw[-DIGEST_LEN:]:
+        raise BundleError(f"no such bundle: {path}; check the file name")
+    size = path.stat().st_size
+    digest = _file_sha256(path, size - DIGEST_LEN) if size > DIGEST_LEN else ""
+    with open(path, "rb") as f:
+        f.seek(max(0, size - DIGEST_LEN))
+        stored = f.read()
+    if not digest or digest.encode() != stored:
         raise BundleError(
             f"{path} is damaged or altered: its checksum does not match; ask for the file again"
         )
     try:
-        z = zipfile.ZipFile(io.BytesIO(raw))
-        infos = z.infolist()
-    except (zipfile.BadZipFile, ValueError) as e:
-        raise BundleError(f"{path} is not a ce bundle ({e})") from None
-    names = [i.filename for i in infos]
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise BundleError(f"{path} is not a ce bundle ({e}); ask for the file again") from None
+    with z:
+        return _verify(z, path, digest, max_size, renames)
+
+
+def _verify(z: zipfile.ZipFile, path: Path, digest: str, max_size: int, renames: Renames) -> Verified:
+    infos = z.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise BundleError(f"{path} has {len(infos)} entries, more than {MAX_ENTRIES}; refusing the bundle")
+    seen: set[str] = set()
     for info in infos:
         _check_name(info)
-    duplicate = next((n for n in names if names.count(n) > 1), None)
-    if duplicate:
-        raise BundleError(f"bundle entry {duplicate!r} appears twice; refusing the bundle")
-    if "manifest.json" not in names:
+        if info.filename in seen:
+            raise BundleError(f"bundle entry {info.filename!r} appears twice; refusing the bundle")
+        seen.add(info.filename)
+    by_name = {i.filename: i for i in infos}
+    if "manifest.json" not in by_name:
         raise BundleError(f"{path} has no manifest.json; it is not a ce bundle")
-    manifest = _manifest(z.read("manifest.json"))
+    manifest = _manifest(_read_small(z, by_name["manifest.json"]))
     listed = {f["path"]: f for f in manifest["files"]}
-    extra = sorted(set(names) - set(listed) - {"manifest.json"})
-    missing = sorted(set(listed) - set(names))
+    extra = sorted(set(by_name) - set(listed) - {"manifest.json"})
+    missing = sorted(set(listed) - set(by_name))
     if extra:
         raise BundleError(f"bundle entry {extra[0]!r} is not in the manifest; refusing the bundle")
     if missing:
         raise BundleError(f"bundle entry {missing[0]!r} is in the manifest but missing")
-    contents = {}
-    for info in infos:
-        if info.filename == "manifest.json":
-            continue
-        expected = listed[info.filename]
-        if info.file_size != expected["size"]:
+    total = 0
+    for name, expected in listed.items():
+        if by_name[name].file_size != expected["size"]:
             raise BundleError(
-                f"bundle entry {info.filename!r} declares {info.file_size} bytes,"
+                f"bundle entry {name!r} declares {by_name[name].file_size} bytes,"
                 f" the manifest {expected['size']}; refusing the bundle"
             )
-        data = _read_limited(z, info, expected["size"])
-        if _sha256(data) != expected["sha256"]:
-            raise BundleError(f"bundle entry {info.filename!r} fails its sha256 check")
-        contents[info.filename] = data
-    return manifest, contents
+        total += expected["size"]
+    if total > max_size:
+        raise BundleError(
+            f"{path} expands to {total:,} bytes, more than the limit of {max_size:,};"
+            " if you trust it, pass --max-size with a larger value"
+        )
+    records = _records(z, by_name, listed, manifest)
+    for name, expected in listed.items():
+        if not name.startswith("runs/"):
+            with z.open(by_name[name]) as f:
+                found = _hash_limited(f, name, expected["size"])
+            if found != expected["sha256"]:
+                raise BundleError(f"bundle entry {name!r} fails its sha256 check")
+    named = {p["path"] for r in records.values() for p in r["parts"]}
+    stray = sorted(set(listed) - named - {"README.md"} - {f"runs/{r}.json" for r in records})
+    if stray:
+        raise BundleError(
+            f"bundle entry {stray[0]!r} is not a part that a run record names; refusing the bundle"
+        )
+    fingerprints: dict[str, str] = {}
+    for run_id, record in records.items():
+        for part in record["parts"]:
+            fp = _check_part(z, by_name[part["path"]], part, run_id)
+            if fp is not None:
+                fingerprints[part["path"]] = fp
+                claimed = record.get("dataset_fingerprint")
+                if record.get("dataset") == part["partition"]["dataset"] and claimed and claimed != fp:
+                    raise BundleError(
+                        f"run {run_id} claims dataset fingerprint {claimed[:12]} but its examples"
+                        f" part holds {fp[:12]}; refusing the bundle"
+                    )
+    return _renamed(
+        Verified(
+            path,
+            digest,
+            manifest,
+            records,
+            {p: p for p in named},
+            {n: f["sha256"] for n, f in listed.items()},
+            {n: f["size"] for n, f in listed.items()},
+            fingerprints,
+        ),
+        renames,
+    )
 
 
 def _check_name(info: zipfile.ZipInfo) -> None:
@@ -179,118 +299,419 @@ def _check_name(info: zipfile.ZipInfo) -> None:
         or ".." in parts
         or "\\" in name
         or not parts
+        or any(ord(c) < 32 for c in name)
     ):
-        raise BundleError(f"bundle entry {name!r} has an unsafe path; refusing the bundle")
+        raise BundleError(f"bundle entry {name[:200]!r} has an unsafe path; refusing the bundle")
     if stat.S_ISLNK(info.external_attr >> 16):
         raise BundleError(f"bundle entry {name!r} is a link; refusing the bundle")
     if info.is_dir():
         raise BundleError(f"bundle entry {name!r} is a folder entry; refusing the bundle")
 
 
-def _read_limited(z: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
-    """Read an entry, stopping at ``limit`` bytes whatever its header says."""
+def _hash_limited(f: IO[bytes], name: str, limit: int) -> str:
+    """sha256 of an entry's bytes, refusing it past ``limit`` bytes whatever its header says."""
+    h, read = hashlib.sha256(), 0
+    try:
+        while chunk := f.read(min(CHUNK, limit + 1 - read)):
+            read += len(chunk)
+            if read > limit:
+                raise BundleError(
+                    f"bundle entry {name!r} expands beyond the {limit} bytes of its manifest;"
+                    " refusing the bundle"
+                )
+            h.update(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise BundleError(f"bundle entry {name!r} cannot be read ({e}); ask for the file again") from None
+    return h.hexdigest()
+
+
+def _read_small(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    if info.file_size > MAX_SMALL:
+        raise BundleError(f"bundle entry {info.filename!r} is {info.file_size:,} bytes; refusing the bundle")
     out = bytearray()
     try:
         with z.open(info) as f:
-            while chunk := f.read(min(CHUNK, limit + 1 - len(out))):
+            while chunk := f.read(min(CHUNK, info.file_size + 1 - len(out))):
                 out += chunk
-                if len(out) > limit:
+                if len(out) > info.file_size:
                     raise BundleError(
-                        f"bundle entry {info.filename!r} expands beyond the"
-                        f" {limit} bytes of its manifest; refusing the bundle"
+                        f"bundle entry {info.filename!r} expands beyond its size; refusing the bundle"
                     )
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise BundleError(f"bundle entry {info.filename!r} cannot be read ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise BundleError(
+            f"bundle entry {info.filename!r} cannot be read ({e}); ask for the file again"
+        ) from None
     return bytes(out)
 
 
 def _manifest(data: bytes) -> dict:
     try:
         manifest = json.loads(data)
-        assert manifest["format"] == FORMAT and isinstance(manifest["files"], list)
-        assert all({"path", "size", "sha256"} <= set(f) for f in manifest["files"])
-    except (ValueError, KeyError, TypeError, AssertionError):
-        raise BundleError("manifest.json is not a ce bundle manifest") from None
+        assert isinstance(manifest, dict) and manifest.get("format") == FORMAT
+        assert isinstance(manifest["files"], list) and isinstance(manifest.get("runs", []), list)
+        for f in manifest["files"]:
+            assert isinstance(f, dict) and isinstance(f.get("path"), str)
+            assert isinstance(f.get("size"), int) and not isinstance(f["size"], bool) and f["size"] >= 0
+            assert isinstance(f.get("sha256"), str)
+    except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
+        raise BundleError(
+            "manifest.json is not a ce bundle manifest; the file was not written by ce bundle export"
+        ) from None
     if manifest.get("bundle_version") != BUNDLE_VERSION:
         raise BundleError(
-            f"bundle version {manifest.get('bundle_version')} is not"
+            f"bundle version {str(manifest.get('bundle_version'))[:20]} is not"
             f" {BUNDLE_VERSION}; use a ce release that reads it"
         )
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise BundleError(
-            f"the bundle holds store schema version {manifest.get('schema_version')},"
-            f" this ce reads {SCHEMA_VERSION}; use a matching ce release"
-        )
+    try:
+        check_schema_version(manifest.get("schema_version"), "the bundle")
+    except StoreError as e:
+        raise BundleError(str(e)) from None
     return manifest
 
 
-def import_bundle(store: Store, path: str | Path) -> dict:
-    """Merge a verified bundle into ``store``; the same bundle twice changes nothing."""
-    manifest, contents = read_bundle(path)
-    existing = {r["run_id"]: r for r in store.runs()}
-    new_runs, same = {}, 0
-    for run_id in manifest["runs"]:
-        record_bytes = contents.get(f"runs/{run_id}.json")
-        if record_bytes is None:
-            raise BundleError(f"the bundle lists run {run_id} but holds no record of it")
-        record = json.loads(record_bytes)
-        for part in record.get("parts", []):
-            if part["path"] not in contents or part["kind"] not in KINDS:
+def _records(z: zipfile.ZipFile, by_name: dict, listed: dict, manifest: dict) -> dict[str, dict]:
+    """Every run record of the bundle, parsed strictly, matching the manifest's list."""
+    records = {}
+    for name in sorted(n for n in listed if n.startswith("runs/")):
+        run_id = name.removeprefix("runs/").removesuffix(".json")
+        if not (name.endswith(".json") and RUN_ID.fullmatch(run_id)):
+            raise BundleError(f"bundle entry {name!r} is not a run record name (runs/<run id>.json)")
+        data = _read_small(z, by_name[name])
+        if hashlib.sha256(data).hexdigest() != listed[name]["sha256"]:
+            raise BundleError(f"bundle entry {name!r} fails its sha256 check")
+        try:
+            record = parse_record(json.loads(data), f"bundle entry {name!r}", strict=True)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BundleError(f"bundle entry {name!r} is not JSON ({e}); refusing the bundle") from None
+        except StoreError as e:
+            raise BundleError(str(e)) from None
+        if record["run_id"] != run_id:
+            raise BundleError(f"bundle entry {name!r} holds the record of run {record['run_id']}")
+        if record["status"] != "complete":
+            raise BundleError(f"bundle entry {name!r} is a run that did not complete; refusing the bundle")
+        for part in record["parts"]:
+            if part["path"] not in listed:
                 raise BundleError(f"run {run_id} names part {part['path']!r} that the bundle does not hold")
-        if run_id in existing:
-            if _same_run(existing[run_id], record, store, contents):
-                same += 1
-                continue
+        records[run_id] = record
+    if sorted(records) != sorted(manifest.get("runs", [])):
+        raise BundleError("the manifest's list of runs differs from the run records; refusing the bundle")
+    owners: dict[str, str] = {}
+    for run_id, record in records.items():
+        for part in record["parts"]:
+            if owners.setdefault(part["path"], run_id) != run_id or part["path"].count("part-") != 1:
+                raise BundleError(f"part {part['path']!r} is named twice; refusing the bundle")
+    return records
+
+
+def _same_type(expected: pa.DataType, found: pa.DataType, name: str) -> bool:
+    if name == "vector":  # fixed size per part, float32 or float16
+        return (pa.types.is_fixed_size_list(found) or pa.types.is_list(found)) and found.value_type in (
+            pa.float32(),
+            pa.float16(),
+        )
+    if pa.types.is_list(expected):
+        return pa.types.is_list(found) and found.value_type == expected.value_type
+    return found == expected
+
+
+def _check_part(z: zipfile.ZipFile, info: zipfile.ZipInfo, part: dict, run_id: str) -> str | None:
+    """Check a part against its kind and its record; the fingerprint of an examples part."""
+    name, kind_name = info.filename, part["kind"]
+    expected = {f.name: f.type for f in KINDS[kind_name].schema}
+    with z.open(info) as f:
+        try:
+            pf = pq.ParquetFile(f)
+            schema = pf.schema_arrow
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise BundleError(f"bundle entry {name!r} is not a readable Parquet file ({e})") from None
+        found = {f.name: f.type for f in schema}
+        optional = {HEAD_COLUMNS.get(kind_name)}
+        missing = sorted(set(expected) - set(found) - optional)
+        unknown = sorted(set(found) - set(expected))
+        wrong = [n for n in found if n in expected and not _same_type(expected[n], found[n], n)]
+        if missing or unknown or wrong:
+            problem = (
+                f"lacks column {missing[0]!r}"
+                if missing
+                else f"has a column {unknown[0]!r} that {kind_name} parts do not have"
+                if unknown
+                else f"has column {wrong[0]!r} of type {found[wrong[0]]}, not {expected[wrong[0]]}"
+            )
+            raise BundleError(f"bundle entry {name!r} {problem}; refusing the bundle")
+        if pf.metadata.num_rows != part.get("rows", 0):
+            raise BundleError(
+                f"bundle entry {name!r} holds {pf.metadata.num_rows} rows, its record says"
+                f" {part.get('rows', 0)}; refusing the bundle"
+            )
+        list_column = LIST_COLUMNS.get(kind_name)
+        columns = ["run_id", *([list_column] if list_column else [])]
+        if kind_name == "examples":
+            columns = list(found)
+        span: list[int] = []
+
+        def checked(batches):
+            for batch in batches:
+                if batch["run_id"].null_count or not pc.all(pc.equal(batch["run_id"], run_id)).as_py():
+                    raise BundleError(f"bundle entry {name!r} holds rows of another run than {run_id}")
+                if list_column and batch.num_rows:
+                    lengths = pc.min_max(pc.list_value_length(batch[list_column]))
+                    span.extend([lengths["min"].as_py(), lengths["max"].as_py()])
+                yield batch
+
+        try:
+            batches = checked(pf.iter_batches(batch_size=16_384, columns=columns))
+            fingerprint = examples_fingerprint(batches) if kind_name == "examples" else None
+            for _ in batches:
+                pass
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise BundleError(f"bundle entry {name!r} cannot be read as Parquet ({e})") from None
+    claimed = part.get("lengths")
+    if claimed is not None and span and [min(span), max(span)] != claimed:
+        raise BundleError(
+            f"bundle entry {name!r} has lists of {min(span)}..{max(span)} entries, its record says {claimed}"
+        )
+    return fingerprint
+
+
+def _renamed(bundle: Verified, renames: Renames) -> Verified:
+    """The bundle with datasets and models renamed in partitions, paths and records."""
+    if not renames.as_dict():
+        return bundle
+    for new in [*renames.datasets.values(), *renames.models.values()]:
+        check_name("new", new)
+    entry_of, fingerprints = {}, {}
+    for run_id, record in bundle.records.items():
+        for part in record["parts"]:
+            old_path = part["path"]
+            part["partition"] = {k: renames.apply(k, v) for k, v in part["partition"].items()}
+            part["path"] = part_path(part["kind"], part["partition"], run_id)
+            entry_of[part["path"]] = bundle.entry_of[old_path]
+            if old_path in bundle.fingerprints:
+                fingerprints[part["path"]] = bundle.fingerprints[old_path]
+        for key in ("model", "dataset"):
+            if isinstance(record.get(key), str):
+                record[key] = renames.apply(key, record[key])
+    bundle.entry_of, bundle.fingerprints, bundle.renames = entry_of, fingerprints, renames.as_dict()
+    return bundle
+
+
+# -- import ------------------------------------------------------------------------------
+@dataclass
+class _Plan:
+    writes: dict[str, str] = field(default_factory=dict)  # store path -> bundle entry
+    records: dict[str, dict] = field(default_factory=dict)  # run id -> record to write
+    replaced: dict[str, bytes] = field(default_factory=dict)  # run id -> its record before
+    same: int = 0
+
+
+def import_bundle(
+    store: Store, path: str | Path, max_size: int = DEFAULT_MAX_SIZE, renames: Renames = Renames()
+) -> dict:
+    """Merge a verified bundle into ``store``; the same bundle twice changes nothing."""
+    bundle = read_bundle(path, max_size, renames)
+    existed = store.exists()
+    if not existed:
+        _plan(store, bundle)  # refuse before creating anything
+        store._init()
+    try:
+        with store.lock():
+            store._collect_garbage()  # what a killed import or run left behind
+            plan = _plan(store, bundle)
+            if plan.records:
+                _write(store, bundle, plan)
+    except BaseException:
+        if not existed:
+            _remove_empty_store(store.root)
+        raise
+    return {
+        "imported": len(plan.records),  # new runs, and runs here that gained parts
+        "already_there": plan.same,
+        "parts": len(plan.writes),
+    }
+
+
+def _plan(store: Store, bundle: Verified) -> _Plan:
+    """What to write, after checking the bundle against the store (dataset identity,
+    partitions the store already fills, runs it already has)."""
+    plan = _Plan()
+    local = {r["run_id"]: r for r in store.runs()} if store.exists() else {}
+    live = store.live_parts() if store.exists() else {k: [] for k in KINDS}
+    owner = {}  # (kind, partition) -> run ids of the live parts there
+    for parts in live.values():
+        for p in parts:
+            key = (p.kind, tuple(sorted(p.partition.items())))
+            owner.setdefault(key, set()).add(PurePosixPath(p.path).stem.removeprefix("part-"))
+    known = _local_fingerprints(store, live, local)
+    incoming = {bundle.fingerprints[p]: p for p in bundle.fingerprints}
+    for fp, p in incoming.items():
+        dataset = p.split("/")[1].removeprefix("dataset=")
+        if dataset in known and known[dataset] != fp:
+            raise BundleError(
+                f"dataset {dataset!r} in the bundle holds other examples than the store's"
+                f" (bundle {fp[:12]}, store {known[dataset][:12]}); import with"
+                f" --rename-dataset {dataset}=NEW-NAME, or into another --store"
+            )
+    mine = {p.split("/")[1].removeprefix("dataset="): fp for p, fp in bundle.fingerprints.items()}
+    for run_id, record in bundle.records.items():
+        dataset, claimed = record.get("dataset"), record.get("dataset_fingerprint")
+        have = known.get(dataset) or mine.get(dataset)
+        if claimed and have and claimed != have:
+            raise BundleError(
+                f"run {run_id} was computed on other examples of {dataset!r} than the store's"
+                f" ({claimed[:12]}, store {have[:12]}); import with --rename-dataset"
+                f" {dataset}=NEW-NAME, or into another --store"
+            )
+        kept, skipped = [], []
+        before = local.get(run_id)
+        if before is not None and _core(before) != _core(record):
             raise BundleError(
                 f"run {run_id} exists in {store.root} with different content;"
                 " remove one of them, or import into another store"
             )
-        new_runs[run_id] = record
-    if new_runs:
-        store._init()
-        with store.lock():
-            for record in new_runs.values():
-                for part in record["parts"]:
-                    target = store.root / part["path"]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    atomic.write_bytes(target, contents[part["path"]])
-            for run_id, record in new_runs.items():  # the commit points, last
-                atomic.write_bytes(
-                    store.root / "runs" / f"{run_id}.json", json.dumps(record, indent=2).encode()
+        mine_parts = {p["path"]: p for p in (before or {}).get("parts", [])}
+        for part in record["parts"]:
+            target = part["path"]
+            if target in mine_parts:
+                on_disk = store.root / target
+                if not on_disk.is_file() or _file_sha256(on_disk) != bundle.sha256[bundle.entry_of[target]]:
+                    raise BundleError(
+                        f"run {run_id} exists in {store.root} with different content;"
+                        " remove one of them, or import into another store"
+                    )
+                continue
+            key = (part["kind"], tuple(sorted(part["partition"].items())))
+            if part["kind"] == "examples" and target in bundle.fingerprints and key in owner:
+                skipped.append(target)  # the store has these very examples already
+                continue
+            if owner.get(key, set()) - {run_id}:
+                keys = ", ".join(f"{k} {part['partition'][k]}" for k in KINDS[part["kind"]].keys)
+                other = sorted(owner[key] - {run_id})[0]
+                rename = "--rename-model" if "model" in dict(key[1]) else "--rename-dataset"
+                raise BundleError(
+                    f"the store already has {part['kind']} of {keys} (run {other}); import with"
+                    f" {rename} OLD=NEW to keep both, or into another --store"
                 )
-    return {
-        "imported": len(new_runs),
-        "already_there": same,
-        "parts": sum(len(r["parts"]) for r in new_runs.values()),
-    }
+            kept.append(part)
+        new_parts = [p for p in kept if p["path"] not in mine_parts]
+        if before is not None and not new_parts:
+            plan.same += 1
+            continue
+        for part in new_parts:
+            plan.writes[part["path"]] = bundle.entry_of[part["path"]]
+        if before is not None:
+            plan.replaced[run_id] = json.dumps(before, indent=2).encode()
+            plan.records[run_id] = {**before, "parts": before["parts"] + new_parts}
+        else:
+            plan.records[run_id] = {
+                **record,
+                "parts": kept,
+                "committed": now(),
+                "imported": {
+                    "bundle": bundle.path.name,
+                    "bundle_sha256": bundle.digest,
+                    "exported_by": bundle.manifest.get("exported_by"),
+                    "renamed": bundle.renames,
+                    "skipped_parts": skipped,
+                },
+            }
+    return plan
 
 
-def _same_run(local: dict, incoming: dict, store: Store, contents: dict[str, bytes]) -> bool:
-    def without_parts(record: dict) -> dict:
-        return {k: v for k, v in record.items() if k != "parts"}
-
-    if json.dumps(without_parts(local), sort_keys=True, default=str) != json.dumps(
-        without_parts(incoming), sort_keys=True, default=str
-    ):
-        return False
-    local_parts = {p["path"] for p in local.get("parts", [])}
-    for part in incoming.get("parts", []):
-        mine = store.root / part["path"]
-        if (
-            part["path"] not in local_parts
-            or not mine.is_file()
-            or _sha256(mine.read_bytes()) != _sha256(contents[part["path"]])
-        ):
-            return False
-    return True
+def _core(record: dict) -> str:
+    core = {k: v for k, v in record.items() if k not in ("parts", *LOCAL_ONLY)}
+    return json.dumps(core, sort_keys=True, default=str)
 
 
-def inspect_bundle(path: str | Path) -> list[dict]:
+def _local_fingerprints(store: Store, live: dict, local: dict) -> dict[str, str]:
+    """dataset -> fingerprint of the store's live examples (vouched by the local record
+    that wrote them, else computed from the part)."""
+    found = {}
+    for p in live["examples"]:
+        dataset = p.partition["dataset"]
+        record = local.get(PurePosixPath(p.path).stem.removeprefix("part-"), {})
+        if record.get("dataset") == dataset and record.get("dataset_fingerprint"):
+            found[dataset] = record["dataset_fingerprint"]
+        else:
+            found[dataset] = examples_fingerprint(
+                pq.ParquetFile(store.root / p.path).iter_batches(batch_size=16_384)
+            )
+    return found
+
+
+def _write(store: Store, bundle: Verified, plan: _Plan) -> None:
+    """Copy, check and rename the parts, then the records; undo everything on failure."""
+    needed = sum(bundle.size[e] for e in plan.writes.values())
+    free = shutil.disk_usage(store.root).free
+    if needed > free:
+        raise BundleError(
+            f"the import needs {needed:,} bytes and {store.root} has {free:,} free; nothing was"
+            " written: free space, or import into another --store"
+        )
+    created: list[Path] = []
+    staged: list[tuple[Path, Path]] = []
+    committed: list[Path] = []
+    try:
+        with zipfile.ZipFile(bundle.path) as z:
+            for target, entry in plan.writes.items():
+                final = store.root / target
+                created += _mkdirs(final.parent, store.root)
+                run_id = final.stem.removeprefix("part-")
+                tmp = final.parent / f".part-{run_id}.{uuid.uuid4().hex[:6]}.parquet.tmp"
+                staged.append((tmp, final))
+                _copy_checked(z, entry, tmp, bundle.sha256[entry])
+        for run_id, record in plan.records.items():
+            final = store.root / "runs" / f"{run_id}.json"
+            created += _mkdirs(final.parent, store.root)
+            tmp = atomic.temp_name(final)
+            staged.append((tmp, final))
+            tmp.write_bytes(json.dumps(record, indent=2).encode())
+        for tmp, final in staged:  # parts first (invisible without a record), records last
+            atomic.commit_file(tmp, final)
+            committed.append(final)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for final in committed:
+            run_id = final.stem if final.parent.name == "runs" else None
+            if run_id in plan.replaced:
+                atomic.write_bytes(final, plan.replaced[run_id])
+            else:
+                final.unlink(missing_ok=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _mkdirs(folder: Path, root: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents under ``root``; the ones made, outermost first."""
+    missing = []
+    while folder != root and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+    return list(reversed(missing))
+
+
+def _copy_checked(z: zipfile.ZipFile, entry: str, tmp: Path, sha256: str) -> None:
+    h = hashlib.sha256()
+    with z.open(entry) as src, open(tmp, "wb") as dst:
+        while chunk := src.read(CHUNK):
+            h.update(chunk)
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    if h.hexdigest() != sha256:
+        raise BundleError(f"bundle entry {entry!r} changed while it was imported; nothing was kept")
+
+
+# -- inspect -----------------------------------------------------------------------------
+def inspect_bundle(path: str | Path, max_size: int = DEFAULT_MAX_SIZE) -> list[dict]:
     """One row per part of a verified bundle (nothing is imported)."""
-    manifest, contents = read_bundle(path)
+    bundle = read_bundle(path, max_size)
     rows = []
-    for run_id in manifest["runs"]:
-        record = json.loads(contents[f"runs/{run_id}.json"])
+    for run_id, record in bundle.records.items():
         for part in record["parts"]:
             rows.append(
                 {
@@ -299,7 +720,17 @@ def inspect_bundle(path: str | Path) -> list[dict]:
                     "kind": part["kind"],
                     **{k: part["partition"].get(k) for k in ("model", "dataset")},
                     "rows": part.get("rows"),
-                    "bytes": len(contents[part["path"]]),
+                    "bytes": bundle.size[bundle.entry_of[part["path"]]],
                 }
             )
     return rows
+
+
+def verify_bytes(raw: bytes, path: str = "the bundle") -> Verified:
+    """:func:`read_bundle` on a bundle's bytes (written to a temporary file)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / "bundle.cebundle"
+        file.write_bytes(raw)
+        return read_bundle(file)
