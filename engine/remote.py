@@ -82,6 +82,23 @@ class RemoteStore(Store):
             ) from None
         version = marker.get("schema_version") if isinstance(marker, dict) else None
         check_schema_version(version, f"store {self.url}")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """DuckDB reads Parquet in ranges; a server that answers every request whole
+        cannot serve it (and would send every part in full)."""
+        try:
+            with self.fs.open(self.location(MARKER), "rb", block_size=4) as f:
+                f.seek(2)
+                f.read(2)
+        except ValueError:
+            raise StoreError(
+                f"the server of {self.url} does not answer range requests, which ce needs to read"
+                " Parquet parts in pieces; serve the store with a server that does (nginx, Apache,"
+                " S3, the Hub), or copy it and pass a local --store"
+            ) from None
+        except Exception:  # noqa: BLE001 - anything else shows when the parts are read
+            pass
 
     def exists(self) -> bool:
         return True

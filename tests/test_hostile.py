@@ -32,6 +32,7 @@ from ce.engine.bundle import DIGEST_LEN, export_bundle, import_bundle
 from ce.engine.cli import cli
 
 from .conftest import snapshot
+from .test_remote import RangeHandler
 from .test_sql import EXAMPLES, write_neighbors, write_store
 
 CE = [sys.executable, "-c", "from ce.engine.cli import main; main()"]
@@ -436,22 +437,18 @@ def test_a_store_under_a_folder_with_both_quotes_works(tmp_path):
     assert ce("compare", "--store", store.root).exit_code == 0
 
 
-class Quiet(http.server.SimpleHTTPRequestHandler):
+class NoRanges(http.server.SimpleHTTPRequestHandler):
+    """Python's own file server: it answers every request whole, Range or not."""
+
     def log_message(self, *args):
         pass
-
-
-class NoRanges(Quiet):
-    def send_head(self):  # a server that ignores Range and answers every file whole
-        self.headers.replace_header("Range", "") if "Range" in self.headers else None
-        return super().send_head()
 
 
 @pytest.fixture
 def serve():
     servers = []
 
-    def start(folder: Path, handler=Quiet) -> str:
+    def start(folder: Path, handler=RangeHandler) -> str:
         server = http.server.ThreadingHTTPServer(
             ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
         )
@@ -485,6 +482,12 @@ def test_a_remote_store_marker_of_another_type_is_named(tmp_path, serve):
     store = write_store(tmp_path / "site" / "store", {"a": {"x1"}})
     (store.root / "ce-store.json").write_text(json.dumps({"schema_version": "1"}))
     refused(ce("query", "select 1", "--store", serve(tmp_path / "site")), "schema version '1' (a str")
+
+
+def test_a_server_without_range_requests_is_named(tmp_path, serve):
+    write_store(tmp_path / "site" / "store", {"a": {"x1"}})
+    url = serve(tmp_path / "site", NoRanges)
+    refused(ce("compare", "--store", url), "does not answer range requests", "local --store")
 
 
 def test_remote_sql_cannot_read_outside_the_store(tmp_path, serve):
