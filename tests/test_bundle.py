@@ -190,3 +190,30 @@ def test_inspect_lists_the_parts_without_importing(source, tmp_path):
     result = CliRunner().invoke(cli, ["bundle", "inspect", str(bundle)])
     assert result.exit_code == 0
     assert "predictions" in result.stdout and "attacks" in result.stdout
+
+
+def test_two_labs_extracts_of_one_dataset_merge(tiny_models, data_dir, tmp_path):
+    """Lab A and lab B extract different models on the same real dataset: B imports A's
+    bundle, keeps its own examples (the same ones, checked by fingerprint) and gains A's
+    model; a second lab's model of the same name needs --rename-model."""
+    from ce.extractors.extract import ExtractOptions, extract
+
+    a, b = Store(tmp_path / "a"), Store(tmp_path / "b")
+    options = ExtractOptions(stage="pretrained", limit=12)
+    extract(a, str(tiny_models["base"]), "sst2-dev", options, name="model-a")
+    extract(b, str(tiny_models["classification"]), "sst2-dev", options, name="model-b")
+    bundle = tmp_path / "a.cebundle"
+    export_bundle(a, bundle)
+    examples_before = [p.path for p in b.live_parts()["examples"]]
+    assert import_bundle(b, bundle)["parts"] == 2  # embeddings and neighbours; not the examples
+    assert [p.path for p in b.live_parts()["examples"]] == examples_before
+    record = next(r for r in b.runs() if r.get("imported"))
+    assert record["imported"]["skipped_parts"] == [p.path for p in a.live_parts()["examples"]]
+    got = b.connect().sql("select model_i, model_j, n from knn_agreement(3)").fetchall()
+    assert got == [("model-a", "model-b", 12)]
+    again = snapshot(b.root)
+    assert import_bundle(b, bundle)["imported"] == 0 and snapshot(b.root) == again
+    c = Store(tmp_path / "c")
+    extract(c, str(tiny_models["classification"]), "sst2-dev", options, name="model-a")
+    with pytest.raises(BundleError, match="already has embeddings of model model-a.*--rename-model"):
+        import_bundle(c, bundle)
