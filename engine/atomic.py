@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +19,34 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def owner() -> str:
+    """This process in a file name: host (hashed: a host name may hold '-' or '.') and pid."""
+    return f"{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]}-{os.getpid()}"
+
+
+def owner_gone(tag: str) -> bool:
+    """Whether ``tag`` (from :func:`owner`) names a process of this host that has ended."""
+    host, _, pid = tag.partition("-")
+    if host != owner().partition("-")[0] or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    """``.NAME.OWNER.RANDOM.tmp`` beside ``path``: garbage collection removes it once its
+    owner has ended."""
+    return path.with_name(f".{path.name}.{owner()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def temp_owner(path: Path) -> str:
+    parts = path.name.split(".")
+    return parts[-3] if len(parts) >= 4 and parts[-1] == "tmp" else ""
 
 
 def commit_file(tmp: Path, final: Path) -> None:

@@ -52,14 +52,19 @@ from . import atomic
 from .errors import CeError, StoreError
 from .records import RUN_ID, parse_record, part_path
 from .schema import HEAD_COLUMNS, KINDS, LIST_COLUMNS, SCHEMA_VERSION, check_name, examples_fingerprint
-from .store import Store, _remove_empty_store, check_schema_version, now
+from .store import Store, _remove_empty_store, check_schema_version, commit_all, now
 
 FORMAT = "ce-bundle"
 BUNDLE_VERSION = 1
 DIGEST_LEN = 64  # hex sha256 in the ZIP comment
 CHUNK = 1 << 20
-MAX_ENTRIES = 200_000
-MAX_SMALL = 64 << 20  # the manifest, the card and each record
+MAX_ENTRIES = 100_000
+MAX_DIRECTORY = 32 << 20  # bytes of the ZIP's central directory
+MAX_MANIFEST = 16 << 20
+MAX_RECORD = 4 << 20  # a run record (and the card)
+MAX_FOOTER = 16 << 20  # a part's Parquet footer
+SLACK = 128 << 20  # a row group may expand to 2 x its part's size plus this when read
+READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError)
 DEFAULT_MAX_SIZE = 64 << 30  # total uncompressed bytes; --max-size raises it
 LOCAL_ONLY = ("imported", "committed")  # record fields that say where a run landed, not what it is
 
@@ -208,12 +213,35 @@ def read_bundle(path: str | Path, max_size: int = DEFAULT_MAX_SIZE, renames: Ren
         raise BundleError(
             f"{path} is damaged or altered: its checksum does not match; ask for the file again"
         )
+    _check_directory(path, size)
     try:
         z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
+    except READ_ERRORS as e:
         raise BundleError(f"{path} is not a ce bundle ({e}); ask for the file again") from None
     with z:
         return _verify(z, path, digest, max_size, renames)
+
+
+def _check_directory(path: Path, size: int) -> None:
+    """Refuse a central directory too large to parse, before zipfile parses it: the end
+    record sits right before the 64-byte comment (its zip64 form, 20 and 56 bytes before)."""
+    with open(path, "rb") as f:
+        f.seek(max(0, size - DIGEST_LEN - 22 - 20 - 56))
+        tail = f.read()
+    end = tail[-(DIGEST_LEN + 22) :]
+    if len(end) < 22 + DIGEST_LEN or end[:4] != b"PK\x05\x06":
+        raise BundleError(f"{path} is not a ce bundle (no ZIP directory before its checksum)")
+    entries = int.from_bytes(end[10:12], "little")
+    directory = int.from_bytes(end[12:16], "little")
+    zip64 = tail[: -(DIGEST_LEN + 22)][-20 - 56 :]
+    if len(zip64) == 76 and zip64[:4] == b"PK\x06\x06" and zip64[56:60] == b"PK\x06\x07":
+        entries = int.from_bytes(zip64[32:40], "little")
+        directory = int.from_bytes(zip64[40:48], "little")
+    if entries > MAX_ENTRIES or directory > MAX_DIRECTORY:
+        raise BundleError(
+            f"{path} lists {entries:,} entries in {directory:,} bytes, more than a ce bundle holds"
+            f" ({MAX_ENTRIES:,}); refusing the bundle"
+        )
 
 
 def _verify(z: zipfile.ZipFile, path: Path, digest: str, max_size: int, renames: Renames) -> Verified:
@@ -229,7 +257,7 @@ def _verify(z: zipfile.ZipFile, path: Path, digest: str, max_size: int, renames:
     by_name = {i.filename: i for i in infos}
     if "manifest.json" not in by_name:
         raise BundleError(f"{path} has no manifest.json; it is not a ce bundle")
-    manifest = _manifest(_read_small(z, by_name["manifest.json"]))
+    manifest = _manifest(_read_small(z, by_name["manifest.json"], MAX_MANIFEST))
     listed = {f["path"]: f for f in manifest["files"]}
     extra = sorted(set(by_name) - set(listed) - {"manifest.json"})
     missing = sorted(set(listed) - set(by_name))
@@ -253,8 +281,7 @@ def _verify(z: zipfile.ZipFile, path: Path, digest: str, max_size: int, renames:
     records = _records(z, by_name, listed, manifest)
     for name, expected in listed.items():
         if not name.startswith("runs/"):
-            with z.open(by_name[name]) as f:
-                found = _hash_limited(f, name, expected["size"])
+            found = _hash_limited(z, by_name[name], expected["size"])
             if found != expected["sha256"]:
                 raise BundleError(f"bundle entry {name!r} fails its sha256 check")
     named = {p["path"] for r in records.values() for p in r["parts"]}
@@ -308,25 +335,26 @@ def _check_name(info: zipfile.ZipInfo) -> None:
         raise BundleError(f"bundle entry {name!r} is a folder entry; refusing the bundle")
 
 
-def _hash_limited(f: IO[bytes], name: str, limit: int) -> str:
+def _hash_limited(z: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> str:
     """sha256 of an entry's bytes, refusing it past ``limit`` bytes whatever its header says."""
-    h, read = hashlib.sha256(), 0
+    h, read, name = hashlib.sha256(), 0, info.filename
     try:
-        while chunk := f.read(min(CHUNK, limit + 1 - read)):
-            read += len(chunk)
-            if read > limit:
-                raise BundleError(
-                    f"bundle entry {name!r} expands beyond the {limit} bytes of its manifest;"
-                    " refusing the bundle"
-                )
-            h.update(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        with z.open(info) as f:
+            while chunk := f.read(min(CHUNK, limit + 1 - read)):
+                read += len(chunk)
+                if read > limit:
+                    raise BundleError(
+                        f"bundle entry {name!r} expands beyond the {limit} bytes of its manifest;"
+                        " refusing the bundle"
+                    )
+                h.update(chunk)
+    except READ_ERRORS as e:
         raise BundleError(f"bundle entry {name!r} cannot be read ({e}); ask for the file again") from None
     return h.hexdigest()
 
 
-def _read_small(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    if info.file_size > MAX_SMALL:
+def _read_small(z: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int = MAX_RECORD) -> bytes:
+    if info.file_size > limit:
         raise BundleError(f"bundle entry {info.filename!r} is {info.file_size:,} bytes; refusing the bundle")
     out = bytearray()
     try:
@@ -337,7 +365,7 @@ def _read_small(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
                     raise BundleError(
                         f"bundle entry {info.filename!r} expands beyond its size; refusing the bundle"
                     )
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+    except READ_ERRORS as e:
         raise BundleError(
             f"bundle entry {info.filename!r} cannot be read ({e}); ask for the file again"
         ) from None
@@ -349,15 +377,16 @@ def _manifest(data: bytes) -> dict:
         manifest = json.loads(data)
         assert isinstance(manifest, dict) and manifest.get("format") == FORMAT
         assert isinstance(manifest["files"], list) and isinstance(manifest.get("runs", []), list)
+        assert all(isinstance(r, str) for r in manifest.get("runs", []))
         for f in manifest["files"]:
             assert isinstance(f, dict) and isinstance(f.get("path"), str)
             assert isinstance(f.get("size"), int) and not isinstance(f["size"], bool) and f["size"] >= 0
             assert isinstance(f.get("sha256"), str)
-    except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError, RecursionError):
         raise BundleError(
             "manifest.json is not a ce bundle manifest; the file was not written by ce bundle export"
         ) from None
-    if manifest.get("bundle_version") != BUNDLE_VERSION:
+    if manifest.get("bundle_version") != BUNDLE_VERSION or type(manifest.get("bundle_version")) is not int:
         raise BundleError(
             f"bundle version {str(manifest.get('bundle_version'))[:20]} is not"
             f" {BUNDLE_VERSION}; use a ce release that reads it"
@@ -381,7 +410,7 @@ def _records(z: zipfile.ZipFile, by_name: dict, listed: dict, manifest: dict) ->
             raise BundleError(f"bundle entry {name!r} fails its sha256 check")
         try:
             record = parse_record(json.loads(data), f"bundle entry {name!r}", strict=True)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise BundleError(f"bundle entry {name!r} is not JSON ({e}); refusing the bundle") from None
         except StoreError as e:
             raise BundleError(str(e)) from None
@@ -418,53 +447,82 @@ def _check_part(z: zipfile.ZipFile, info: zipfile.ZipInfo, part: dict, run_id: s
     """Check a part against its kind and its record; the fingerprint of an examples part."""
     name, kind_name = info.filename, part["kind"]
     expected = {f.name: f.type for f in KINDS[kind_name].schema}
-    with z.open(info) as f:
-        try:
-            pf = pq.ParquetFile(f)
-            schema = pf.schema_arrow
-        except (pa.ArrowException, OSError, ValueError) as e:
-            raise BundleError(f"bundle entry {name!r} is not a readable Parquet file ({e})") from None
-        found = {f.name: f.type for f in schema}
-        optional = {HEAD_COLUMNS.get(kind_name)}
-        missing = sorted(set(expected) - set(found) - optional)
-        unknown = sorted(set(found) - set(expected))
-        wrong = [n for n in found if n in expected and not _same_type(expected[n], found[n], n)]
-        if missing or unknown or wrong:
-            problem = (
-                f"lacks column {missing[0]!r}"
-                if missing
-                else f"has a column {unknown[0]!r} that {kind_name} parts do not have"
-                if unknown
-                else f"has column {wrong[0]!r} of type {found[wrong[0]]}, not {expected[wrong[0]]}"
-            )
-            raise BundleError(f"bundle entry {name!r} {problem}; refusing the bundle")
-        if pf.metadata.num_rows != part.get("rows", 0):
+    try:
+        with z.open(info) as f:
+            return _check_parquet(f, name, kind_name, part, run_id, expected)
+    except READ_ERRORS as e:
+        raise BundleError(f"bundle entry {name!r} cannot be read ({e}); ask for the file again") from None
+
+
+def _check_parquet(f: IO[bytes], name: str, kind_name: str, part: dict, run_id: str, expected: dict):
+    """:func:`_check_part` on the open entry ``f``."""
+    f.seek(0, 2)
+    end = f.tell()
+    f.seek(max(0, end - 8))
+    tail = f.read(8)
+    footer = int.from_bytes(tail[:4], "little") if len(tail) == 8 and tail[4:] == b"PAR1" else -1
+    if not 0 <= footer <= min(MAX_FOOTER, end - 12):
+        raise BundleError(
+            f"bundle entry {name!r} is not a readable Parquet file (no footer, or one too large)"
+        )
+    f.seek(0)
+    try:
+        pf = pq.ParquetFile(f)
+        schema = pf.schema_arrow
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise BundleError(f"bundle entry {name!r} is not a readable Parquet file ({e})") from None
+    if len(set(schema.names)) != len(schema.names):
+        raise BundleError(f"bundle entry {name!r} names a column twice; refusing the bundle")
+    found = {f.name: f.type for f in schema}
+    optional = {HEAD_COLUMNS.get(kind_name)}
+    missing = sorted(set(expected) - set(found) - optional)
+    unknown = sorted(set(found) - set(expected))
+    wrong = [n for n in found if n in expected and not _same_type(expected[n], found[n], n)]
+    if missing or unknown or wrong:
+        problem = (
+            f"lacks column {missing[0]!r}"
+            if missing
+            else f"has a column {unknown[0]!r} that {kind_name} parts do not have"
+            if unknown
+            else f"has column {wrong[0]!r} of type {found[wrong[0]]}, not {expected[wrong[0]]}"
+        )
+        raise BundleError(f"bundle entry {name!r} {problem}; refusing the bundle")
+    if pf.metadata.num_rows != part.get("rows", 0):
+        raise BundleError(
+            f"bundle entry {name!r} holds {pf.metadata.num_rows} rows, its record says"
+            f" {part.get('rows', 0)}; refusing the bundle"
+        )
+    list_column = LIST_COLUMNS.get(kind_name)
+    columns = ["run_id", *([list_column] if list_column else [])]
+    if kind_name == "examples":
+        columns = list(found)
+    for group in range(pf.metadata.num_row_groups):  # a Parquet bomb stops here, unread
+        row_group = pf.metadata.row_group(group)
+        chunks = [row_group.column(c) for c in range(row_group.num_columns)]
+        expands = sum(c.total_uncompressed_size for c in chunks if c.path_in_schema.split(".")[0] in columns)
+        if expands > 2 * end + SLACK:
             raise BundleError(
-                f"bundle entry {name!r} holds {pf.metadata.num_rows} rows, its record says"
-                f" {part.get('rows', 0)}; refusing the bundle"
+                f"bundle entry {name!r} expands to {expands:,} bytes in one row group from {end:,};"
+                " refusing the bundle"
             )
-        list_column = LIST_COLUMNS.get(kind_name)
-        columns = ["run_id", *([list_column] if list_column else [])]
-        if kind_name == "examples":
-            columns = list(found)
-        span: list[int] = []
+    span: list[int] = []
 
-        def checked(batches):
-            for batch in batches:
-                if batch["run_id"].null_count or not pc.all(pc.equal(batch["run_id"], run_id)).as_py():
-                    raise BundleError(f"bundle entry {name!r} holds rows of another run than {run_id}")
-                if list_column and batch.num_rows:
-                    lengths = pc.min_max(pc.list_value_length(batch[list_column]))
-                    span.extend([lengths["min"].as_py(), lengths["max"].as_py()])
-                yield batch
+    def checked(batches):
+        for batch in batches:
+            if batch["run_id"].null_count or not pc.all(pc.equal(batch["run_id"], run_id)).as_py():
+                raise BundleError(f"bundle entry {name!r} holds rows of another run than {run_id}")
+            if list_column and batch.num_rows:
+                lengths = pc.min_max(pc.list_value_length(batch[list_column]))
+                span.extend([lengths["min"].as_py(), lengths["max"].as_py()])
+            yield batch
 
-        try:
-            batches = checked(pf.iter_batches(batch_size=16_384, columns=columns))
-            fingerprint = examples_fingerprint(batches) if kind_name == "examples" else None
-            for _ in batches:
-                pass
-        except (pa.ArrowException, OSError, ValueError) as e:
-            raise BundleError(f"bundle entry {name!r} cannot be read as Parquet ({e})") from None
+    try:
+        batches = checked(pf.iter_batches(batch_size=16_384, columns=columns))
+        fingerprint = examples_fingerprint(batches) if kind_name == "examples" else None
+        for _ in batches:
+            pass
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise BundleError(f"bundle entry {name!r} cannot be read as Parquet ({e})") from None
     claimed = part.get("lengths")
     if claimed is not None and span and [min(span), max(span)] != claimed:
         raise BundleError(
@@ -491,6 +549,10 @@ def _renamed(bundle: Verified, renames: Renames) -> Verified:
         for key in ("model", "dataset"):
             if isinstance(record.get(key), str):
                 record[key] = renames.apply(key, record[key])
+        if len({p["path"] for p in record["parts"]}) != len(record["parts"]):
+            raise BundleError(f"the renames make two parts of run {run_id} one; rename to distinct names")
+    if len(entry_of) != len(bundle.entry_of):
+        raise BundleError("the renames make two parts of the bundle one; rename to distinct names")
     bundle.entry_of, bundle.fingerprints, bundle.renames = entry_of, fingerprints, renames.as_dict()
     return bundle
 
@@ -500,7 +562,7 @@ def _renamed(bundle: Verified, renames: Renames) -> Verified:
 class _Plan:
     writes: dict[str, str] = field(default_factory=dict)  # store path -> bundle entry
     records: dict[str, dict] = field(default_factory=dict)  # run id -> record to write
-    replaced: dict[str, bytes] = field(default_factory=dict)  # run id -> its record before
+    replaced: set[str] = field(default_factory=set)  # run ids here that gain parts
     same: int = 0
 
 
@@ -599,7 +661,7 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
         for part in new_parts:
             plan.writes[part["path"]] = bundle.entry_of[part["path"]]
         if before is not None:
-            plan.replaced[run_id] = json.dumps(before, indent=2).encode()
+            plan.replaced.add(run_id)
             plan.records[run_id] = {**before, "parts": before["parts"] + new_parts}
         else:
             plan.records[run_id] = {
@@ -649,7 +711,6 @@ def _write(store: Store, bundle: Verified, plan: _Plan) -> None:
         )
     created: list[Path] = []
     staged: list[tuple[Path, Path]] = []
-    committed: list[Path] = []
     try:
         with zipfile.ZipFile(bundle.path) as z:
             for target, entry in plan.writes.items():
@@ -665,22 +726,14 @@ def _write(store: Store, bundle: Verified, plan: _Plan) -> None:
             tmp = atomic.temp_name(final)
             staged.append((tmp, final))
             tmp.write_bytes(json.dumps(record, indent=2).encode())
-        for tmp, final in staged:  # parts first (invisible without a record), records last
-            atomic.commit_file(tmp, final)
-            committed.append(final)
     except BaseException:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
-        for final in committed:
-            run_id = final.stem if final.parent.name == "runs" else None
-            if run_id in plan.replaced:
-                atomic.write_bytes(final, plan.replaced[run_id])
-            else:
-                final.unlink(missing_ok=True)
         for folder in reversed(created):
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
+    commit_all(store.root, staged)  # parts first (invisible without a record), records last
 
 
 def _mkdirs(folder: Path, root: Path) -> list[Path]:

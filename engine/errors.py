@@ -32,3 +32,12 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest choices, or '' when none is close."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
     return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def error_line(error: BaseException) -> str:
+    """The line of an error's text that says what went wrong: its first, or, when the text
+    is a Python traceback passed through (DuckDB wraps fsspec's errors so), its last."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]

@@ -12,6 +12,7 @@ DuckDB or to join to a store root.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -94,7 +95,13 @@ def parse_record(data: Any, where: str, strict: bool = False) -> dict[str, Any]:
         return StoreError(f"{where}: {problem}; it is not a ce run record (remove it, or ask for it again)")
 
     if not isinstance(data, dict):
-        return _raise(bad(f"is a JSON {type(data).__name__}, not an object"))
+        raise bad(f"is a JSON {type(data).__name__}, not an object")
+    try:  # every string must be text (a lone surrogate parses, then breaks every reader)
+        json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError, ValueError, TypeError):
+        raise bad(
+            "holds text that is not valid Unicode, a number that is not finite, or nests too deeply"
+        ) from None
     missing = [f for f in REQUIRED if f not in data]
     if missing:
         raise bad(f"has no {missing[0]!r}")
@@ -116,11 +123,10 @@ def parse_record(data: Any, where: str, strict: bool = False) -> dict[str, Any]:
         if data.get(name) is not None:
             _check_date(data[name], name, strict, bad)
     data["parts"] = [_parse_part(p, data["run_id"], bad) for p in data["parts"]]
+    paths = [p["path"] for p in data["parts"]]
+    if len(set(paths)) != len(paths):
+        raise bad("names one part twice")
     return data
-
-
-def _raise(error: Exception):
-    raise error
 
 
 def _check_date(text: str, name: str, strict: bool, bad) -> None:

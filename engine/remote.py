@@ -11,9 +11,12 @@ server with autoindex; S3 and the Hugging Face Hub list by themselves).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import posixpath
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from .errors import StoreError
 from .records import parse_record
@@ -26,8 +29,19 @@ def is_remote(location: str) -> bool:
     return "://" in str(location) and str(location).split("://")[0] in PROTOCOLS
 
 
-def filesystem(protocol: str):
-    """An fsspec file system for ``protocol`` that DuckDB can use."""
+def inside(url: str, prefix: str) -> bool:
+    """Whether ``url``, percent-decoded and with '.' and '..' resolved as a server would,
+    lies under ``prefix`` (a URL ending in '/')."""
+    scheme, _, rest = unquote(url).partition("://")
+    host, _, path = rest.partition("/")
+    resolved = f"{scheme}://{host}{posixpath.normpath('/' + path)}"
+    return resolved.startswith(prefix) and "?" not in url and "#" not in url
+
+
+def filesystem(protocol: str, root: str | None = None):
+    """An fsspec file system for ``protocol`` that DuckDB can use; with ``root``, an HTTP
+    one answers for URLs under it only and follows no redirects (a query cannot reach the
+    rest of the server, or another server, through the store's file system)."""
     import fsspec
 
     try:
@@ -40,11 +54,44 @@ def filesystem(protocol: str):
                 def modified(self, path):  # DuckDB asks; HTTP parts never change in place
                     return datetime.fromtimestamp(0, UTC)
 
-            return HttpFileSystem()
+                def _confine(self, path) -> None:
+                    if root and not inside(str(path), root + "/"):
+                        raise PermissionError(f"{str(path)[:200]} lies outside the store {root}")
+
+            for name in (
+                "_info",
+                "_ls",
+                "_cat_file",
+                "_exists",
+                "_isfile",
+                "_isdir",
+                "_glob",
+                "_size",
+                "_get_file",
+            ):
+                setattr(HttpFileSystem, name, _confined(getattr(HTTPFileSystem, name)))
+            HttpFileSystem._open = _confined(HTTPFileSystem._open)
+            return HttpFileSystem(allow_redirects=False)
         return fsspec.filesystem(protocol)
     except ImportError as e:
         package = {"s3": "s3fs", "gs": "gcsfs"}.get(protocol, str(e.name))
         raise StoreError(f"a {protocol}:// store needs {package}: pip install {package}") from None
+
+
+def _confined(method):
+    """``method`` of the HTTP file system, refusing paths outside its store first."""
+    if asyncio.iscoroutinefunction(method):
+
+        async def checked(self, path, *args, **kwargs):
+            self._confine(path)
+            return await method(self, path, *args, **kwargs)
+    else:
+
+        def checked(self, path, *args, **kwargs):
+            self._confine(path)
+            return method(self, path, *args, **kwargs)
+
+    return checked
 
 
 class RemoteStore(Store):
@@ -53,7 +100,7 @@ class RemoteStore(Store):
     def __init__(self, url: str):
         self.url = url.rstrip("/")
         self.protocol = self.url.split("://")[0]
-        self.fs = filesystem(self.protocol)
+        self.fs = filesystem(self.protocol, self.url)
         self.root = self.url  # shown in messages
         self._records: list[dict[str, Any]] | None = None
         self._check_version()
@@ -115,7 +162,14 @@ class RemoteStore(Store):
             records = []
             for name in sorted(names):
                 url = name if "://" in name else f"{self.protocol}://{name}"
-                records.append(parse_record(self._read_json(url), f"run record {url}"))
+                try:
+                    data = self._read_json(url)
+                except FileNotFoundError:
+                    raise StoreError(
+                        f"the store at {self.url} lists run record {url} but does not serve it;"
+                        " ask its owner to fix the store, or copy it"
+                    ) from None
+                records.append(parse_record(data, f"run record {url}"))
             self._records = sorted(records, key=lambda r: (r.get("started") or "", r["run_id"]))
         return self._records
 

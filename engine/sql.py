@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from .errors import NotFound, QueryError, did_you_mean
+from .errors import NotFound, QueryError, did_you_mean, error_line
 from .schema import HEAD, HEAD_COLUMNS, KINDS, LIST_COLUMNS
 
 if TYPE_CHECKING:
@@ -204,17 +204,13 @@ def runs_table(store: Store) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def duckdb_config() -> dict[str, str]:
+def duckdb_config(spill: str) -> dict[str, str]:
     """DuckDB settings: a memory limit (CE_MEMORY_LIMIT, default 4GB) past which joins and
-    aggregates spill to a temporary folder (CE_TEMP_DIR, default the system's) instead of
-    growing, and CE_THREADS threads (default: every core)."""
+    aggregates spill to the folder ``spill`` instead of growing, and CE_THREADS threads
+    (default: every core)."""
     import os
-    import tempfile
 
-    config = {
-        "memory_limit": os.environ.get("CE_MEMORY_LIMIT", "4GB"),
-        "temp_directory": os.environ.get("CE_TEMP_DIR", os.path.join(tempfile.gettempdir(), "ce-duckdb")),
-    }
+    config = {"memory_limit": os.environ.get("CE_MEMORY_LIMIT", "4GB"), "temp_directory": spill}
     if os.environ.get("CE_THREADS"):
         config["threads"] = os.environ["CE_THREADS"]
     return config
@@ -225,17 +221,20 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
     no statement can write a file, attach a database, load an extension, read outside the
     store or change a setting. While the connection lives it holds a reader's lease, so a
     writer committing meanwhile keeps the parts its views read."""
+    import os
+    import tempfile
+
     lease = store.lease()
-    try:
-        con = duckdb.connect(config=duckdb_config())
-    except duckdb.Error as e:
+    try:  # a spill folder of its own: DuckDB lets SQL read and write its spill folder
+        spill = tempfile.mkdtemp(prefix="ce-duckdb-", dir=os.environ.get("CE_TEMP_DIR"))
+        con = duckdb.connect(config=duckdb_config(spill))
+    except (duckdb.Error, OSError) as e:
         if lease:
             lease.close()
         raise QueryError(
             f"bad DuckDB setting ({e}); check CE_MEMORY_LIMIT, CE_TEMP_DIR, CE_THREADS"
         ) from None
-    if lease:
-        weakref.finalize(con, lease.close)
+    weakref.finalize(con, _release, lease, spill)  # the spill folder is made in CE_TEMP_DIR
     _create_base_views(con, store)
     pending = [f for f in library().values() if f.category != "queries"]
     while pending:  # a view or macro may use another one: create what binds, then retry
@@ -250,6 +249,14 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
         pending = failed
     _lock_down(con, store)
     return con
+
+
+def _release(lease, spill: str) -> None:
+    import shutil
+
+    if lease:
+        lease.close()
+    shutil.rmtree(spill, ignore_errors=True)
 
 
 def _lock_down(con: duckdb.DuckDBPyConnection, store: Store) -> None:
@@ -306,7 +313,7 @@ def resolve(sql_or_name: str, given: dict[str, str]) -> tuple[str, dict]:
     return text, bind("query", parameters(text), given)
 
 
-READ_ONLY = ("SELECT", "EXPLAIN")
+READ_ONLY = ("SELECT",)  # not EXPLAIN: EXPLAIN ANALYZE runs its statement
 
 
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None):
@@ -315,7 +322,7 @@ def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as e:
-        raise QueryError(f"SQL error: {str(e).strip().splitlines()[0]}") from None
+        raise QueryError(f"SQL error: {error_line(e)}") from None
     if len(statements) != 1:
         raise QueryError(
             f"the SQL holds {len(statements)} statements; ce query runs one query (select or with)"
@@ -329,7 +336,7 @@ def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None
     try:
         relation = con.sql(sql, params=params or None)
     except duckdb.Error as e:
-        first = str(e).strip().splitlines()[0]
+        first = error_line(e)
         raise QueryError(f"SQL error: {first}") from None
     if relation is None:
         raise QueryError(

@@ -300,7 +300,7 @@ class Store:
         """Write a model folder with ``write(tmp_folder)`` and move it into place atomically."""
         final = self.model_dir(name)
         final.parent.mkdir(parents=True, exist_ok=True)
-        owner = f"{os.getpid()}-{_host_tag()}-{uuid.uuid4().hex[:8]}"
+        owner = f"{atomic.owner()}-{uuid.uuid4().hex[:8]}"
         tmp = final.parent / f".tmp-{owner}-{name}"
         old = final.parent / f".old-{owner}-{name}"
         try:
@@ -330,6 +330,7 @@ class Store:
         lease (a query that started before the commit may still read them); otherwise a
         later collection removes them."""
         host = socket.gethostname()
+        finish_journals(self.root)
         records = self.runs()
         for rec in records:
             if (
@@ -357,10 +358,12 @@ class Store:
                     if path.name.removeprefix(".part-").split(".")[0] not in running:
                         path.unlink(missing_ok=True)
         for path in (self.root / "models").glob(".*-*"):  # save_model's .tmp-* and .old-* folders
-            prefix, pid, tag, *_ = path.name.split("-", 3) + ["", ""]
-            mine = prefix in (".tmp", ".old") and tag == _host_tag() and pid.isdigit()
-            if mine and not _pid_alive(int(pid)):
+            prefix, host, pid, *_ = path.name.split("-", 3) + ["", ""]
+            if prefix in (".tmp", ".old") and atomic.owner_gone(f"{host}-{pid}"):
                 shutil.rmtree(path, ignore_errors=True)
+        for path in [*self.root.glob(".*.tmp"), *(self.root / "runs").glob(".*.tmp")]:
+            if atomic.owner_gone(atomic.temp_owner(path)):  # a record or marker half written
+                path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _no_readers(self) -> Iterator[bool]:
@@ -548,9 +551,38 @@ def _part_order(member: tuple[tuple[str, str], Part]) -> tuple:
     return (parse_shard(part.shard)[0] if part.shard else -1, order)
 
 
-def _host_tag() -> str:
-    """This host in a file name (a host name may hold '-')."""
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+JOURNAL = ".commit-{owner}.journal"  # in runs/: renames that a multi-record commit still owes
+
+
+def commit_all(root: Path, renames: list[tuple[Path, Path]]) -> None:
+    """Rename every staged ``(tmp, final)`` pair, all or (after a kill) none visible for
+    long: the list is journaled first, and :func:`finish_journals` completes it if this
+    process dies midway."""
+    journal = root / "runs" / JOURNAL.format(owner=atomic.owner())
+    listed = [[t.relative_to(root).as_posix(), f.relative_to(root).as_posix()] for t, f in renames]
+    atomic.write_bytes(journal, json.dumps(listed).encode())
+    for tmp, final in renames:
+        atomic.commit_file(tmp, final)
+    journal.unlink()
+    atomic.fsync_dir(journal.parent)
+
+
+def finish_journals(root: Path) -> None:
+    """Complete the renames of journals whose process has ended (every file they name was
+    checked before the journal was written)."""
+    for journal in (root / "runs").glob(JOURNAL.format(owner="*")):
+        if not atomic.owner_gone(journal.name.removeprefix(".commit-").removesuffix(".journal")):
+            continue
+        try:
+            listed = json.loads(journal.read_text())
+        except ValueError:
+            listed = []
+        for tmp, final in listed:
+            source, target = (root / tmp).resolve(), (root / final).resolve()
+            inside = root.resolve() in source.parents and root.resolve() in target.parents
+            if inside and source.is_file():
+                atomic.commit_file(source, target)
+        journal.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:

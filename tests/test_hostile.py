@@ -8,11 +8,11 @@ byte as it was.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import http.server
 import io
 import json
-import os
 import random
 import signal
 import subprocess
@@ -630,17 +630,87 @@ def test_an_import_that_fills_the_disk_keeps_nothing(small_disk, tmp_path):
     assert snapshot(target) == before
 
 
-def test_leftover_model_folders_of_dead_processes_are_collected(target):
-    from ce.engine.store import _host_tag
+def test_leftovers_of_dead_processes_are_collected(target):
+    from ce.engine import atomic
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    pid = int(dead.stdout)
-    leftover = target / "models" / f".tmp-{pid}-{_host_tag()}-abcd1234-m"
+    gone = f"{atomic.owner().split('-')[0]}-{int(dead.stdout)}"
+    leftover = target / "models" / f".tmp-{gone}-abcd1234-m"
     leftover.mkdir(parents=True)
     (leftover / "model.safetensors").write_bytes(b"half")
-    mine = target / "models" / f".tmp-{os.getpid()}-{_host_tag()}-abcd1234-m"  # alive: kept
+    mine = target / "models" / f".tmp-{atomic.owner()}-abcd1234-m"  # alive: kept
     mine.mkdir()
+    half_record = target / "runs" / f".20990101T000000-deadbeef.json.{gone}.abcd1234.tmp"
+    half_record.write_text("{")
     Store(target).collect_garbage()
-    assert not leftover.exists() and mine.exists()
+    assert not leftover.exists() and mine.exists() and not half_record.exists()
+
+
+def test_a_commit_killed_between_two_records_is_finished_by_the_next_command(lab, tmp_path):
+    """Import stages every file, journals the renames, then renames; a kill after the
+    first rename leaves a journal that the next command completes."""
+    from ce.engine import atomic
+    from ce.engine.store import JOURNAL
+
+    store = Store(tmp_path / "fresh")
+    import_bundle(store, lab)
+    expected = snapshot(store.root)
+    records = sorted((store.root / "runs").glob("*.json"))
+    assert len(records) == 2
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    gone = f"{atomic.owner().split('-')[0]}-{int(dead.stdout)}"
+    second = records[1]
+    staged = second.with_name(f".{second.name}.{gone}.abcd1234.tmp")
+    second.rename(staged)  # as if killed after renaming the first record
+    journal = store.root / "runs" / JOURNAL.format(owner=gone)
+    journal.write_text(json.dumps([[staged.relative_to(store.root).as_posix(), f"runs/{second.name}"]]))
+    assert len(store.runs()) == 1
+    store.collect_garbage()
+    assert snapshot(store.root) == expected
+
+
+def test_remote_sql_cannot_climb_out_of_the_store_url(tmp_path, serve):
+    write_store(tmp_path / "site" / "store", {"a": {"x1"}})
+    (tmp_path / "site" / "secret.csv").write_text("a\n1\n")
+    url = serve(tmp_path / "site")
+    for trick in ("../secret.csv", "%2e%2e/secret.csv", "runs/../../secret.csv", "%2E%2E%2Fsecret.csv"):
+        refused(ce("query", f"select * from read_csv('{url}/{trick}')", "--store", url), "SQL error")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "explain analyze copy (select 1 as hacked) to '{store}/ce-store.json' (format json)",
+        "explain copy (select 1) to '{store}/x.csv'",
+        "explain analyze drop view predictions",
+    ],
+)
+def test_explain_cannot_smuggle_a_write(sql, target):
+    before = snapshot(target)
+    refused(ce("query", sql.format(store=target), "--store", target), "read-only")
+    assert snapshot(target) == before
+
+
+def test_the_spill_folder_is_private_to_each_query(target, tmp_path, monkeypatch):
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    (spill / "secret.txt").write_text("topsecret")
+    monkeypatch.setenv("CE_TEMP_DIR", str(spill))
+    refused(
+        ce("query", f"select content from read_text('{spill}/secret.txt')", "--store", target), "Permission"
+    )
+    gc.collect()  # the connection is gone: so is its own spill folder
+    assert sorted(p.name for p in spill.iterdir()) == ["secret.txt"]
+
+
+def test_renames_that_merge_two_parts_are_refused(lab, target):
+    before = snapshot(target)
+    refused(
+        ce("bundle", "import", lab, "--store", target, "--rename-model", "a=b"),
+        "renames make two parts",
+    )
+    assert snapshot(target) == before
