@@ -243,7 +243,12 @@ def _from_file(path: Path, name: str, task: str | None) -> Dataset:
         table = _table(list(rows), path)
     except CeError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, pa.ArrowException) as e:
+    except UnicodeDecodeError as e:
+        raise CeError(
+            f"cannot read {path}: it is not UTF-8 text (it holds the byte {e.object[e.start]:#04x});"
+            " save it as UTF-8"
+        ) from None
+    except (ValueError, KeyError, TypeError, IndexError, pa.ArrowException) as e:
         raise CeError(f"cannot read {path}: {type(e).__name__}: {e}; check the file's format") from None
     return Dataset(name, task or found_task, table, str(path))
 
@@ -272,7 +277,7 @@ def _qa_row(qid, title, context, question, answers, impossible) -> dict:
 
 
 def _read_squad_json(path: Path) -> tuple[str, Iterable[dict]]:
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a leading BOM is dropped
     if not isinstance(data, dict) or "data" not in data:
         raise CeError(f"{path} is not SQuAD JSON (no top-level 'data' list)")
     rows = []
@@ -291,7 +296,7 @@ def _read_squad_json(path: Path) -> tuple[str, Iterable[dict]]:
 
 def _read_mrqa_jsonl(path: Path) -> tuple[str, Iterable[dict]]:
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line in f:
             if not line.strip():
                 continue
@@ -317,26 +322,41 @@ TEXT_COLUMNS = ("text", "sentence", "review", "content")
 
 def _read_delimited(path: Path, sep: str) -> list[dict]:
     csv.field_size_limit(sys.maxsize)
-    with open(path, encoding="utf-8", newline="") as f:
+    # utf-8-sig: the byte order mark Excel and Notepad write is not part of the first column's name
+    with open(path, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f, delimiter=sep, quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE))
     header = [c.strip().lower() for c in rows[0]] if rows else []
     if "label" in header and any(c in header for c in TEXT_COLUMNS):
         text_col = next(header.index(c) for c in TEXT_COLUMNS if c in header)
         label_col = header.index("label")
         id_col = next((header.index(c) for c in ("example_id", "id") if c in header), None)
-        body = rows[1:]
+        body, first = rows[1:], 2
     elif rows and len(rows[0]) == 2 and rows[0][1].strip().lstrip("-").isdigit():
-        text_col, label_col, id_col, body = 0, 1, None, rows  # text<sep>label, no header
+        text_col, label_col, id_col, body, first = 0, 1, None, rows, 1  # text<sep>label, no header
     else:
         raise CeError(
             f"{path}: need a header with a text column ({', '.join(TEXT_COLUMNS)})"
             " and a label column, or two columns text and label without a header"
         )
+    width = max(text_col, label_col, id_col or 0) + 1
+    hint = (
+        "quote a text that holds a comma or a line break" if sep == "," else "no tab or line break in a text"
+    )
     out = []
     for i, r in enumerate(body):
         if not r:
             continue
+        if len(r) < width:
+            raise CeError(
+                f"cannot read {path}, row {i + first}: {len(r)} column(s) where row 1 has"
+                f" {len(rows[0])}; give every row all the columns ({hint})"
+            )
         label = r[label_col].strip()
+        if label and not label.lstrip("-").isdigit():
+            raise CeError(
+                f"cannot read {path}, row {i + first}: label {label!r} is not an integer;"
+                " write labels as 0, 1, ..."
+            )
         out.append(
             {
                 "example_id": r[id_col] if id_col is not None else str(i),

@@ -11,31 +11,61 @@ Sections, each a list of tables, run in this order::
 
 ``models`` is a list of model references (alias, folder, Hub id or a model the store made);
 an entry ``{ name = "...", model = "..." }`` stores a model under another name. The whole
-file is checked before anything runs: an unknown section or key is an error.
+file is checked before anything runs: an unknown section or key, a value of the wrong type
+(the option dataclasses' field types) or out of range is an error that names the file, the
+section, the entry and the key.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
+import types
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from ce.engine.errors import CeError, NotFound, did_you_mean
+from ce.engine.schema import check_name
 from ce.engine.store import Store
 
 from .attack import AttackOptions
+from .attack import check_options as check_attack
+from .compress import Method, parse_method
 from .extract import STAGES, ExtractOptions
+from .extract import check_options as check_extract
 from .finetune import FinetuneOptions
+from .finetune import check_options as check_finetune
 from .ood import OodOptions
+from .ood import _check as check_ood
 
-SECTIONS = {
-    "finetune": {"model", "task", "dataset", "output"} | {f.name for f in fields(FinetuneOptions)},
-    "compress": {"model", "method", "output"},
-    "extract": {"models", "datasets", "stages", "k_max", "limit", "batch_size", "max_length", "device"},
-    "ood": {"models", "bank", "id_val", "datasets"} | {f.name for f in fields(OodOptions)},
-    "attack": {"models", "dataset"} | {f.name for f in fields(AttackOptions)},
+MODEL_REFS = "model references"  # the type of ``models``: strings or {name, model} tables
+EXTRACT_KEYS = ("k_max", "limit", "batch_size", "max_length", "device")
+
+
+def _option_types(cls: type, only: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Key -> type annotation of the fields of an option dataclass."""
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls) if only is None or f.name in only}
+
+
+OPTIONS = {  # section -> its option dataclass and the fields a file may set (None: all)
+    "finetune": (FinetuneOptions, None),
+    "extract": (ExtractOptions, EXTRACT_KEYS),
+    "ood": (OodOptions, None),
+    "attack": (AttackOptions, None),
 }
+OPTION_TYPES = {section: _option_types(cls, only) for section, (cls, only) in OPTIONS.items()}
+KEY_TYPES: dict[str, dict[str, Any]] = {
+    "finetune": {"model": str, "dataset": str, "output": str, **OPTION_TYPES["finetune"]},
+    "compress": {"model": str, "method": str, "output": str},
+    "extract": {"models": MODEL_REFS, "datasets": list[str], "stages": list[str], **OPTION_TYPES["extract"]},
+    "ood": {"models": MODEL_REFS, "bank": str, "id_val": str, "datasets": list[str], **OPTION_TYPES["ood"]},
+    "attack": {"models": MODEL_REFS, "dataset": str, **OPTION_TYPES["attack"]},
+}
+SECTIONS = {section: set(types_) for section, types_ in KEY_TYPES.items()}
 REQUIRED = {
     "finetune": {"model", "task", "dataset", "output"},
     "compress": {"model", "method", "output"},
@@ -43,9 +73,30 @@ REQUIRED = {
     "ood": {"models", "bank", "datasets"},
     "attack": {"models"},
 }
+DEFAULTS = {
+    f.name: f.default
+    for cls, _ in OPTIONS.values()
+    for f in fields(cls)
+    if f.default is not MISSING and f.default is not None
+}
+EXAMPLES = {
+    "datasets": '["sst2-dev"]',
+    "stages": '["finetuned", "pretrained"]',
+    "model": '"minilm"',
+    "dataset": '"sst2-dev"',
+    "bank": '"sst2-dev"',
+    "id_val": '"sst2-dev"',
+    "output": '"my-model"',
+    "method": '"layers:3"',
+    "shard": '"0/4"',
+}
+MINIMUM = {"seed": 0}  # every other integer counts something, so it is at least 1
+FLAGS = {"--lr": "learning_rate", "--warmup": "warmup_ratio"}  # CLI flags not named after their key
+MODELS_EXAMPLE = 'models = ["minilm", { name = "small", model = "FOLDER" }]'
 
 
 def load_experiment(path: str | Path) -> dict[str, list[dict]]:
+    """The parsed file, every section, entry, key and value checked; raises a CeError."""
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"no such experiment file: {path}")
@@ -59,22 +110,190 @@ def load_experiment(path: str | Path) -> dict[str, list[dict]]:
                 f"{path}: unknown section [[{section}]]{did_you_mean(section, SECTIONS)};"
                 f" known: {', '.join(SECTIONS)}"
             )
+        if isinstance(entries, dict):
+            raise CeError(
+                f"{path}: [{section}] is a single table; write [[{section}]] (a list of tables, one per step)"
+            )
         if not isinstance(entries, list):
-            raise CeError(f"{path}: {section} must be a list of tables, written [[{section}]]")
+            raise CeError(
+                f"{path}: {section} must be a list of tables, written [[{section}]] (found {_found(entries)})"
+            )
         for i, entry in enumerate(entries, 1):
-            unknown = sorted(set(entry) - SECTIONS[section])
-            if unknown:
-                raise CeError(
-                    f"{path}: unknown key {unknown[0]!r} in [[{section}]] number {i}"
-                    f"{did_you_mean(unknown[0], SECTIONS[section])}"
-                )
-            missing = sorted(REQUIRED[section] - set(entry))
-            if missing:
-                raise CeError(f"{path}: [[{section}]] number {i} needs {', '.join(missing)}")
-            for stage in entry.get("stages", []):
-                if stage not in STAGES:
-                    raise CeError(f"{path}: unknown stage {stage!r}; use {' or '.join(STAGES)}")
+            _check_entry(path, section, i, entry)
     return spec
+
+
+def _check_entry(path: Path, section: str, i: int, entry: Any) -> None:
+    where = f"{path}: [[{section}]] number {i}"
+    if not isinstance(entry, dict):
+        raise CeError(f"{where} is {_found(entry)}, not a table; write each step as a [[{section}]] table")
+    unknown = sorted(set(entry) - SECTIONS[section])
+    if unknown:
+        raise CeError(
+            f"{path}: unknown key {unknown[0]!r} in [[{section}]] number {i}"
+            f"{did_you_mean(unknown[0], SECTIONS[section])}"
+        )
+    missing = sorted(REQUIRED[section] - set(entry))
+    if missing:
+        raise CeError(f"{where} needs {', '.join(missing)}")
+    for key, value in entry.items():
+        if KEY_TYPES[section][key] == MODEL_REFS:
+            _check_models(where, value)
+        else:
+            _check_value(where, key, value, KEY_TYPES[section][key])
+    if section == "compress" and _method(where, entry["method"]).name == "distill":
+        raise CeError(
+            f"{where}: method {entry['method']} needs a dataset to learn from, which [[compress]]"
+            f" cannot give; run ce compress --method {entry['method']} --dataset DATASET -o NAME instead"
+        )
+    try:
+        _check_options(section, entry)
+    except CeError as e:
+        raise type(e)(f"{where}: {_as_keys(str(e), SECTIONS[section])}") from None
+
+
+def _check_value(where: str, key: str, value: Any, annotation: Any) -> None:
+    example = f"{key} = {_example(key, annotation)}"
+    if not _fits(value, annotation):
+        raise CeError(
+            f"{where}: {key} must be {_describe(annotation)}, e.g. {example} (found {_found(value)})"
+        )
+    if _base(annotation) is int and value < MINIMUM.get(key, 1):
+        raise CeError(
+            f"{where}: {key} must be at least {MINIMUM.get(key, 1)}, e.g. {example} (found {value})"
+        )
+    if isinstance(value, list) and not value:
+        raise CeError(f"{where}: {key} is empty; list at least one, e.g. {example}")
+
+
+def _check_models(where: str, value: Any) -> None:
+    if not isinstance(value, list) or not value:
+        raise CeError(
+            f"{where}: models must be a non-empty list of model references, e.g. {MODELS_EXAMPLE}"
+            f" (found {_found(value)})"
+        )
+    for j, ref in enumerate(value, 1):
+        if isinstance(ref, str):
+            continue
+        named = isinstance(ref, dict) and set(ref) <= {"name", "model"} and "model" in ref
+        if not named or not all(isinstance(v, str) for v in ref.values()):
+            raise CeError(
+                f'{where}: models entry {j} must be a model reference ("minilm", a folder or a Hub id)'
+                f' or a table {{ name = "NAME", model = "MODEL" }} of strings (found {_found(ref)})'
+            )
+        if "name" in ref:
+            try:
+                check_name("model", ref["name"])
+            except CeError as e:
+                raise CeError(f"{where}: models entry {j}: {e}") from None
+
+
+def _method(where: str, method: str) -> Method:
+    try:
+        return parse_method(method)
+    except CeError as e:
+        raise type(e)(f"{where}: {e}") from None
+
+
+def _option_values(section: str, entry: dict) -> dict[str, Any]:
+    """The entry's values that are fields of the section's option dataclass."""
+    return {k: v for k, v in entry.items() if k in OPTION_TYPES.get(section, {})}
+
+
+def _check_options(section: str, entry: dict) -> None:
+    """The checks each command makes of its options, made before anything runs."""
+    opts = _option_values(section, entry)
+    if section == "extract":
+        for stage in entry.get("stages", ["finetuned"]):
+            check_extract(ExtractOptions(stage=stage, **opts))
+    elif section == "ood":
+        options = OodOptions(**opts)
+        if options.stage not in STAGES:
+            raise CeError(f"unknown stage {options.stage!r}; use {' or '.join(STAGES)}")
+        check_ood(options)
+    elif section == "attack":
+        check_attack(AttackOptions(**opts))
+    elif section == "finetune":
+        check_finetune(FinetuneOptions(**opts))
+    if "output" in entry:
+        try:
+            check_name("model", entry["output"])
+        except CeError as e:
+            raise CeError(f"output: {e}") from None
+
+
+def _as_keys(message: str, keys: set[str]) -> str:
+    """A command's message with its flags (--k-max) written as the file's keys (k_max)."""
+
+    def key(match: re.Match) -> str:
+        name = FLAGS.get(match.group(0), match.group(0)[2:].replace("-", "_"))
+        return name if name in keys else match.group(0)
+
+    return re.sub(r"--[a-z][a-z-]*", key, message)
+
+
+def _base(annotation: Any) -> Any:
+    """``X`` of ``X | None``; the annotation itself otherwise."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    """Whether a TOML value fits a field annotation (TOML has no null, so ``X | None`` is X)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_fits(value, a) for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        return isinstance(value, list) and all(_fits(v, item) for v in value)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    return False  # a field a file cannot set
+
+
+def _describe(annotation: Any) -> str:
+    base = _base(annotation)
+    if get_origin(base) is list:
+        return f"a list of {_describe(get_args(base)[0])[2:]}s"
+    return {int: "an integer", float: "a finite number", str: "a string", bool: "true or false"}.get(
+        base, str(base)
+    )
+
+
+def _example(key: str, annotation: Any) -> str:
+    base = _base(annotation)
+    default = DEFAULTS.get(key)
+    if key in EXAMPLES:
+        return EXAMPLES[key]
+    if base is bool:
+        return "true"
+    if base is int:
+        return str(default if type(default) is int and default >= MINIMUM.get(key, 1) else 10)
+    if base is float:
+        return str(float(default) if isinstance(default, int | float) else 0.5)
+    return f'"{default}"' if isinstance(default, str) else '"..."'
+
+
+def _found(value: Any) -> str:
+    """A TOML value as the file shows it, shortly: 'the string "ten"', 'an array', 'true'."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return f"the {'integer' if isinstance(value, int) else 'number'} {value}"
+    if isinstance(value, str):
+        return f'the string "{value if len(value) <= 40 else value[:37] + "..."}"'
+    if isinstance(value, list):
+        return f"an array of {len(value)}" if value else "an empty array"
+    if isinstance(value, dict):
+        return f"a table with keys {', '.join(value)}" if value else "an empty table"
+    return f"the date/time {value}"
 
 
 def _models(entry: dict) -> list[tuple[str, str | None]]:
@@ -99,7 +318,7 @@ def run_experiment(store: Store, path: str | Path, say: Callable[[str], None] = 
     for entry in spec.get("finetune", []):
         if store.model_dir(entry["output"]).is_dir():
             continue
-        opts = {k: v for k, v in entry.items() if k not in ("model", "dataset", "output")}
+        opts = _option_values("finetune", entry)
         finetune(store, entry["model"], entry["dataset"], entry["output"], FinetuneOptions(**opts))
         say(f"finetune {entry['output']}")
         ran += 1
@@ -109,7 +328,7 @@ def run_experiment(store: Store, path: str | Path, say: Callable[[str], None] = 
             say(f"compress {entry['output']}")
             ran += 1
     for entry in spec.get("extract", []):
-        opts = {k: entry[k] for k in ("k_max", "limit", "batch_size", "max_length", "device") if k in entry}
+        opts = _option_values("extract", entry)
         for model, name in _models(entry):
             for stage in entry.get("stages", ["finetuned"]):
                 for dataset in entry["datasets"]:
@@ -120,7 +339,7 @@ def run_experiment(store: Store, path: str | Path, say: Callable[[str], None] = 
                     say(f"extract {store_name} {stage} {dataset}")
                     ran += 1
     for entry in spec.get("ood", []):
-        opts = {k: v for k, v in entry.items() if k in {f.name for f in fields(OodOptions)}}
+        opts = _option_values("ood", entry)
         for model, name in _models(entry):
             for dataset in entry["datasets"]:
                 store_name = name or resolve_model(model, None, "pretrained", store=store).name
@@ -132,7 +351,7 @@ def run_experiment(store: Store, path: str | Path, say: Callable[[str], None] = 
                 say(f"ood {store_name} {dataset}")
                 ran += 1
     for entry in spec.get("attack", []):
-        opts = {k: v for k, v in entry.items() if k in {f.name for f in fields(AttackOptions)}}
+        opts = _option_values("attack", entry)
         for model, name in _models(entry):
             info = run_attack(store, model, entry.get("dataset", "imdb-1k"), AttackOptions(**opts), name=name)
             if info["resumed_from"] < info["examples"]:

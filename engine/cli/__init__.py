@@ -34,8 +34,29 @@ COMMANDS = {
 }
 
 
+OS_FIXES = {
+    errno.ENOENT: "; check the path",
+    errno.EACCES: "; check its permissions, or use another path",
+    errno.EPERM: "; check its permissions, or use another path",
+    errno.EROFS: "; the file system is read-only: use another path (or --store)",
+    errno.EISDIR: "; it is a folder: give a file",
+    errno.ENOTDIR: "; a part of the path is a file, not a folder: check the path",
+}
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _command_path(argv: list[str]) -> str:
+    """'ce NAME' for the command named on the command line (after the group's options)."""
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--store":
+            next(rest, None)
+        elif not arg.startswith("-"):
+            return f"ce {arg}" if arg in COMMANDS else "ce"
+    return "ce"
 
 
 class CeGroup(click.Group):
@@ -72,7 +93,7 @@ class CeGroup(click.Group):
         except click.UsageError as e:
             if debug:
                 raise
-            where = e.ctx.command_path if e.ctx else "ce"
+            where = e.ctx.command_path if e.ctx else _command_path(argv)
             click.echo(f"Error: {_one_line(e.format_message())} (see '{where} --help')", err=True)
             sys.exit(2)
         except click.ClickException as e:
@@ -96,7 +117,8 @@ class CeGroup(click.Group):
                     err=True,
                 )
             else:
-                click.echo(f"Error: {e.strerror or type(e).__name__}{where}", err=True)
+                fix = OS_FIXES.get(e.errno, "")
+                click.echo(f"Error: {e.strerror or type(e).__name__}{where}{fix}", err=True)
             sys.exit(1)
         except (KeyboardInterrupt, click.Abort):
             click.echo("Aborted.", err=True)
@@ -105,7 +127,9 @@ class CeGroup(click.Group):
             if debug:
                 raise
             if type(e).__module__.lstrip("_").startswith("duckdb"):  # raised while results stream
-                click.echo(f"Error: SQL error: {_one_line(str(e).splitlines()[0])}", err=True)
+                from ..errors import error_line
+
+                click.echo(f"Error: SQL error: {_one_line(error_line(e))}", err=True)
                 sys.exit(1)
             click.echo(
                 f"Error: internal error: {type(e).__name__}: {_one_line(e)}"
@@ -119,7 +143,14 @@ class CeGroup(click.Group):
 @click.group(cls=CeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ce", prog_name="ce")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
-def cli(debug: bool) -> None:
+@click.option(  # read by common.store_option; the group does not import it (start-up time)
+    "--store",
+    "store_path",
+    metavar="DIR",
+    help="Store folder of the command (or set CE_STORE) [default: data/store]; a --store after"
+    " the command name wins.",
+)
+def cli(debug: bool, store_path: str | None) -> None:
     """Compare the behaviour of compressed language models with their large originals.
 
     Extract per-example artifacts once into a Parquet store, then ask every comparison
@@ -128,6 +159,7 @@ def cli(debug: bool) -> None:
     \b
     Example:
       ce extract --model bert-large --dataset squad2-dev
+      ce --store lab-a query accuracy
       ce ingest errors bert_base.json --model bert-base --dataset squad2-dev
       ce compare
       ce query "select * from error_agreement() order by jaccard"

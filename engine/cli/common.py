@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from ..output import FORMATS
 from ..store import Store
+
+DEFAULT_STORE = "data/store"
+
+
+def _store_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """The command's own --store, else the group's (``ce --store S COMMAND``), else CE_STORE
+    or the default: a store given on the command line beats the environment."""
+    root = ctx.find_root()
+    given = root.params.get("store_path") if root is not ctx else None
+    if given is not None and ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
+        value = given
+    if not (value or "").strip():
+        raise click.BadParameter(
+            "the store path is empty; give a folder, e.g. --store data/store", ctx, param
+        )
+    return value
 
 
 def store_option(f):
@@ -16,10 +33,11 @@ def store_option(f):
         "--store",
         "store_path",
         envvar="CE_STORE",
-        default="data/store",
+        default=DEFAULT_STORE,
         show_default=True,
-        help="Store folder (or set CE_STORE); ce query, compare, sweep and report also read"
-        " a store at an https://, s3:// or hf:// URL.",
+        callback=_store_path,
+        help="Store folder (or set CE_STORE, or give --store before the command); ce query,"
+        " compare, sweep and report also read a store at an https://, s3:// or hf:// URL.",
     )(f)
 
 

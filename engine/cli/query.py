@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..output import write_result
@@ -21,7 +23,13 @@ from .common import open_store, output_options, store_option
     help="A named parameter ($NAME in the SQL); repeat for several.",
 )
 @click.option("--list", "list_", is_flag=True, help="List the named views, macros and queries.")
-@click.option("--max-rows", default=50, show_default=True, help="Rows shown by --format table.")
+@click.option(
+    "--max-rows",
+    default=50,
+    show_default=True,
+    callback=lambda ctx, param, value: _not_negative(value),
+    help="Rows shown by --format table (0: every row).",
+)
 @output_options
 @store_option
 def query(sql_or_name, params, list_, max_rows, fmt, output, store_path):
@@ -46,6 +54,12 @@ def query(sql_or_name, params, list_, max_rows, fmt, output, store_path):
     con = open_store(store_path, read_only=True).connect()
     reader = execute(con, sql, bound).to_arrow_reader(batch_size=65536)
     write_result(reader, fmt, output, max_rows=max_rows)
+
+
+def _not_negative(value: int) -> int:
+    if value < 0:
+        raise click.BadParameter(f"{value} is negative; give how many rows to show, or 0 for every row")
+    return min(value, sys.maxsize)  # Arrow slices take a C long
 
 
 def _print_list(files) -> None:
