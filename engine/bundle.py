@@ -655,7 +655,7 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
                 )
             kept.append(part)
         new_parts = [p for p in kept if p["path"] not in mine_parts]
-        if before is not None and not new_parts:
+        if not new_parts:  # the store has all of this run already (or the same examples)
             plan.same += 1
             continue
         for part in new_parts:
