@@ -27,15 +27,19 @@ def owner() -> str:
 def owner_gone(tag: str) -> bool:
     """Whether ``tag`` (from :func:`owner`) names a process of this host that has ended."""
     host, _, pid = tag.partition("-")
-    if host != owner().partition("-")[0] or not pid.isdigit():
+    return host == owner().partition("-")[0] and pid.isdigit() and not pid_alive(int(pid))
+
+
+def pid_alive(pid: int) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def temp_name(path: Path) -> Path:

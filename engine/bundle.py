@@ -239,8 +239,8 @@ def _check_directory(path: Path, size: int) -> None:
         directory = int.from_bytes(zip64[40:48], "little")
     if entries > MAX_ENTRIES or directory > MAX_DIRECTORY:
         raise BundleError(
-            f"{path} lists {entries:,} entries in {directory:,} bytes, more than a ce bundle holds"
-            f" ({MAX_ENTRIES:,}); refusing the bundle"
+            f"{path} lists {entries:,} entries in a directory of {directory:,} bytes, more than a ce"
+            f" bundle holds ({MAX_ENTRIES:,} entries, {MAX_DIRECTORY:,} bytes); refusing the bundle"
         )
 
 
@@ -562,7 +562,6 @@ def _renamed(bundle: Verified, renames: Renames) -> Verified:
 class _Plan:
     writes: dict[str, str] = field(default_factory=dict)  # store path -> bundle entry
     records: dict[str, dict] = field(default_factory=dict)  # run id -> record to write
-    replaced: set[str] = field(default_factory=set)  # run ids here that gain parts
     same: int = 0
 
 
@@ -604,8 +603,7 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
             key = (p.kind, tuple(sorted(p.partition.items())))
             owner.setdefault(key, set()).add(PurePosixPath(p.path).stem.removeprefix("part-"))
     known = _local_fingerprints(store, live, local)
-    incoming = {bundle.fingerprints[p]: p for p in bundle.fingerprints}
-    for fp, p in incoming.items():
+    for p, fp in bundle.fingerprints.items():
         dataset = p.split("/")[1].removeprefix("dataset=")
         if dataset in known and known[dataset] != fp:
             raise BundleError(
@@ -654,14 +652,13 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
                     f" {rename} OLD=NEW to keep both, or into another --store"
                 )
             kept.append(part)
-        new_parts = [p for p in kept if p["path"] not in mine_parts]
+        new_parts = kept  # parts the store has already were left out above
         if not new_parts:  # the store has all of this run already (or the same examples)
             plan.same += 1
             continue
         for part in new_parts:
             plan.writes[part["path"]] = bundle.entry_of[part["path"]]
         if before is not None:
-            plan.replaced.add(run_id)
             plan.records[run_id] = {**before, "parts": before["parts"] + new_parts}
         else:
             plan.records[run_id] = {

@@ -13,6 +13,7 @@ DuckDB or to join to a store root.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +27,6 @@ SHARD = re.compile(r"(0|[1-9][0-9]{0,8})/([1-9][0-9]{0,8})")
 STATUSES = ("running", "complete")
 FUTURE_SLACK = timedelta(days=1)  # clocks of other labs may be off by this much
 
-JSON = (dict, list, str, int, float, bool, type(None))
 TEXT = (str, type(None))
 NUMBER = (int, float, type(None))
 
@@ -181,6 +181,20 @@ def _parse_part(part: Any, run_id: str, bad) -> dict[str, Any]:
     ):
         raise bad(f"part {expected} has list lengths that are not [min, max]")
     return part
+
+
+def storable(value: Any) -> Any:
+    """``value`` as a record may hold it: non-finite numbers become null, text that is not
+    valid Unicode (a surrogate-escaped file name in argv) gets replacement characters."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
 
 
 def check_provenance(fields: dict[str, Any]) -> None:

@@ -68,9 +68,9 @@ def filesystem(protocol: str, root: str | None = None):
                 "_glob",
                 "_size",
                 "_get_file",
+                "_open",
             ):
                 setattr(HttpFileSystem, name, _confined(getattr(HTTPFileSystem, name)))
-            HttpFileSystem._open = _confined(HTTPFileSystem._open)
             return HttpFileSystem(allow_redirects=False)
         return fsspec.filesystem(protocol)
     except ImportError as e:

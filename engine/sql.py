@@ -9,7 +9,10 @@ views over the Parquet parts are made here, from the store's live parts.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
 import weakref
 from dataclasses import dataclass
 from functools import cache
@@ -208,8 +211,6 @@ def duckdb_config(spill: str) -> dict[str, str]:
     """DuckDB settings: a memory limit (CE_MEMORY_LIMIT, default 4GB) past which joins and
     aggregates spill to the folder ``spill`` instead of growing, and CE_THREADS threads
     (default: every core)."""
-    import os
-
     config = {"memory_limit": os.environ.get("CE_MEMORY_LIMIT", "4GB"), "temp_directory": spill}
     if os.environ.get("CE_THREADS"):
         config["threads"] = os.environ["CE_THREADS"]
@@ -221,9 +222,6 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
     no statement can write a file, attach a database, load an extension, read outside the
     store or change a setting. While the connection lives it holds a reader's lease, so a
     writer committing meanwhile keeps the parts its views read."""
-    import os
-    import tempfile
-
     lease = store.lease()
     try:  # a spill folder of its own: DuckDB lets SQL read and write its spill folder
         spill = tempfile.mkdtemp(prefix="ce-duckdb-", dir=os.environ.get("CE_TEMP_DIR"))
@@ -252,8 +250,6 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
 
 
 def _release(lease, spill: str) -> None:
-    import shutil
-
     if lease:
         lease.close()
     shutil.rmtree(spill, ignore_errors=True)

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from . import atomic
 from .errors import StoreError
-from .records import check_provenance, parse_record
+from .records import check_provenance, parse_record, storable
 from .schema import HEAD, HEAD_COLUMNS, KINDS, LIST_COLUMNS, SCHEMA_VERSION, check_name, kind
 
 MARKER = "ce-store.json"
@@ -337,7 +337,7 @@ class Store:
                 rec.get("status") == "running"
                 and rec.get("host") == host
                 and not rec.get("imported")
-                and not _pid_alive(rec.get("pid", -1))
+                and not atomic.pid_alive(rec.get("pid", -1))
             ):
                 _remove_run_files(self.root, rec["run_id"])
                 (self.root / "runs" / f"{rec['run_id']}.json").unlink(missing_ok=True)
@@ -450,7 +450,8 @@ class Run:
 
     def _write_record(self, status: str) -> None:
         self.record["status"] = status
-        data = json.dumps(self.record, indent=2, sort_keys=False, default=str).encode()
+        self.record = storable(self.record)
+        data = json.dumps(self.record, indent=2, sort_keys=False, default=str, allow_nan=False).encode()
         atomic.write_bytes(self._record_path(), data)
 
     def _commit(self) -> None:
@@ -583,18 +584,6 @@ def finish_journals(root: Path) -> None:
             if inside and source.is_file():
                 atomic.commit_file(source, target)
         journal.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_run_files(root: Path, run_id: str) -> None:

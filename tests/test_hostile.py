@@ -714,3 +714,29 @@ def test_renames_that_merge_two_parts_are_refused(lab, target):
         "renames make two parts",
     )
     assert snapshot(target) == before
+
+
+def test_two_datasets_with_the_same_examples_are_each_checked_against_the_store(tmp_path):
+    source = Store(tmp_path / "src")
+    with source.run("test", {}) as run:
+        for name in ("toy-copy", "toy"):  # the same examples under two names
+            run.write("examples", {"dataset": name}, EXAMPLES)
+    bundle = tmp_path / "two.cebundle"
+    export_bundle(source, bundle)
+    target = Store(tmp_path / "t")
+    with target.run("test", {}) as run:
+        run.write("examples", {"dataset": "toy-copy"}, EXAMPLES.slice(0, 2))
+    before = snapshot(target.root)
+    refused(ce("bundle", "import", bundle, "--store", target.root), "dataset 'toy-copy'", "--rename-dataset")
+    assert snapshot(target.root) == before
+
+
+def test_provenance_a_record_cannot_hold_is_stored_as_it_can(store_dir, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["ce", "extract", "--dataset", "caf\udce9.csv"])  # not UTF-8
+    store = Store(store_dir)
+    with store.run("test", {"lr": float("inf")}, train_loss=float("nan")) as run:
+        run.write("predictions", {"model": "m", "dataset": "d"}, pa.table({"example_id": ["a"]}))
+    [record] = store.runs()
+    assert record["train_loss"] is None and record["params"] == {"lr": None}
+    assert record["argv"][-1] == "caf\ufffd.csv"
+    assert ce("query", "select count(*) from runs", "--store", store_dir).exit_code == 0

@@ -45,7 +45,7 @@ def export(out, models, datasets, store_path):
 def max_size_option(f):
     return click.option(
         "--max-size",
-        default="64GB",
+        default="64GiB",
         show_default=True,
         callback=lambda ctx, param, value: parse_size(value),
         help="Refuse a bundle that expands to more than this (a guard against ZIP bombs).",
