@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from . import atomic
 from .errors import StoreError
-from .records import check_provenance, parse_record, storable
+from .records import check_provenance, parse_record, part_path, storable
 from .schema import HEAD, HEAD_COLUMNS, KINDS, LIST_COLUMNS, SCHEMA_VERSION, check_name, kind
 
 MARKER = "ce-store.json"
@@ -431,7 +431,7 @@ class Run:
             if series is None:
                 raise StoreError("a shard needs a series shared by all shards of the run")
         folder = partition_dir(self.store.root, kind_name, partition)
-        final = folder / f"part-{self.run_id}.parquet"
+        final = self.store.root / part_path(kind_name, partition, self.run_id)  # folder checked the names
         if any(f == final for _, f, _ in self._pending):
             raise StoreError(f"run {self.run_id} already wrote {final}")
         folder.mkdir(parents=True, exist_ok=True)

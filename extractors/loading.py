@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ce.engine.errors import CeError
+from ce.engine.errors import CeError, error_line
 
 from .registry import ResolvedModel
 
@@ -116,8 +116,7 @@ def _check_local_weights(resolved: ResolvedModel, allow_pickle: bool) -> dict[st
 
 
 def _first_line(e: BaseException | str, limit: int = 200) -> str:
-    text = str(e).strip()
-    first = text.splitlines()[0] if text else type(e).__name__
+    first = error_line(e) if isinstance(e, BaseException) else (str(e).strip().splitlines() or [""])[0]
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
