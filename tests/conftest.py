@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,24 @@ def sharp_classifier(tiny_models, tmp_path_factory):
     BertForSequenceClassification(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tiny_models["classification"]).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``tmpfs(size)``: a folder on a size-limited tmpfs (a disk that fills), unmounted after."""
+    mounts = []
+
+    def mount(size: str) -> Path:
+        folder = tmp_path / f"disk-{len(mounts)}"
+        folder.mkdir()
+        made = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+        )
+        if made.returncode != 0:
+            pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
+        mounts.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounts:
+        subprocess.run(["umount", str(folder)], check=False)

@@ -167,16 +167,8 @@ def test_two_writers_at_once(tiny_models, store_dir):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
-    )
-    if made.returncode != 0:
-        pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+def small_disk(tmpfs):
+    return tmpfs("400k")
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_store(small_disk, tmp_path, data_dir):

@@ -598,16 +598,8 @@ def test_a_killed_import_leaves_nothing_after_the_next_command(tmp_path):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)], capture_output=True
-    )
-    if made.returncode != 0:
-        pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+def small_disk(tmpfs):
+    return tmpfs("600k")
 
 
 def test_an_import_that_fills_the_disk_keeps_nothing(small_disk, tmp_path):
