@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import stat
-import uuid
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,7 +51,7 @@ from . import atomic
 from .errors import CeError, StoreError
 from .records import RUN_ID, parse_record, part_path
 from .schema import HEAD_COLUMNS, KINDS, LIST_COLUMNS, SCHEMA_VERSION, check_name, examples_fingerprint
-from .store import Store, _remove_empty_store, check_schema_version, commit_all, now
+from .store import Store, _remove_empty_store, check_schema_version, commit_all, now, temp_part
 
 FORMAT = "ce-bundle"
 BUNDLE_VERSION = 1
@@ -595,23 +594,24 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
     """What to write, after checking the bundle against the store (dataset identity,
     partitions the store already fills, runs it already has)."""
     plan = _Plan()
-    local = {r["run_id"]: r for r in store.runs()} if store.exists() else {}
-    live = store.live_parts() if store.exists() else {k: [] for k in KINDS}
+    records = store.runs() if store.exists() else []
+    local = {r["run_id"]: r for r in records}
+    live = store.live_parts(records)
     owner = {}  # (kind, partition) -> run ids of the live parts there
     for parts in live.values():
         for p in parts:
             key = (p.kind, tuple(sorted(p.partition.items())))
             owner.setdefault(key, set()).add(PurePosixPath(p.path).stem.removeprefix("part-"))
     known = _local_fingerprints(store, live, local)
+    mine = {_dataset_of(p): fp for p, fp in bundle.fingerprints.items()}
     for p, fp in bundle.fingerprints.items():
-        dataset = p.split("/")[1].removeprefix("dataset=")
+        dataset = _dataset_of(p)
         if dataset in known and known[dataset] != fp:
             raise BundleError(
                 f"dataset {dataset!r} in the bundle holds other examples than the store's"
                 f" (bundle {fp[:12]}, store {known[dataset][:12]}); import with"
                 f" --rename-dataset {dataset}=NEW-NAME, or into another --store"
             )
-    mine = {p.split("/")[1].removeprefix("dataset="): fp for p, fp in bundle.fingerprints.items()}
     for run_id, record in bundle.records.items():
         dataset, claimed = record.get("dataset"), record.get("dataset_fingerprint")
         have = known.get(dataset) or mine.get(dataset)
@@ -623,21 +623,19 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
             )
         kept, skipped = [], []
         before = local.get(run_id)
+        differs = BundleError(
+            f"run {run_id} exists in {store.root} with different content;"
+            " remove one of them, or import into another store"
+        )
         if before is not None and _core(before) != _core(record):
-            raise BundleError(
-                f"run {run_id} exists in {store.root} with different content;"
-                " remove one of them, or import into another store"
-            )
-        mine_parts = {p["path"]: p for p in (before or {}).get("parts", [])}
+            raise differs
+        mine_parts = {p["path"] for p in (before or {}).get("parts", [])}
         for part in record["parts"]:
             target = part["path"]
             if target in mine_parts:
                 on_disk = store.root / target
                 if not on_disk.is_file() or _file_sha256(on_disk) != bundle.sha256[bundle.entry_of[target]]:
-                    raise BundleError(
-                        f"run {run_id} exists in {store.root} with different content;"
-                        " remove one of them, or import into another store"
-                    )
+                    raise differs
                 continue
             key = (part["kind"], tuple(sorted(part["partition"].items())))
             if part["kind"] == "examples" and target in bundle.fingerprints and key in owner:
@@ -652,14 +650,13 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
                     f" {rename} OLD=NEW to keep both, or into another --store"
                 )
             kept.append(part)
-        new_parts = kept  # parts the store has already were left out above
-        if not new_parts:  # the store has all of this run already (or the same examples)
+        if not kept:  # the store has all of this run already (or the same examples)
             plan.same += 1
             continue
-        for part in new_parts:
+        for part in kept:
             plan.writes[part["path"]] = bundle.entry_of[part["path"]]
         if before is not None:
-            plan.records[run_id] = {**before, "parts": before["parts"] + new_parts}
+            plan.records[run_id] = {**before, "parts": before["parts"] + kept}
         else:
             plan.records[run_id] = {
                 **record,
@@ -674,6 +671,10 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
                 },
             }
     return plan
+
+
+def _dataset_of(examples_path: str) -> str:
+    return examples_path.split("/")[1].removeprefix("dataset=")
 
 
 def _core(record: dict) -> str:
@@ -713,8 +714,7 @@ def _write(store: Store, bundle: Verified, plan: _Plan) -> None:
             for target, entry in plan.writes.items():
                 final = store.root / target
                 created += _mkdirs(final.parent, store.root)
-                run_id = final.stem.removeprefix("part-")
-                tmp = final.parent / f".part-{run_id}.{uuid.uuid4().hex[:6]}.parquet.tmp"
+                tmp = temp_part(final)
                 staged.append((tmp, final))
                 _copy_checked(z, entry, tmp, bundle.sha256[entry])
         for run_id, record in plan.records.items():

@@ -202,17 +202,19 @@ class Store:
         fcntl.flock(handle, fcntl.LOCK_SH)
         return handle
 
-    def live_parts(self) -> dict[str, list[Part]]:
+    def live_parts(self, records: list[dict[str, Any]] | None = None) -> dict[str, list[Part]]:
         """Per kind, the parts that readers see. A part belongs to a series (by default the
         run that wrote it; resumable and sharded runs name one they share); per partition the
         latest whole series is live, with every current part of it. A series of shards is
         whole once each of its shards is in, so readers never see part of a sharded run."""
-        return self._resolve()[0]
+        return self._resolve(records)[0]
 
-    def _resolve(self) -> tuple[dict[str, list[Part]], list[Part]]:
+    def _resolve(
+        self, records: list[dict[str, Any]] | None = None
+    ) -> tuple[dict[str, list[Part]], list[Part]]:
         """(live parts per kind, parts of newer sharded series still waiting for shards)."""
         groups: dict[tuple, dict[str, list[tuple[tuple[str, str], Part]]]] = {}
-        for rec in self.runs():
+        for rec in self.runs() if records is None else records:
             if rec.get("status") != "complete":
                 continue
             order = (commit_time(rec), rec["run_id"])
@@ -331,8 +333,8 @@ class Store:
         later collection removes them."""
         host = socket.gethostname()
         finish_journals(self.root)
-        records = self.runs()
-        for rec in records:
+        records = []
+        for rec in self.runs():
             if (
                 rec.get("status") == "running"
                 and rec.get("host") == host
@@ -341,9 +343,10 @@ class Store:
             ):
                 _remove_run_files(self.root, rec["run_id"])
                 (self.root / "runs" / f"{rec['run_id']}.json").unlink(missing_ok=True)
-        records = self.runs()
+            else:
+                records.append(rec)
         running = {r["run_id"] for r in records if r.get("status") == "running"}
-        live_parts, waiting = self._resolve()
+        live_parts, waiting = self._resolve(records)
         live = {p.path for parts in [*live_parts.values(), waiting] for p in parts}
         kept = {p["path"] for r in records if r.get("status") == "complete" for p in r["parts"]}
         with self._no_readers() as unread:
@@ -355,7 +358,7 @@ class Store:
                         continue
                     path.unlink(missing_ok=True)
                 for path in (self.root / name).glob("**/.part-*.tmp"):  # killed writers' files
-                    if path.name.removeprefix(".part-").split(".")[0] not in running:
+                    if temp_part_run(path) not in running:
                         path.unlink(missing_ok=True)
         for path in (self.root / "models").glob(".*-*"):  # save_model's .tmp-* and .old-* folders
             prefix, host, pid, *_ = path.name.split("-", 3) + ["", ""]
@@ -435,7 +438,7 @@ class Run:
         if any(f == final for _, f, _ in self._pending):
             raise StoreError(f"run {self.run_id} already wrote {final}")
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".part-{self.run_id}.{uuid.uuid4().hex[:6]}.parquet.tmp"
+        tmp = temp_part(final)
         writer = PartWriter(tmp, self.run_id, kind_name)
         try:
             yield writer
@@ -528,6 +531,16 @@ class PartWriter:
         if self._writer is None:  # an empty part still has a schema
             self.write(kind(self.kind_name).schema.empty_table())
         self._writer.close()
+
+
+def temp_part(final: Path) -> Path:
+    """Where a part is written before it is renamed to ``final`` (part-<run_id>.parquet)."""
+    return final.with_name(f".{final.stem}.{uuid.uuid4().hex[:6]}.parquet.tmp")
+
+
+def temp_part_run(path: Path) -> str:
+    """The run id of a :func:`temp_part` file."""
+    return path.name.removeprefix(".part-").split(".")[0]
 
 
 def check_schema_version(version: Any, where: str) -> None:
