@@ -67,14 +67,15 @@ def parse_size(text: str) -> int:
     return int(size)
 
 
+EXAMPLES = {"dataset": "squad2-dev=lab-b-squad2-dev", "model": "bert-base=lab-b-bert-base"}
+
+
 def parse_renames(values: tuple[str, ...], what: str) -> dict[str, str]:
     renames = {}
     for value in values:
         old, sep, new = value.partition("=")
         if not sep or not old or not new:
-            raise click.BadParameter(
-                f"{value!r} is not OLD=NEW; write e.g. --rename-{what} squad2-dev=lab-b-squad2"
-            )
+            raise click.BadParameter(f"{value!r} is not OLD=NEW; write e.g. --rename-{what} {EXAMPLES[what]}")
         renames[old] = new
     return renames
 
