@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .hub_cache import build_hub_cache, wordpiece_vocab
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -18,14 +20,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("CE_DATA_DIR") or REPO.parent / "shared" / "data")
 os.environ["CE_DATA_DIR"] = str(DATA_DIR)
-
-FIXTURE_TEXT = [
-    "The Normans were the people who in the 10th and 11th centuries gave their name to"
-    " Normandy, a region in France.",
-    "What is the capital of France? Paris is the capital and most populous city of France.",
-    "This movie was wonderful, a great story with fine acting.",
-    "A dull, boring film with a terrible plot and bad jokes.",
-]
 
 
 def needs_data(*relative: str):
@@ -40,28 +34,11 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
-def _corpus() -> list[str]:
-    import json
-
-    texts = list(FIXTURE_TEXT)
-    squad = DATA_DIR / "squad2" / "dev-v2.0.json"
-    if squad.exists():
-        for article in json.loads(squad.read_text())["data"][:10]:
-            for para in article["paragraphs"]:
-                texts.append(para["context"])
-                texts.extend(q["question"] for q in para["qas"])
-    sst = DATA_DIR / "sst2" / "sst2_dev.tsv"
-    if sst.exists():
-        texts.extend(line.split("\t")[0] for line in sst.read_text().splitlines()[1:])
-    return texts
-
-
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """Random-init BERTs (hidden 32, 2 layers) with a WordPiece tokenizer trained on fixture
     text, saved as safetensors: {'qa', 'classification', 'base', 'mlm'} -> folder."""
     import torch
-    from tokenizers import BertWordPieceTokenizer
     from transformers import (
         BertConfig,
         BertForMaskedLM,
@@ -72,9 +49,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     )
 
     root = tmp_path_factory.mktemp("tiny")
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(_corpus(), vocab_size=3000, min_frequency=1)
-    wordpiece.save_model(str(root))
+    (root / "vocab.txt").write_bytes(wordpiece_vocab())
     tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"), do_lower_case=True)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
@@ -98,6 +73,15 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         tokenizer.save_pretrained(folder)
         folders[name] = folder
     return folders
+
+
+@pytest.fixture(scope="session")
+def hub_cache(tmp_path_factory) -> Path:
+    """The HF_HUB_CACHE folder (at HF_HOME/hub) with every Hub id of ce's registry as a tiny model.
+    Nothing points the libraries at it: tests/hub_cache.py says what a test must set."""
+    cache = tmp_path_factory.mktemp("hf_home") / "hub"
+    build_hub_cache(cache)
+    return cache
 
 
 @pytest.fixture
