@@ -63,7 +63,7 @@ def write_model(store: Store, model: int, n: int, k_max: int, dim: int, seed: in
         "embeddings": ("embeddings", {"model": name, "stage": "finetuned", "dataset": DATASET}),
         "pretrained": ("neighbors", {"model": name, "stage": "pretrained", "dataset": DATASET}),
         "finetuned": ("neighbors", {"model": name, "stage": "finetuned", "dataset": DATASET}),
-        "ood": ("ood_scores", {"model": name, "bank": DATASET, "dataset": TEST}),
+        "ood": ("ood_scores", {"model": name, "stage": "finetuned", "bank": DATASET, "dataset": TEST}),
     }
     with (
         store.run("bench-scale", {"examples": n}, model=name, dataset=DATASET) as run,

@@ -531,9 +531,8 @@ def _check_parquet(f: IO[bytes], name: str, kind_name: str, part: dict, run_id: 
 
 
 def _renamed(bundle: Verified, renames: Renames) -> Verified:
-    """The bundle with datasets and models renamed in partitions, paths and records."""
-    if not renames.as_dict():
-        return bundle
+    """The bundle with datasets and models renamed in partitions, paths and records, and
+    every part's path in the current layout (parts of an older one land there too)."""
     for new in [*renames.datasets.values(), *renames.models.values()]:
         check_name("new", new)
     entry_of, fingerprints = {}, {}
@@ -629,15 +628,15 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
         )
         if before is not None and _core(before) != _core(record):
             raise differs
-        mine_parts = {p["path"] for p in (before or {}).get("parts", [])}
+        mine_parts = {_partition_key(p): p["path"] for p in (before or {}).get("parts", [])}
         for part in record["parts"]:
             target = part["path"]
-            if target in mine_parts:
-                on_disk = store.root / target
+            if _partition_key(part) in mine_parts:  # stored at its path here, in any layout
+                on_disk = store.root / mine_parts[_partition_key(part)]
                 if not on_disk.is_file() or _file_sha256(on_disk) != bundle.sha256[bundle.entry_of[target]]:
                     raise differs
                 continue
-            key = (part["kind"], tuple(sorted(part["partition"].items())))
+            key = _partition_key(part)
             if part["kind"] == "examples" and target in bundle.fingerprints and key in owner:
                 skipped.append(target)  # the store has these very examples already
                 continue
@@ -671,6 +670,10 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
                 },
             }
     return plan
+
+
+def _partition_key(part: dict) -> tuple:
+    return (part["kind"], tuple(sorted(part["partition"].items())))
 
 
 def _dataset_of(examples_path: str) -> str:

@@ -17,7 +17,7 @@ def k_limits(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     return execute(
         con,
         "select case kind when 'neighbors' then 'neighbour lists of ' || dataset else 'OOD scores of '"
-        " || dataset || ' (bank ' || partition || ')' end as what, min(k_min) as k_max"
+        " || dataset || ' (bank ' || bank || ', ' || stage || ')' end as what, min(k_min) as k_max"
         " from list_limits group by what order by what",
     ).fetchall()
 
@@ -92,12 +92,13 @@ def table2(
 def _with_intervals(
     con, table: pa.Table, k: int, tpr: float, level: float, replicates: int, seed: int
 ) -> pa.Table:
-    from .stats import intervals
+    from .stats import intervals, metrics
 
     bounds = intervals(con, k, tpr, level, replicates, seed)
+    key_columns = {m.column: m.keys for m in metrics(k, tpr)}
     rows = table.to_pylist()
     for column, found in bounds.items():
-        keys = ("dataset", "model_i", "model_j") + (("ood_dataset",) if column == "distribution" else ())
+        keys = key_columns[column]
         position = table.column_names.index(column) + 1
         for side, offset in (("lo", 0), ("hi", 1)):
             values = [found.get(tuple(r[c] for c in keys), (None, None))[offset] for r in rows]
@@ -109,22 +110,24 @@ def _with_intervals(
 def sweep(
     store: Store, ks: list[int], tpr: float = 0.95, notes: list[str] | None = None
 ) -> pa.RecordBatchReader:
-    """The data of the paper's Figure 1: agreement against k for every pair, long format."""
+    """The data of the paper's Figure 1: agreement against k for every pair, long format;
+    distribution rows name their bank and all rows the stage of their embeddings."""
     con = store.connect()
     (notes if notes is not None else []).extend(check_k_tpr(con, ks, tpr))
     parts = []
     for k in sorted(set(ks)):
         parts.append(
             f"select 'representation ' || case stage when 'pretrained' then 'before' else"
-            f" 'after' end as characteristic, dataset, model_i, model_j,"
-            f" {k} as k, mean_jaccard as jaccard, var_jaccard as variance"
+            f" 'after' end as characteristic, dataset, null::varchar as bank, stage, model_i,"
+            f" model_j, {k} as k, mean_jaccard as jaccard, var_jaccard as variance"
             f" from knn_agreement({k})"
         )
         parts.append(
-            f"select 'distribution' as characteristic, dataset, model_i, model_j, {k} as k,"
-            f" jaccard, null::double as variance from ood_agreement({k}, tpr := $tpr)"
+            f"select 'distribution' as characteristic, dataset, bank, stage, model_i, model_j,"
+            f" {k} as k, jaccard, null::double as variance from ood_agreement({k}, tpr := $tpr)"
         )
-    sql = " union all ".join(parts) + " order by characteristic, dataset, model_i, model_j, k"
+    order = "characteristic, dataset, bank, stage, model_i, model_j, k"
+    sql = " union all ".join(parts) + f" order by {order}"
     return execute(con, sql, {"tpr": tpr}).to_arrow_reader(batch_size=65536)
 
 
@@ -145,7 +148,8 @@ SLICES = {
 def sliced(
     store: Store, by: str, k: int = 10, tpr: float = 0.95, notes: list[str] | None = None
 ) -> pa.RecordBatchReader:
-    """Every agreement of Table 2 per slice of the examples (long format)."""
+    """Every agreement of Table 2 per slice of the examples (long format); distribution rows
+    name their bank, representation and distribution rows the stage of their embeddings."""
     if by not in SLICES:
         raise NotFound(f"unknown slice {by!r}{did_you_mean(by, SLICES)}; use {', '.join(SLICES)}")
     con = store.connect()
@@ -154,29 +158,43 @@ def sliced(
         "select *, len(string_split(trim(coalesce(text, question || ' ' || context)),"
         " ' ')) as w from examples"
     )
+    no_bank = "null::varchar as bank"
     parts = {
         "errors": (
             "error_agreement_examples()",
             "example_id",
+            f"{no_bank}, null::varchar as stage",
             "count(*) filter (where wrong_i and wrong_j)"
             " / nullif(count(*) filter (where wrong_i or wrong_j), 0)",
         ),
-        "repr_before": (f"knn_agreement_examples({k}) where stage = 'pretrained'", "idx", "avg(jaccard)"),
-        "repr_after": (f"knn_agreement_examples({k}) where stage = 'finetuned'", "idx", "avg(jaccard)"),
+        "repr_before": (
+            f"knn_agreement_examples({k}) where stage = 'pretrained'",
+            "idx",
+            f"{no_bank}, e.stage",
+            "avg(jaccard)",
+        ),
+        "repr_after": (
+            f"knn_agreement_examples({k}) where stage = 'finetuned'",
+            "idx",
+            f"{no_bank}, e.stage",
+            "avg(jaccard)",
+        ),
         "distribution": (
             f"ood_agreement_examples({k}, tpr := {tpr})",
             "example_id",
+            "e.bank, e.stage",
             "count(*) filter (where ood_i and ood_j) / nullif(count(*) filter (where ood_i or ood_j), 0)",
         ),
     }
     selects = []
-    for name, (source, key, value) in parts.items():
+    for name, (source, key, bank_stage, value) in parts.items():
         selects.append(
-            f"select '{name}' as characteristic, e.dataset, {SLICES[by]} as slice, e.model_i,"
-            f" e.model_j, count(*) as n, {value} as jaccard"
+            f"select '{name}' as characteristic, e.dataset, {bank_stage}, {SLICES[by]} as slice,"
+            f" e.model_i, e.model_j, count(*) as n, {value} as jaccard"
             f" from (select * from {source}) e join ({examples}) x"
             f" on x.dataset = e.dataset and x.{key} = e.{key}"
             f" group by all"
         )
-    sql = " union all ".join(selects) + " order by characteristic, dataset, model_i, model_j, slice"
+    order = "characteristic, dataset, bank, stage, model_i, model_j, slice"
+    sql = " union all ".join(selects) + f" order by {order}"
     return execute(con, sql).to_arrow_reader(batch_size=65536)

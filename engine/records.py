@@ -58,8 +58,10 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "source_sha256": TEXT,
     "model_source": TEXT,
     "model_class": TEXT,
-    "model_revision": TEXT,
-    "weight_sha256": (dict, type(None)),
+    "model_revision": TEXT,  # records before 'loaded'
+    "weight_sha256": (dict, type(None)),  # records before 'loaded'
+    "loaded": (dict, type(None)),  # role -> {source, revision (commit), format, sha256 per file}
+    "identity": (dict, type(None)),  # what the run's results depend on (extractors/identity.py)
     "architecture": TEXT,
     "derived_from": (dict, type(None)),
     "neighbors": (dict, type(None)),
@@ -80,10 +82,18 @@ REQUIRED = ("run_id", "command", "status", "started", "parts")
 PART_FIELDS = {"kind", "partition", "path", "rows", "series", "shard", "resumable", "lengths"}
 
 
-def part_path(kind_name: str, partition: dict[str, str], run_id: str) -> str:
-    """Where a part of ``kind_name`` for ``partition`` written by ``run_id`` lives in a store."""
-    keys = "/".join(f"{key}={partition[key]}" for key in KINDS[kind_name].keys)
-    return f"{kind_name}/{keys}/part-{run_id}.parquet"
+def part_path(
+    kind_name: str, partition: dict[str, str], run_id: str, keys: tuple[str, ...] | None = None
+) -> str:
+    """Where a part of ``kind_name`` for ``partition`` written by ``run_id`` lives in a store
+    (in the folders of ``keys``, one of the kind's older layouts, if given)."""
+    folders = "/".join(f"{key}={partition[key]}" for key in keys or KINDS[kind_name].keys)
+    return f"{kind_name}/{folders}/part-{run_id}.parquet"
+
+
+def folder_keys(path: str) -> tuple[str, ...]:
+    """The partition keys that the folders of a part's ``path`` name, in order."""
+    return tuple(folder.split("=", 1)[0] for folder in path.split("/")[1:-1])
 
 
 def parse_record(data: Any, where: str, strict: bool = False) -> dict[str, Any]:
@@ -122,7 +132,7 @@ def parse_record(data: Any, where: str, strict: bool = False) -> dict[str, Any]:
     for name in ("started", "ended", "committed"):
         if data.get(name) is not None:
             _check_date(data[name], name, strict, bad)
-    data["parts"] = [_parse_part(p, data["run_id"], bad) for p in data["parts"]]
+    data["parts"] = [_parse_part(p, data, bad) for p in data["parts"]]
     paths = [p["path"] for p in data["parts"]]
     if len(set(paths)) != len(paths):
         raise bad("names one part twice")
@@ -140,7 +150,7 @@ def _check_date(text: str, name: str, strict: bool, bad) -> None:
         raise bad(f"{name} {text[:40]} lies in the future")
 
 
-def _parse_part(part: Any, run_id: str, bad) -> dict[str, Any]:
+def _parse_part(part: Any, record: dict[str, Any], bad) -> dict[str, Any]:
     if not isinstance(part, dict):
         raise bad("a part is not an object")
     unknown = sorted(set(part) - PART_FIELDS)
@@ -149,14 +159,24 @@ def _parse_part(part: Any, run_id: str, bad) -> dict[str, Any]:
     kind_name = part.get("kind")
     if kind_name not in KINDS:
         raise bad(f"a part has kind {str(kind_name)[:40]!r}; known: {', '.join(KINDS)}")
-    keys = KINDS[kind_name].keys
+    keys, layout = _layout(kind_name, part)
     partition = part.get("partition")
-    if not isinstance(partition, dict) or sorted(partition) != sorted(keys):
+    if not isinstance(partition, dict) or sorted(partition) not in (sorted(keys), sorted(layout)):
         raise bad(f"a {kind_name} part must be partitioned by exactly {', '.join(keys)}")
+    for key in (k for k in keys if k not in layout):  # an older layout: the run names the key
+        value = record.get(key)
+        if value is None:
+            raise bad(
+                f"a {kind_name} part without a {key}= folder needs its run's {key}; the record has none"
+            )
+        if partition.setdefault(key, value) != value:
+            shown = str(partition[key])[:80]
+            raise bad(f"a {kind_name} part without a {key}= folder has {key} {shown!r}, not its run's")
     for key, value in partition.items():
         if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
             raise bad(f"a {kind_name} part has {key} {str(value)[:80]!r}, not a usable name")
-    expected = part_path(kind_name, partition, run_id)
+    part["partition"] = {key: partition[key] for key in keys}
+    expected = part_path(kind_name, partition, record["run_id"], layout)
     if part.get("path") != expected:
         raise bad(f"part path {str(part.get('path'))[:120]!r} is not {expected!r}")
     rows = part.get("rows", 0)
@@ -181,6 +201,15 @@ def _parse_part(part: Any, run_id: str, bad) -> dict[str, Any]:
     ):
         raise bad(f"part {expected} has list lengths that are not [min, max]")
     return part
+
+
+def _layout(kind_name: str, part: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the kind's partition keys, the keys the part's folders name): the same tuple, or
+    for a part that an earlier release wrote, one of the kind's older layouts."""
+    k = KINDS[kind_name]
+    path = part.get("path")
+    found = folder_keys(path) if isinstance(path, str) else ()
+    return k.keys, found if found in k.older_keys else k.keys
 
 
 def storable(value: Any) -> Any:

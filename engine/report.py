@@ -175,9 +175,10 @@ def render(store: Store, k: int = 10, tpr: float = 0.95, ks=(1, 5, 10, 20, 50, 1
         subset = [r for r in rows2 if r["dataset"] == dataset]
         models = sorted({r["model_i"] for r in subset} | {r["model_j"] for r in subset})
         for field, label in CHARACTERISTICS:
-            values = {(r["model_i"], r["model_j"]): r[field] for r in subset if r[field] is not None}
-            if values:
-                sections.append(heatmap(f"{label}, {dataset}", models, values))
+            for where, rows in _panels(field, subset).items():
+                values = {(r["model_i"], r["model_j"]): r[field] for r in rows if r[field] is not None}
+                if values:
+                    sections.append(heatmap(f"{label}, {dataset}{where}", models, values))
     sections.append("</div>")
     chance = [
         {
@@ -200,19 +201,31 @@ def render(store: Store, k: int = 10, tpr: float = 0.95, ks=(1, 5, 10, 20, 50, 1
         table_html(chance, "Chance-corrected error agreement"),
     ]
     sections.append("<h2>Figure 1: agreement against K</h2><div class='grid'>")
-    for characteristic in sorted({r["characteristic"] for r in rows_sweep}):
-        for dataset in sorted({r["dataset"] for r in rows_sweep if r["characteristic"] == characteristic}):
-            series: dict[str, list] = {}
-            for r in rows_sweep:
-                if (r["characteristic"], r["dataset"]) == (characteristic, dataset):
-                    series.setdefault(f"{r['model_i']} vs {r['model_j']}", []).append((r["k"], r["jaccard"]))
-            sections.append(line_chart(f"{characteristic}, {dataset}", series))
+    charts: dict[str, dict[str, list]] = {}  # a chart per characteristic, dataset (bank, stage)
+    for r in rows_sweep:
+        where = f", bank {r['bank']} ({r['stage']})" if r["bank"] is not None else ""
+        series = charts.setdefault(f"{r['characteristic']}, {r['dataset']}{where}", {})
+        series.setdefault(f"{r['model_i']} vs {r['model_j']}", []).append((r["k"], r["jaccard"]))
+    for title, series in charts.items():
+        sections.append(line_chart(title, series))
     sections.append("</div>")
     sections += ["<h2>Table 3: accuracy under adversarial attack</h2>", table_html(rows3, "Table 3")]
     if rows3:
         sections.append(bar_chart("Accuracy before and under attack", rows3))
     sections += ["<h2>Provenance</h2>", provenance_html(store)]
     return page("\n".join(sections), store)
+
+
+def _panels(field: str, rows: list[dict]) -> dict[str, list[dict]]:
+    """Table 2 rows by what ``field`` measures: one panel, or for distribution one per OOD
+    test set, bank and stage (a pair has a row for each)."""
+    if field != "distribution":
+        return {"": rows}
+    panels: dict[str, list[dict]] = {}
+    for r in rows:
+        where = f": {r['ood_dataset']} against bank {r['ood_bank']} ({r['ood_stage']})"
+        panels.setdefault(where, []).append(r)
+    return panels
 
 
 def _largest_k(store: Store) -> int | None:

@@ -25,12 +25,16 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # use fullmatch
 
 @dataclass(frozen=True)
 class Kind:
-    """One artifact kind: its folder, partition keys, per-example columns and help."""
+    """One artifact kind: its folder, partition keys, per-example columns and help.
+
+    ``older_keys`` are the partition keys of layouts that earlier releases wrote: a part
+    stored under one lacks a key, and its run record's field of that name supplies it."""
 
     name: str
     keys: tuple[str, ...]
     schema: pa.Schema
     help: str
+    older_keys: tuple[tuple[str, ...], ...] = ()
 
 
 def vector_type(dim: int, dtype: str = "float32") -> pa.DataType:
@@ -108,7 +112,7 @@ KINDS: dict[str, Kind] = {
         ),
         Kind(
             "ood_scores",
-            ("model", "bank", "dataset"),
+            ("model", "stage", "bank", "dataset"),
             pa.schema(
                 [
                     ("run_id", pa.string()),
@@ -119,9 +123,11 @@ KINDS: dict[str, Kind] = {
                     ("distances_head", pa.list_(pa.float32())),  # distances[1:HEAD], for speed
                 ]
             ),
-            "Deep-kNN OOD scores: for each id_val and test example, the distance of its"
-            " L2-normalised feature to its k-th nearest bank neighbour, k = 1..K_max;"
-            f" distances_head holds the first {HEAD}, read instead for k <= {HEAD}.",
+            "Deep-kNN OOD scores per (model, stage, bank, dataset): for each id_val and test"
+            " example, the distance of its L2-normalised feature (the stage's embedding) to its"
+            " k-th nearest bank neighbour, k = 1..K_max; distances_head holds the first"
+            f" {HEAD}, read instead for k <= {HEAD}.",
+            older_keys=(("model", "bank", "dataset"),),  # before stage was a key: the run's stage
         ),
         Kind(
             "attacks",

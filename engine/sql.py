@@ -23,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from .errors import NotFound, QueryError, did_you_mean, error_line
+from .records import folder_keys
 from .schema import HEAD, HEAD_COLUMNS, KINDS, LIST_COLUMNS
 
 if TYPE_CHECKING:
@@ -37,8 +38,8 @@ _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 
 BASE_VIEW_HELP = {name: k.help for name, k in KINDS.items()} | {
     "runs": "One row per run: command, parameters, model and dataset provenance, versions, times, status.",
-    "list_limits": "Per live part of neighbors (partition: stage) and ood_scores (partition: bank):"
-    " the shortest and longest list, i.e. the K_max queries can use.",
+    "list_limits": "Per live part of neighbors and ood_scores (kind, model, stage, bank (OOD only),"
+    " dataset): the shortest and longest list, i.e. the K_max queries can use.",
 }
 
 
@@ -126,26 +127,33 @@ def _source(files: list[str]) -> str:
 def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     store.register(con)
     live = store.live_parts()
-    for name, k in KINDS.items():
-        files = [store.location(p.path) for p in live[name]]
-        keys = ", ".join(k.keys)
-        if not files:
+    for name in KINDS:
+        if not live[name]:
             con.register(f"_empty_{name}", _empty_arrow(name))
             con.execute(f"create or replace view {name} as select * from _empty_{name}")
             continue
-        select = f"select {keys}, * exclude ({keys}) from {_source(files)}"
-        older = [f for p, f in zip(live[name], files, strict=True) if _lacks_head(con, p, f)]
-        if older:  # parts written before the narrow head column existed derive it
-            newer = [f for f in files if f not in older]
-            column, head = LIST_COLUMNS[name], HEAD_COLUMNS[name]
-            cast = f"{column}[1:{HEAD}] as {head}"
-            select = f"select {keys}, * exclude ({keys}), {cast} from {_source(older)}"
-            if newer:
-                select = f"select {keys}, * exclude ({keys}) from {_source(newer)} union all by name {select}"
-        con.execute(f"create or replace view {name} as {select}")
+        groups: dict[tuple, list[str]] = {}  # parts read alike: same folders, head column or not
+        for p in live[name]:
+            path = store.location(p.path)
+            missing = tuple((k, v) for k, v in p.partition.items() if k not in folder_keys(p.path))
+            groups.setdefault((missing, _lacks_head(con, p, path)), []).append(path)
+        selects = [_select(name, *group, files) for group, files in sorted(groups.items())]
+        con.execute(f"create or replace view {name} as {' union all by name '.join(selects)}")
     _create_list_limits(con, store, live)
     con.register("_runs", runs_table(store))
     con.execute("create or replace view runs as select * from _runs")
+
+
+def _select(name: str, missing: tuple[tuple[str, str], ...], lacks_head: bool, files: list[str]) -> str:
+    """The rows of ``files``, parts of kind ``name``: partition keys first, read from the
+    folder names, or for parts of an older layout, ``missing`` keys given as constants
+    (their run's values); a head column derived for parts written before it existed."""
+    given = dict(missing)
+    keys = KINDS[name].keys
+    columns = ", ".join(f"{literal(given[k])} as {k}" if k in given else k for k in keys)
+    exclude = ", ".join(k for k in keys if k not in given)
+    head = f", {LIST_COLUMNS[name]}[1:{HEAD}] as {HEAD_COLUMNS[name]}" if lacks_head else ""
+    return f"select {columns}, * exclude ({exclude}){head} from {_source(files)}"
 
 
 def _lacks_head(con: duckdb.DuckDBPyConnection, part, path: str) -> bool:
@@ -160,26 +168,28 @@ def _create_list_limits(con: duckdb.DuckDBPyConnection, store: Store, live) -> N
     """View list_limits: the shortest and longest list (K_max) of every live part of
     neighbours and OOD scores, from the run records; read from the data only for parts
     whose record does not say."""
+    names = ("kind", "model", "stage", "bank", "dataset")
     rows, selects = [], []
     for name, column in LIST_COLUMNS.items():
-        group = "stage" if name == "neighbors" else "bank"
         for p in live[name]:
-            keys = {"kind": name, "model": p.partition["model"], "dataset": p.partition["dataset"]}
+            keys = {"kind": name, "bank": None, **p.partition}
             if p.lengths is not None:
-                rows.append(
-                    {**keys, "partition": p.partition[group], "k_min": p.lengths[0], "k_max": p.lengths[1]}
-                )
+                rows.append({**keys, "k_min": p.lengths[0], "k_max": p.lengths[1]})
             else:
+                values = ", ".join(f"{_text(keys[n])} as {n}" for n in names)
                 selects.append(
-                    f"select {literal(name)} as kind, model, dataset, {group} as partition,"
-                    f" min(len({column})) as k_min, max(len({column})) as k_max"
-                    f" from {_source([store.location(p.path)])} group by all"
+                    f"select {values}, min(len({column})) as k_min, max(len({column})) as k_max"
+                    f" from read_parquet({literal(store.location(p.path))})"
                 )
-    fields = [(c, pa.string()) for c in ("kind", "model", "dataset", "partition")]
+    fields = [(c, pa.string()) for c in names]
     recorded = pa.Table.from_pylist(rows, pa.schema(fields + [("k_min", pa.int64()), ("k_max", pa.int64())]))
     con.register("_list_limits", recorded)
     sql = " union all ".join(["select * from _list_limits", *selects])
     con.execute(f"create or replace view list_limits as {sql}")
+
+
+def _text(value: str | None) -> str:
+    return "null::varchar" if value is None else literal(value)
 
 
 RUN_FIELDS = ("run_id", "command", "status", "model", "dataset", "started", "ended")

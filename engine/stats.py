@@ -60,10 +60,10 @@ def metrics(k: int, tpr: float) -> list[Metric]:
         ),
         Metric(
             "distribution",
-            f"select id_val as dataset, dataset as ood_dataset, model_i,"
-            f" model_j, example_id, ood_i, ood_j from ood_agreement_examples({k},"
+            f"select id_val as dataset, dataset as ood_dataset, bank as ood_bank, stage as ood_stage,"
+            f" model_i, model_j, example_id, ood_i, ood_j from ood_agreement_examples({k},"
             f" tpr := {tpr})",
-            ("dataset", *pair, "ood_dataset"),
+            ("dataset", *pair, "ood_dataset", "ood_bank", "ood_stage"),
             "(ood_i and ood_j)::int",
             "(ood_i or ood_j)::int",
         ),

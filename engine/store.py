@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from . import atomic
 from .errors import StoreError
-from .records import check_provenance, parse_record, part_path, storable
+from .records import check_provenance, folder_keys, parse_record, part_path, storable
 from .schema import HEAD, HEAD_COLUMNS, KINDS, LIST_COLUMNS, SCHEMA_VERSION, check_name, kind
 
 MARKER = "ce-store.json"
@@ -114,6 +114,39 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise StoreError(f"shard {text!r}: I must lie in 0..N-1; write e.g. --shard 0/{max(n, 1)}")
     return i, n
+
+
+def _key(part: Part) -> tuple:
+    return (part.kind, tuple(sorted(part.partition.items())))
+
+
+def _older_key(part: Part) -> tuple | None:
+    """The key of a part stored in an older layout of its kind, as that layout named it
+    (by the keys its folders hold); None for a part in the current layout."""
+    folders = folder_keys(part.path)
+    if folders == KINDS[part.kind].keys:
+        return None
+    return (part.kind, tuple((k, part.partition[k]) for k in folders))
+
+
+def _pick(members: list[tuple[tuple[str, str], str, Part]], key_of) -> tuple[list[Part], list[Part]]:
+    """(live parts in commit order, parts of newer series still waiting for shards) among
+    ``members`` (order, series, part): per key the latest whole series is live."""
+    groups: dict[tuple, dict[str, list[tuple[tuple[str, str], Part]]]] = {}
+    for order, series, part in members:
+        groups.setdefault(key_of(part), {}).setdefault(series, []).append((order, part))
+    chosen: list[tuple[tuple[str, str], list[Part]]] = []
+    waiting: list[Part] = []
+    for by_series in groups.values():
+        newest_first = sorted(by_series.values(), key=lambda m: max(o for o, _ in m), reverse=True)
+        for series_members in newest_first:
+            current = _current(series_members)
+            parts = [p for _, p in sorted(current, key=_part_order)]
+            if _whole(parts):
+                chosen.append((max(o for o, _ in series_members), parts))
+                break
+            waiting.extend(parts)
+    return [part for _, parts in sorted(chosen, key=lambda c: c[0]) for part in parts], waiting
 
 
 def _current(members: list[tuple[tuple[str, str], Part]]) -> list[tuple[tuple[str, str], Part]]:
@@ -212,32 +245,23 @@ class Store:
     def _resolve(
         self, records: list[dict[str, Any]] | None = None
     ) -> tuple[dict[str, list[Part]], list[Part]]:
-        """(live parts per kind, parts of newer sharded series still waiting for shards)."""
-        groups: dict[tuple, dict[str, list[tuple[tuple[str, str], Part]]]] = {}
+        """(live parts per kind, parts of newer sharded series still waiting for shards).
+        Parts of an older layout first compete as that layout keyed them (the parts that
+        lost there were superseded, and may be gone), the rest as the current one does."""
+        members = []  # (order, series, part) of every part of a complete run
         for rec in self.runs() if records is None else records:
             if rec.get("status") != "complete":
                 continue
             order = (commit_time(rec), rec["run_id"])
             for p in rec.get("parts", []):
                 part = Part(**{k: v for k, v in p.items() if k in Part.__dataclass_fields__})
-                key = (part.kind, tuple(sorted(part.partition.items())))
-                series = part.series or rec["run_id"]
-                groups.setdefault(key, {}).setdefault(series, []).append((order, part))
-        chosen: list[tuple[tuple[str, str], list[Part]]] = []
-        waiting: list[Part] = []
-        for by_series in groups.values():
-            newest_first = sorted(by_series.values(), key=lambda m: max(o for o, _ in m), reverse=True)
-            for members in newest_first:
-                current = _current(members)
-                parts = [p for _, p in sorted(current, key=_part_order)]
-                if _whole(parts):
-                    chosen.append((max(o for o, _ in members), parts))
-                    break
-                waiting.extend(parts)
+                members.append((order, part.series or rec["run_id"], part))
+        older_live, older_waiting = _pick([m for m in members if _older_key(m[2])], _older_key)
+        kept = {p.path for p in older_live + older_waiting}
+        chosen, waiting = _pick([m for m in members if not _older_key(m[2]) or m[2].path in kept], _key)
         live: dict[str, list[Part]] = {name: [] for name in KINDS}
-        for _, parts in sorted(chosen, key=lambda c: c[0]):
-            for part in parts:
-                live[part.kind].append(part)
+        for part in chosen:
+            live[part.kind].append(part)
         return live, waiting
 
     def series_parts(self, kind_name: str, partition: dict[str, str], series: str) -> list[Part]:

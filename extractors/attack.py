@@ -24,7 +24,8 @@ from ce.engine.store import Store, parse_shard, series_id
 from .attack_env import import_textattack
 from .datasets import Dataset, check_examples, load_dataset
 from .extract import resolve_device, subset
-from .loading import load_model, sha256_of
+from .identity import differences, identity, live_identities
+from .loading import ModelFiles, load_model, load_pretrained, load_tokenizer, model_files
 from .registry import MODELS, resolve_model
 
 RECIPES = ("bert-attack", "deepwordbug")
@@ -47,6 +48,9 @@ class AttackOptions:
     checkpoint_every: int = 10  # examples per committed part
     restart: bool = False
     shard: str | None = None  # "I/N": only the I-th of N slices of the examples
+    revision: str | None = None  # Hub branch, tag or commit of the target
+    attacker_revision: str | None = None  # and of the attacker masked LM
+    allow_pickle: bool = False  # trust pickled weights fully (they can run code)
 
 
 def check_options(o: AttackOptions) -> None:
@@ -79,35 +83,45 @@ def _labelled(data: Dataset) -> None:
         )
 
 
-def load_masked_lm(name: str, device: str):
-    """The attacker's masked LM (alias, folder or Hub id) and its tokenizer."""
+def helper_files(options: AttackOptions) -> dict[str, ModelFiles]:
+    """The checked files of the models an attack loads besides its target, by role: the
+    attacker masked LM (BERT-Attack) and a sentence-transformers encoder. Checked before
+    anything is built, so a refused model stops the attack at once."""
+    if options.attack != "bert-attack":
+        return {}
+    attacker = resolve_model(options.attacker, None, "pretrained")
+    files = {"attacker": model_files(attacker, options.attacker_revision, options.allow_pickle)}
+    name = options.sentence_encoder
+    if name != "use":
+        if name not in MODELS and not Path(name).is_dir():
+            raise NotFound(
+                f"unknown sentence encoder {name!r}; use minilm (offline), use (Universal Sentence"
+                " Encoder, needs tensorflow_hub) or a sentence-transformers folder"
+            )
+        encoder = resolve_model(name, None, "pretrained")
+        files["sentence_encoder"] = model_files(encoder, None, options.allow_pickle)
+    return files
+
+
+def load_masked_lm(files: ModelFiles, device: str):
+    """The attacker's masked LM and its tokenizer, from its checked files."""
     import transformers as tf
 
-    resolved = resolve_model(name, None, "pretrained")
-    try:
-        tokenizer = tf.AutoTokenizer.from_pretrained(resolved.source, use_fast=True)
-        model, info = tf.AutoModelForMaskedLM.from_pretrained(resolved.source, output_loading_info=True)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CeError(f"could not load the attacker masked LM {resolved.source}: {first}") from None
+    tokenizer = load_tokenizer(files)
+    model, info = load_pretrained(files, tf.AutoModelForMaskedLM)
     head = [k for k in info.get("missing_keys", []) if not k.startswith(model.base_model_prefix)]
     if head:
         raise CeError(
-            f"attacker {resolved.source} is not a masked LM (no trained MLM head:"
+            f"attacker {files.source} is not a masked LM (no trained MLM head:"
             f" missing {head[0]}); pass a masked LM such as bert-base"
         )
     model.eval().to(device)
-    weights = (
-        {p.name: sha256_of(p) for p in sorted(Path(resolved.source).glob("*.safetensors"))}
-        if resolved.local
-        else None
-    )
-    return model, tokenizer, {"attacker_source": resolved.source, "attacker_sha256": weights}
+    return model, tokenizer
 
 
-def sentence_encoder_constraint(options: AttackOptions):
-    """The similarity constraint: USE where asked for, else a local sentence-transformers
-    model (the packaged all-MiniLM-L6-v2 by default)."""
+def sentence_encoder_constraint(options: AttackOptions, files: ModelFiles | None):
+    """The similarity constraint: USE where asked for, else the checked sentence-transformers
+    ``files`` (the packaged all-MiniLM-L6-v2 by default), and its description."""
     from textattack.constraints.semantics.sentence_encoders import SBERT
 
     common = {
@@ -127,21 +141,12 @@ def sentence_encoder_constraint(options: AttackOptions):
         from textattack.constraints.semantics.sentence_encoders import UniversalSentenceEncoder
 
         return UniversalSentenceEncoder(**common), "Universal Sentence Encoder (TF Hub)"
-    name = options.sentence_encoder
-    if name in MODELS:
-        path = resolve_model(name, None, "pretrained").source
-    elif Path(name).is_dir():
-        path = str(Path(name).resolve())
-    else:
-        raise NotFound(
-            f"unknown sentence encoder {name!r}; use minilm (offline), use (Universal Sentence"
-            " Encoder, needs tensorflow_hub) or a sentence-transformers folder"
-        )
-    return SBERT(model_name=path, **common), f"sentence-transformers {path} (mean pooling)"
+    encoder = SBERT(model_name=str(files.folder), **common)
+    return encoder, f"sentence-transformers {files.source} (mean pooling)"
 
 
-def build_attack(options: AttackOptions, wrapper, device: str):
-    """The TextAttack Attack object and the provenance of everything it was built from."""
+def build_attack(options: AttackOptions, wrapper, device: str, files: dict[str, ModelFiles] | None = None):
+    """The TextAttack Attack object and its recipe; ``files`` are helper_files(options)."""
     ta = import_textattack()
     from textattack.constraints.overlap import MaxWordsPerturbed
     from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
@@ -163,14 +168,15 @@ def build_attack(options: AttackOptions, wrapper, device: str):
             recipe.search_method,
         )
         return attack, {"recipe": "DeepWordBugGao2018 (TextAttack)"}
-    mlm, mlm_tokenizer, provenance = load_masked_lm(options.attacker, device)
+    files = helper_files(options) if files is None else files
+    mlm, mlm_tokenizer = load_masked_lm(files["attacker"], device)
     transformation = WordSwapMaskedLM(
         method="bert-attack",
         masked_language_model=mlm,
         tokenizer=mlm_tokenizer,
         max_candidates=options.max_candidates,
     )
-    encoder, encoder_name = sentence_encoder_constraint(options)
+    encoder, encoder_name = sentence_encoder_constraint(options, files.get("sentence_encoder"))
     constraints = [
         RepeatModification(),
         StopwordModification(),
@@ -178,7 +184,7 @@ def build_attack(options: AttackOptions, wrapper, device: str):
         encoder,
     ]
     attack = ta.Attack(goal, constraints, transformation, GreedyWordSwapWIR(wir_method="unk"))
-    return attack, provenance | {
+    recipe = {
         "recipe": "BERT-Attack (Li et al. 2020) from TextAttack components",
         "transformation": f"WordSwapMaskedLM(method=bert-attack, max_candidates={options.max_candidates})",
         "constraints": f"RepeatModification, StopwordModification (NLTK English),"
@@ -188,6 +194,7 @@ def build_attack(options: AttackOptions, wrapper, device: str):
         "search": "GreedyWordSwapWIR(wir_method=unk)",
         "goal": "UntargetedClassification",
     }
+    return attack, recipe
 
 
 def classifier_wrapper(model, tokenizer, max_length: int = 512):
@@ -241,16 +248,12 @@ def result_row(example_id: str, label: int, result) -> dict[str, Any]:
     }
 
 
-def series_key(options: AttackOptions, target: dict, data: Dataset) -> str:
-    """Runs with the same key continue each other; any other setting starts a new series."""
-    config = {
-        k: v
-        for k, v in asdict(options).items()
-        if k not in ("limit", "batch_size", "device", "checkpoint_every", "restart", "shard")
-    }
-    if options.shard:  # the shards of one sharded attack share a series
-        config["shards"] = parse_shard(options.shard)[1]
-    return series_id("attack", config, target, data.fingerprint)
+def series_key(run_identity: dict[str, Any], options: AttackOptions) -> str:
+    """Runs whose identities differ only in limit (and shard) continue each other: the same
+    settings, dataset and model files (target, attacker, sentence encoder); anything else
+    starts a new series. The shards of one sharded attack share a series."""
+    same = {k: v for k, v in run_identity.items() if k not in ("limit", "shard")}
+    return series_id("attack", same, parse_shard(options.shard)[1] if options.shard else None)
 
 
 def done_ids(store: Store, model: str, attack: str, dataset: str, series: str) -> set[str]:
@@ -272,7 +275,6 @@ def run_attack(
     dataset: str,
     options: AttackOptions = AttackOptions(),
     name: str | None = None,
-    allow_pickle: bool = False,
     progress: bool = True,
 ) -> dict:
     from tqdm.auto import tqdm
@@ -283,21 +285,28 @@ def run_attack(
     resolved = resolve_model(model, "classification", "finetuned", name, store=store)
     have_examples = check_examples(store, data)
     device = resolve_device(options.device)
-    loaded = load_model(resolved, "classification", "finetuned", device=device, allow_pickle=allow_pickle)
+    helpers = helper_files(options)  # every model checked before any is loaded
+    loaded = load_model(
+        resolved,
+        "classification",
+        "finetuned",
+        device=device,
+        allow_pickle=options.allow_pickle,
+        revision=options.revision,
+    )
     import_textattack()
     wrapper = classifier_wrapper(loaded.model, loaded.tokenizer, options.max_length)
-    attack, recipe = build_attack(options, wrapper, device)
-    target = {
-        "source": resolved.source,
-        **{k: v for k, v in loaded.provenance.items() if k in ("weight_sha256", "model_revision")},
-    }
-    series = series_key(options, target, data)
+    attack, recipe = build_attack(options, wrapper, device, helpers)
+    models = loaded.provenance["loaded"] | {role: files.record() for role, files in helpers.items()}
+    run_identity = identity(options, models, {"dataset": data.fingerprint})
+    series = series_key(run_identity, options)
     todo = subset(data, options.limit, options.shard)
     finished = set() if options.restart else done_ids(store, resolved.name, options.attack, data.name, series)
     ids, texts = todo.table["example_id"].to_pylist(), todo.table["text"].to_pylist()
     labels = todo.table["label"].to_pylist()
     pending = [i for i, ex in enumerate(ids) if ex not in finished]
     partition = {"model": resolved.name, "attack": options.attack, "dataset": data.name}
+    why = _why(store, partition, run_identity, options, len(ids) - len(pending))
     params = {**asdict(options), "device": device, "model_arg": model}
     provenance = {
         "model": resolved.name,
@@ -306,6 +315,8 @@ def run_attack(
         "dataset_fingerprint": data.fingerprint,
         "recipe": recipe,
         **loaded.provenance,
+        "loaded": models,
+        "identity": run_identity,
     }
     counts = {"succeeded": 0, "failed": 0, "skipped": 0}
     started = time.perf_counter()
@@ -339,9 +350,25 @@ def run_attack(
         "attack": options.attack,
         "examples": len(ids),
         "resumed_from": len(ids) - len(pending),
+        "why": why,
         **counts,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _why(store: Store, partition: dict, run_identity: dict, options: AttackOptions, done: int) -> list[str]:
+    """Why the attack runs: nothing stored, more examples for the stored series, or the
+    settings or models that differ from the stored attack's (a new series)."""
+    if options.restart:
+        return ["--restart"]
+    if done:
+        return [f"{done} examples done before"]
+    stored = live_identities(store, "attacks", partition)
+    if not stored:
+        return ["not in the store"]
+    unlimited = {k: v for k, v in run_identity.items() if k not in ("limit", "shard")}
+    old = stored[-1] and {k: v for k, v in stored[-1].items() if k not in ("limit", "shard")}
+    return differences(unlimited, old) or ["not in the store"]
 
 
 def _seed(seed: int, example_id: str) -> None:

@@ -3,7 +3,8 @@
 TextAttack downloads NLTK corpora on first import (unless a marker file says it already did)
 and reads the NLTK English stopwords while importing. ce ships the stopword list, puts it on
 NLTK's search path, points TextAttack's cache at a ce folder whose marker skips the downloads,
-and only then imports it. Nothing is fetched at import or run time.
+and only then imports it. Nothing is fetched at import or run time, and the environment
+variables TextAttack rewrites on import are restored.
 """
 
 from __future__ import annotations
@@ -28,10 +29,18 @@ def import_textattack():
     ta_cache = Path(os.environ.setdefault("TA_CACHE_DIR", str(cache_dir() / "textattack")))
     ta_cache.mkdir(parents=True, exist_ok=True)
     (ta_cache / POST_INSTALL_MARKER).touch()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import logging
 
-    import textattack
-
-    logging.getLogger("textattack").setLevel(logging.WARNING)  # no per-attack chatter
+    # textattack points HF_HOME, XDG_CACHE_HOME and PYTORCH_TRANSFORMERS_CACHE at its own
+    # folder when imported: later loads, child processes and Ray workers would then miss the
+    # user's Hugging Face cache. Its import runs offline and the environment is put back.
+    saved = dict(os.environ)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import textattack
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    # no per-attack chatter: textattack logs through its install module's logger at INFO
+    logging.getLogger("textattack.shared.utils.install").setLevel(logging.WARNING)
     return textattack

@@ -102,16 +102,22 @@ def prune(model, sparsity: float) -> float:
     return zeros / sum(m.weight.numel() for m, _ in targets)
 
 
-def load_any(source: str, allow_pickle: bool = False):
-    """The model with whatever head its config names (fine-tuned or not), and its tokenizer."""
+def load_any(resolved, revision: str | None = None, allow_pickle: bool = False):
+    """The model with whatever head its config names (fine-tuned or not), its tokenizer, and
+    its checked files, loaded as every model is (safetensors, else weights-only pickles)."""
     import transformers as tf
 
+    from .loading import load_pretrained, load_tokenizer, model_files
+
     tf.logging.set_verbosity_error()
-    config = tf.AutoConfig.from_pretrained(source)
+    files = model_files(resolved, revision, allow_pickle)
+    config = tf.AutoConfig.from_pretrained(files.folder)
     arch = (config.architectures or ["AutoModel"])[0]
-    cls = getattr(tf, arch, tf.AutoModel)
-    model = cls.from_pretrained(source, use_safetensors=None if allow_pickle else True)
-    return model.eval(), tf.AutoTokenizer.from_pretrained(source)
+    cls = getattr(tf, arch, None) if isinstance(arch, str) else None  # config.json is data
+    if not (isinstance(cls, type) and issubclass(cls, tf.PreTrainedModel)):
+        cls = tf.AutoModel
+    model, _ = load_pretrained(files, cls)
+    return model.eval(), load_tokenizer(files), files
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,54 @@ def distill(
     }
 
 
+def compress_identity(method: Method, files, distill_options: DistillOptions, data) -> dict:
+    """What a compressed model depends on (see identity.py): the method, the parent's (or
+    teacher's) files, and for distill its options and the texts' fingerprint."""
+    distilled = method.name == "distill"
+    return {
+        "method": str(method),
+        "distill": asdict(distill_options) if distilled else None,
+        "weights": {"teacher" if distilled else "parent": files.sha256},
+        "datasets": {"dataset": data.fingerprint} if distilled else {},
+    }
+
+
+def _distill_texts(method: Method, o: DistillOptions):
+    """The dataset a distill learns from (its first ``limit`` texts); None for other methods."""
+    if method.name != "distill":
+        return None
+    if not o.dataset:
+        raise CeError("distill needs texts to learn from: add --dataset (e.g. sst2-train)")
+    from .datasets import load_dataset
+    from .extract import subset
+
+    data = subset(load_dataset(o.dataset), o.limit)
+    if data.task != "classification":
+        raise CeError(f"distill learns from texts; {data.name} is a {data.task} dataset")
+    return data
+
+
+def compress_stale(
+    store: Store,
+    model: str,
+    method: str,
+    name: str,
+    allow_pickle: bool = False,
+    distill_options: DistillOptions = DistillOptions(),
+    revision: str | None = None,
+):
+    """None when the store's model ``name`` was compressed the same way from the same files;
+    else why it must be made."""
+    from .identity import model_stale
+    from .loading import model_files
+    from .registry import resolve_model
+
+    spec = parse_method(method)
+    data = _distill_texts(spec, distill_options)
+    files = model_files(resolve_model(model, None, "pretrained", store=store), revision, allow_pickle)
+    return model_stale(store, name, compress_identity(spec, files, distill_options, data))
+
+
 def compress(
     store: Store,
     model: str,
@@ -183,6 +237,7 @@ def compress(
     allow_pickle: bool = False,
     distill_options: DistillOptions = DistillOptions(),
     progress: bool = True,
+    revision: str | None = None,
 ) -> dict:
     from .registry import MODELS, resolve_model
 
@@ -190,41 +245,32 @@ def compress(
     if name in MODELS:
         raise CeError(f"-o {name} is a model alias; give the compressed model another name")
     spec = parse_method(method)
-    texts = None
-    if spec.name == "distill":
-        if not distill_options.dataset:
-            raise CeError("distill needs texts to learn from: add --dataset (e.g. sst2-train)")
-        from .datasets import load_dataset
-        from .extract import subset
-
-        data = subset(load_dataset(distill_options.dataset), distill_options.limit)
-        if data.task != "classification":
-            raise CeError(f"distill learns from texts; {data.name} is a {data.task} dataset")
-        texts = data.table["text"].to_pylist()
+    data = _distill_texts(spec, distill_options)
     resolved = resolve_model(model, None, "pretrained", store=store)
-    try:
-        net, tokenizer = load_any(resolved.source, allow_pickle)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CeError(f"could not load model {resolved.source}: {first}") from None
+    net, tokenizer, files = load_any(resolved, revision, allow_pickle)
+    loaded = {"teacher" if spec.name == "distill" else "parent": files.record()}
     details: dict = {}
     if spec.name == "layers":
         details["kept_layers"] = keep_layers(net, int(spec.value))
     elif spec.name == "prune":
         details["sparsity_reached"] = round(prune(net, float(spec.value)), 6)
     elif spec.name == "distill":
+        texts = data.table["text"].to_pylist()
         net, details = distill(net, tokenizer, texts, int(spec.value), distill_options, progress)
         details["distill"] = asdict(distill_options)
     card = {
         "name": name,
         "parent": resolved.name,
         "parent_source": resolved.source,
+        "parent_files": files.record(),
         "method": str(spec),
         **details,
         "load": {"quantize": "dynamic-int8-linear"} if spec.name == "int8" else {},
+        "identity": compress_identity(spec, files, distill_options, data),
     }
     params = {"model_arg": model, "method": str(spec), "name": name}
-    with store.run("compress", params, model=name, parent=resolved.name, **details) as run:
+    provenance = {"parent": resolved.name, "loaded": loaded, "identity": card["identity"], **details}
+    with store.run("compress", params, model=name, **provenance) as run:
         store.save_model(name, lambda folder: _save(net, tokenizer, folder, card | {"run_id": run.run_id}))
     return card
 

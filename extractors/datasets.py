@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ce.engine.errors import CeError, NotFound, did_you_mean
+from ce.engine.errors import CeError, NotFound, did_you_mean, error_line
 from ce.engine.schema import KINDS, check_name, examples_fingerprint
 from ce.engine.store import Store
 
@@ -177,6 +177,11 @@ def local_path(spec: DatasetSpec) -> Path | None:
     return path if path.is_file() else None
 
 
+def local_where(spec: DatasetSpec) -> str:
+    """Where the local copy of ``spec`` belongs."""
+    return f"{data_dir()}/{spec.local}" if data_dir() else f"CE_DATA_DIR/{spec.local}"
+
+
 def load_dataset(name_or_path: str, name: str | None = None) -> Dataset:
     """A registered dataset by name, or a local file (its stem names it unless ``name``)."""
     if name_or_path in DATASETS:
@@ -185,9 +190,8 @@ def load_dataset(name_or_path: str, name: str | None = None) -> Dataset:
         if path is not None:
             return _from_file(path, name or spec.name, spec.task)
         if spec.hub is None:
-            where = f"{data_dir()}/{spec.local}" if data_dir() else f"CE_DATA_DIR/{spec.local}"
             raise NotFound(
-                f"dataset {spec.name} has no Hub copy and {where} is missing;"
+                f"dataset {spec.name} has no Hub copy and {local_where(spec)} is missing;"
                 " set CE_DATA_DIR to the folder that holds it"
             )
         return _from_hub(spec, name or spec.name)
@@ -402,11 +406,9 @@ def _from_hub(spec: DatasetSpec, name: str) -> Dataset:
     split, _, subset = split.partition(":")
     try:
         ds = hf.load_dataset(hub_id, config, split=split)
-    except Exception as e:  # offline, gated, renamed: one line that says what to do
+    except Exception as e:  # offline, missing, gated, no such config: one line that says what to do
         raise CeError(
-            f"could not load {spec.name} from the Hugging Face Hub ({hub_id}):"
-            f" {type(e).__name__}; put a local copy under CE_DATA_DIR/{spec.local}"
-            " and set CE_DATA_DIR"
+            f"could not load {spec.name} from the Hugging Face Hub ({hub_id}): {hub_failure(spec, e)}"
         ) from None
     if subset:
         ds = ds.filter(lambda r: r.get("subset") == subset)
@@ -433,3 +435,74 @@ def _from_hub(spec: DatasetSpec, name: str) -> Dataset:
                 }
             )
     return Dataset(name, spec.task, _table(rows, Path(hub_id)), f"hf://{hub_id}")
+
+
+OFFLINE_SWITCHES = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def offline_switch() -> str | None:
+    """The environment variable that keeps ``datasets`` or huggingface_hub off the Hub."""
+    return next(
+        (n for n in OFFLINE_SWITCHES if os.environ.get(n, "").upper() in ("1", "ON", "YES", "TRUE")), None
+    )
+
+
+def hub_failure(spec: DatasetSpec, error: Exception) -> str:
+    """Why ``datasets`` could not load ``spec`` from the Hub, and the fix: a config or split
+    it lacks, a gated or missing repo, an offline switch, an unreachable Hub, else the error."""
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub import constants
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    hub_id, config, split = spec.hub
+    copy = f"put a local copy at {local_where(spec)}" if spec.local else "retry where the Hub can be reached"
+    if spec.local and data_dir() is None:
+        copy += " and set CE_DATA_DIR"
+    chain = _chain(error)
+    text = error_line(error)[:300]
+    if isinstance(error, ValueError) and ("BuilderConfig" in text or "Config name is missing" in text):
+        return f"it has no config {config!r} ({text}); {copy}"
+    if isinstance(error, ValueError) and "Unknown split" in text:
+        return f"it has no split {split!r} ({text}); {copy}"
+    if any(isinstance(e, GatedRepoError) for e in chain) or (
+        isinstance(error, DatasetNotFoundError) and "gated" in text
+    ):
+        return (
+            "the dataset is gated: run `hf auth login` (or set HF_TOKEN) and accept its terms at"
+            f" https://huggingface.co/datasets/{hub_id}, or {copy}"
+        )
+    if any(isinstance(e, DatasetNotFoundError | RepositoryNotFoundError) for e in chain):
+        return f"the Hub has no dataset {hub_id} (or it is private: run `hf auth login`); {copy}"
+    if any(isinstance(e, _connection_errors()) for e in chain):
+        switch = offline_switch()
+        if switch:
+            shown = f"{switch}={os.environ[switch]}"
+            return f"the Hub is off here ({shown} is set) and no copy is cached; {copy}, or unset {switch}"
+        return f"the Hub at {constants.ENDPOINT} cannot be reached; {copy}, or retry once online"
+    return f"{type(error).__name__}: {text}; {copy}"
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions it was raised from or while handling."""
+    found: list[BaseException] = []
+    while error is not None and error not in found:
+        found.append(error)
+        error = error.__cause__ or error.__context__
+    return found
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """The exception classes of a Hub that cannot be reached (the offline switch included)."""
+    import httpx
+    import requests
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    return (
+        ConnectionError,  # builtin: datasets re-raises as it, OfflineModeIsEnabled is one
+        TimeoutError,
+        LocalEntryNotFoundError,
+        requests.ConnectionError,
+        requests.Timeout,
+        httpx.ConnectError,
+        httpx.TimeoutException,
+    )

@@ -126,7 +126,7 @@ def _study(store: Store, sizes: Sizes, say) -> None:
                 store, model, dataset, ExtractOptions(stage=stage, limit=limit, **short), name=name
             )
             say(f"- {name}: {stage} {dataset}, {result.examples} examples in {result.seconds:.0f}s")
-        if not store.has("ood_scores", model=name, bank="sst2-train", dataset="imdb-test"):
+        if not store.has("ood_scores", model=name, stage="finetuned", bank="sst2-train", dataset="imdb-test"):
             for dataset, limit in (("sst2-train", sizes.train), ("imdb-test", sizes.ood_test)):
                 if not store.has("embeddings", model=name, stage="finetuned", dataset=dataset):
                     extract(

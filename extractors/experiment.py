@@ -4,13 +4,17 @@ file, skipping what the store already has.
 Sections, each a list of tables, run in this order::
 
     [[finetune]]  model, task, dataset, output, and any ce finetune option
-    [[compress]]  model, method, output
-    [[extract]]   models, datasets, stages (finetuned, pretrained), k_max, limit, batch_size
-    [[ood]]       models, bank, id_val, datasets, stage, k_max, limit
-    [[attack]]    models, dataset, attack, attacker, max_candidates, sentence_encoder, limit
+    [[compress]]  model, method, output, revision, allow_pickle
+    [[extract]]   models, datasets, stages (finetuned, pretrained), and any ce extract option
+    [[ood]]       models, bank, id_val, datasets, and any ce ood option
+    [[attack]]    models, dataset, and any ce attack option
 
-``models`` is a list of model references (alias, folder, Hub id or a model the store made);
-an entry ``{ name = "...", model = "..." }`` stores a model under another name. The whole
+Options are the commands' own, spelled as keys (``--k-max`` is ``k_max``), including
+``revision`` and ``allow_pickle``. ``models`` is a list of model references (alias, folder,
+Hub id or a model the store made); an entry ``{ name = "...", model = "...", revision =
+"..." }`` stores a model under another name and pins its Hub revision. A step runs unless
+the store holds a run of the same identity (extractors/identity.py), and ``ce run`` says
+what made it run: nothing stored, or which setting differs from the stored run. The whole
 file is checked before anything runs: an unknown section or key, a value of the wrong type
 (the option dataclasses' field types) or out of range is an error that names the file, the
 section, the entry and the key.
@@ -41,26 +45,27 @@ from .finetune import check_options as check_finetune
 from .ood import OodOptions
 from .ood import _check as check_ood
 
-MODEL_REFS = "model references"  # the type of ``models``: strings or {name, model} tables
-EXTRACT_KEYS = ("k_max", "limit", "batch_size", "max_length", "device")
+MODEL_REFS = "model references"  # the type of ``models``: strings or {name, model, revision} tables
+MODEL_REF_KEYS = {"name", "model", "revision"}
+NOT_KEYS = ("stage", "qa")  # extract: ``stages`` lists the stages
 
 
-def _option_types(cls: type, only: tuple[str, ...] | None = None) -> dict[str, Any]:
+def _option_types(cls: type, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
     """Key -> type annotation of the fields of an option dataclass."""
     hints = get_type_hints(cls)
-    return {f.name: hints[f.name] for f in fields(cls) if only is None or f.name in only}
+    return {f.name: hints[f.name] for f in fields(cls) if f.name not in leave_out}
 
 
-OPTIONS = {  # section -> its option dataclass and the fields a file may set (None: all)
-    "finetune": (FinetuneOptions, None),
-    "extract": (ExtractOptions, EXTRACT_KEYS),
-    "ood": (OodOptions, None),
-    "attack": (AttackOptions, None),
+OPTIONS = {  # section -> its option dataclass and the fields a file may not set
+    "finetune": (FinetuneOptions, ()),
+    "extract": (ExtractOptions, NOT_KEYS),
+    "ood": (OodOptions, ()),
+    "attack": (AttackOptions, ()),
 }
-OPTION_TYPES = {section: _option_types(cls, only) for section, (cls, only) in OPTIONS.items()}
+OPTION_TYPES = {section: _option_types(cls, leave_out) for section, (cls, leave_out) in OPTIONS.items()}
 KEY_TYPES: dict[str, dict[str, Any]] = {
     "finetune": {"model": str, "dataset": str, "output": str, **OPTION_TYPES["finetune"]},
-    "compress": {"model": str, "method": str, "output": str},
+    "compress": {"model": str, "method": str, "output": str, "revision": str, "allow_pickle": bool},
     "extract": {"models": MODEL_REFS, "datasets": list[str], "stages": list[str], **OPTION_TYPES["extract"]},
     "ood": {"models": MODEL_REFS, "bank": str, "id_val": str, "datasets": list[str], **OPTION_TYPES["ood"]},
     "attack": {"models": MODEL_REFS, "dataset": str, **OPTION_TYPES["attack"]},
@@ -175,11 +180,12 @@ def _check_models(where: str, value: Any) -> None:
     for j, ref in enumerate(value, 1):
         if isinstance(ref, str):
             continue
-        named = isinstance(ref, dict) and set(ref) <= {"name", "model"} and "model" in ref
+        named = isinstance(ref, dict) and set(ref) <= MODEL_REF_KEYS and "model" in ref
         if not named or not all(isinstance(v, str) for v in ref.values()):
             raise CeError(
                 f'{where}: models entry {j} must be a model reference ("minilm", a folder or a Hub id)'
-                f' or a table {{ name = "NAME", model = "MODEL" }} of strings (found {_found(ref)})'
+                f' or a table {{ name = "NAME", model = "MODEL", revision = "COMMIT" }} of strings'
+                f" (name and revision optional; found {_found(ref)})"
             )
         if "name" in ref:
             try:
@@ -296,65 +302,100 @@ def _found(value: Any) -> str:
     return f"the date/time {value}"
 
 
-def _models(entry: dict) -> list[tuple[str, str | None]]:
-    """(model reference, store name or None) for each entry of ``models``."""
+def _models(entry: dict) -> list[tuple[str, str | None, dict[str, str]]]:
+    """(model reference, store name or None, the ref's own options) for each of ``models``."""
     out = []
     for m in entry["models"]:
-        out.append((m["model"], m.get("name")) if isinstance(m, dict) else (m, None))
+        ref = m if isinstance(m, dict) else {"model": m}
+        out.append(
+            (ref["model"], ref.get("name"), {"revision": ref["revision"]} if "revision" in ref else {})
+        )
     return out
 
 
-def run_experiment(store: Store, path: str | Path, say: Callable[[str], None] = print) -> int:
-    """Run every step the store does not have yet; returns how many ran."""
+def _because(why: list[str]) -> str:
+    return f" ({'; '.join(why)})" if why else ""
+
+
+def run_experiment(
+    store: Store, path: str | Path, say: Callable[[str], None] = print, limit: int | None = None
+) -> int:
+    """Run every step the store does not hold with the same identity; returns how many ran.
+    ``limit`` caps the examples of every extract, ood and attack step (a smoke test); the
+    limit is part of a run's identity, so a later full run recomputes those steps."""
     from .attack import run_attack
-    from .compress import compress
-    from .extract import extract
-    from .finetune import finetune
+    from .compress import compress, compress_stale
+    from .datasets import load_dataset
+    from .extract import extract, extract_stale
+    from .finetune import finetune, finetune_stale
     from .ood import run_ood
-    from .registry import resolve_model
 
     spec = load_experiment(path)
+
+    def capped(entry: dict) -> dict:  # at most ``limit`` examples, fewer where the file says so
+        if limit is None:
+            return {}
+        return {"limit": min(limit, entry.get("limit") or limit)}
+
+    datasets: dict[str, Any] = {}
+
+    def dataset(name: str):  # each dataset read once per experiment
+        if name not in datasets:
+            datasets[name] = load_dataset(name)
+        return datasets[name]
+
     ran = 0
     for entry in spec.get("finetune", []):
-        if store.model_dir(entry["output"]).is_dir():
-            continue
-        opts = _option_values("finetune", entry)
-        finetune(store, entry["model"], entry["dataset"], entry["output"], FinetuneOptions(**opts))
-        say(f"finetune {entry['output']}")
-        ran += 1
+        options = FinetuneOptions(**_option_values("finetune", entry))
+        args = (store, entry["model"], entry["dataset"], entry["output"], options)
+        why = finetune_stale(*args)
+        if why is not None:
+            finetune(*args)
+            say(f"finetune {entry['output']}{_because(why)}")
+            ran += 1
     for entry in spec.get("compress", []):
-        if not store.model_dir(entry["output"]).is_dir():
-            compress(store, entry["model"], entry["method"], entry["output"])
-            say(f"compress {entry['output']}")
+        args = (store, entry["model"], entry["method"], entry["output"], entry.get("allow_pickle", False))
+        why = compress_stale(*args, revision=entry.get("revision"))
+        if why is not None:
+            compress(*args, revision=entry.get("revision"))
+            say(f"compress {entry['output']}{_because(why)}")
             ran += 1
     for entry in spec.get("extract", []):
-        opts = _option_values("extract", entry)
-        for model, name in _models(entry):
-            for stage in entry.get("stages", ["finetuned"]):
-                for dataset in entry["datasets"]:
-                    store_name = name or resolve_model(model, None, "pretrained", store=store).name
-                    if store.has("embeddings", model=store_name, stage=stage, dataset=dataset):
+        opts = _option_values("extract", entry) | capped(entry)
+        for model, name, own in _models(entry):
+            for data in map(dataset, entry["datasets"]):
+                for stage in entry.get("stages", ["finetuned"]):
+                    options = ExtractOptions(**{**opts, **own, "stage": stage})
+                    why = extract_stale(store, model, data, options, name)
+                    if why is None:
                         continue
-                    extract(store, model, dataset, ExtractOptions(stage=stage, **opts), name=name)
-                    say(f"extract {store_name} {stage} {dataset}")
+                    result = extract(store, model, data, options, name=name)
+                    say(f"extract {result.model} {stage} {data.name}{_because(why)}")
                     ran += 1
     for entry in spec.get("ood", []):
-        opts = _option_values("ood", entry)
-        for model, name in _models(entry):
-            for dataset in entry["datasets"]:
-                store_name = name or resolve_model(model, None, "pretrained", store=store).name
-                if store.has("ood_scores", model=store_name, bank=entry["bank"], dataset=dataset):
-                    continue
-                run_ood(
-                    store, model, entry["bank"], entry.get("id_val"), dataset, OodOptions(**opts), name=name
+        opts = _option_values("ood", entry) | capped(entry)
+        for model, name, own in _models(entry):
+            for test in entry["datasets"]:
+                info = run_ood(
+                    store,
+                    model,
+                    entry["bank"],
+                    entry.get("id_val"),
+                    test,
+                    OodOptions(**{**opts, **own}),
+                    name=name,
+                    reuse=True,
                 )
-                say(f"ood {store_name} {dataset}")
-                ran += 1
+                if info.get("ran", True):
+                    say(f"ood {info['model']} {test}{_because(info.get('why', []))}")
+                    ran += 1
     for entry in spec.get("attack", []):
-        opts = _option_values("attack", entry)
-        for model, name in _models(entry):
-            info = run_attack(store, model, entry.get("dataset", "imdb-1k"), AttackOptions(**opts), name=name)
+        opts = _option_values("attack", entry) | capped(entry)
+        for model, name, own in _models(entry):
+            info = run_attack(
+                store, model, entry.get("dataset", "imdb-1k"), AttackOptions(**{**opts, **own}), name=name
+            )
             if info["resumed_from"] < info["examples"]:
-                say(f"attack {info['model']} {info['attack']}")
+                say(f"attack {info['model']} {info['attack']}{_because(info['why'])}")
                 ran += 1
     return ran

@@ -16,7 +16,8 @@ from ce.engine.store import Store, parse_shard, series_id
 from .datasets import Dataset, check_examples, load_dataset
 from .features import batches, tokenize
 from .heads import QaDecoder, QaSettings, classify
-from .loading import LoadedModel, load_model
+from .identity import identity, stale_because
+from .loading import LoadedModel, load_model, model_files
 from .neighbors import INDEXES, store_neighbors
 from .registry import resolve_model
 
@@ -38,6 +39,9 @@ class ExtractOptions:
     vector_dtype: str = "float32"  # float16 halves the embeddings on disk
     precision: str = "auto"  # fp32, fp16 or bf16 for the forward pass; auto: fp16 on CUDA
     shard: str | None = None  # "I/N": only the I-th of N equal slices of the examples
+    revision: str | None = None  # Hub branch, tag or commit (recorded as the commit read)
+    allow_pickle: bool = False  # trust pickled weights fully (they can run code)
+    trust_remote_code: bool = False  # run model code shipped with a Hub model
     qa: QaSettings = QaSettings()
 
     def length_for(self, task: str) -> int:
@@ -102,23 +106,52 @@ def subset(dataset: Dataset, limit: int | None, shard: str | None = None) -> Dat
     return Dataset(dataset.name, dataset.task, table, dataset.source)
 
 
+def settled_precision(precision: str, device: str) -> str:
+    """fp32, fp16 or bf16: 'auto' is fp16 on CUDA and fp32 elsewhere."""
+    if precision == "auto":
+        return "fp16" if device.startswith("cuda") else "fp32"
+    return precision
+
+
 def autocast_dtype(precision: str, device: str):
     """The torch dtype the forward pass runs in under autocast, or None for float32."""
     import torch
 
-    if precision == "auto":
-        precision = "fp16" if device.startswith("cuda") else "fp32"
-    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[settled_precision(precision, device)]
 
 
-def shard_series(options: ExtractOptions, provenance: dict, dataset: Dataset) -> str | None:
-    """The series the shards of one sharded extraction share: same model weights, dataset
-    and settings (device and batch size aside) give the same series on every machine."""
+# the settings an extraction's embeddings depend on (the rest: predictions and neighbours)
+EMBEDDING_IDENTITY = ("stage", "limit", "max_length", "doc_stride", "precision", "vector_dtype")
+
+
+def extract_identity(options: ExtractOptions, target: dict, dataset: Dataset, device: str) -> dict[str, Any]:
+    """The identity of an extraction (see identity.py), automatic settings as they run:
+    the precision on ``device``, the task's max length, and a limit that keeps every example
+    counted as no limit."""
+    limit = options.limit if options.limit is not None and options.limit < len(dataset) else None
+    return identity(
+        options,
+        {"target": target},
+        {"dataset": dataset.fingerprint},
+        precision=settled_precision(options.precision, device),
+        max_length=options.length_for(dataset.task),
+        limit=limit,
+    )
+
+
+def same_embeddings(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
+    """Whether two extractions' identities give the same embeddings."""
+    keys = (*EMBEDDING_IDENTITY, "weights", "datasets")
+    return b is not None and all(a.get(k) == b.get(k) for k in keys)
+
+
+def shard_series(options: ExtractOptions, run_identity: dict[str, Any]) -> str | None:
+    """The series the shards of one sharded extraction share: the same identity but for
+    the shard gives the same series on every machine."""
     if options.shard is None:
         return None
-    settings = {k: v for k, v in asdict(options).items() if k not in ("shard", "device", "batch_size")}
-    settings["shards"] = parse_shard(options.shard)[1]
-    return series_id("extract", settings, provenance, dataset.fingerprint)
+    same = {k: v for k, v in run_identity.items() if k != "shard"}
+    return series_id("extract", same, parse_shard(options.shard)[1])
 
 
 def forward_all(
@@ -196,6 +229,18 @@ def neighbors_when_whole(
     return True
 
 
+def extract_stale(
+    store: Store, model: str, data: Dataset, options: ExtractOptions, name: str | None = None
+) -> list[str] | None:
+    """None when the store holds this extraction from a run of the same identity (the
+    model's files are resolved and hashed, not loaded); else why it must run."""
+    resolved = resolve_model(model, data.task, options.stage, name, store=store)
+    files = model_files(resolved, options.revision, options.allow_pickle, code=options.trust_remote_code)
+    wanted = extract_identity(options, files.record(), data, resolve_device(options.device))
+    partition = {"model": resolved.name, "stage": options.stage, "dataset": data.name}
+    return stale_because(store, "embeddings", partition, wanted)
+
+
 def extract(
     store: Store,
     model: str,
@@ -204,9 +249,6 @@ def extract(
     *,
     name: str | None = None,
     dataset_name: str | None = None,
-    allow_pickle: bool = False,
-    trust_remote_code: bool = False,
-    revision: str | None = None,
     progress: bool = True,
     neighbors_after: bool = True,
 ) -> ExtractResult:
@@ -227,12 +269,13 @@ def extract(
         full.task,
         options.stage,
         device=device,
-        allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
-        revision=revision,
+        allow_pickle=options.allow_pickle,
+        trust_remote_code=options.trust_remote_code,
+        revision=options.revision,
     )
     data = subset(full, options.limit, options.shard)
-    series = shard_series(options, loaded.provenance, full)
+    run_identity = extract_identity(options, loaded.files.record(), full, device)
+    series = shard_series(options, run_identity)
     sharded = {"series": series, "shard": options.shard} if series else {}
     params: dict[str, Any] = {
         **asdict(options),
@@ -251,6 +294,7 @@ def extract(
         dataset_source=full.source,
         dataset_fingerprint=full.fingerprint,
         examples=len(data),
+        identity=run_identity,
         **loaded.provenance,
     ) as run:
         if not have_examples:

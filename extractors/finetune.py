@@ -19,6 +19,8 @@ from ce.engine.store import Store
 from .compress import CARD
 from .datasets import Dataset, load_dataset
 from .extract import resolve_device, subset
+from .identity import identity, model_stale
+from .loading import load_pretrained, load_tokenizer, model_files
 from .registry import MODELS, resolve_model
 
 TASKS = ("classification", "qa")
@@ -37,6 +39,8 @@ class FinetuneOptions:
     limit: int | None = None
     device: str = "cpu"
     save_steps: int = 200
+    revision: str | None = None  # Hub branch, tag or commit of the model to start from
+    allow_pickle: bool = False  # trust pickled weights fully (they can run code)
 
     def length(self) -> int:
         return self.max_length or (384 if self.task == "qa" else 128)
@@ -100,6 +104,21 @@ def qa_features(data: Dataset, tokenizer, max_length: int, stride: int) -> list[
     return features
 
 
+def finetune_identity(options: FinetuneOptions, files, data: Dataset) -> dict:
+    """What a fine-tuned model depends on (see identity.py); the batch size counts here."""
+    return identity(
+        options, {"parent": files.record()}, {"dataset": data.fingerprint}, batch_size=options.batch_size
+    )
+
+
+def finetune_stale(store: Store, model: str, dataset: str, name: str, options: FinetuneOptions):
+    """None when the store's model ``name`` was fine-tuned the same way from the same files
+    and data; else why it must be made."""
+    resolved = resolve_model(model, options.task, "pretrained", store=store)
+    files = model_files(resolved, options.revision, options.allow_pickle)
+    return model_stale(store, name, finetune_identity(options, files, load_dataset(dataset)))
+
+
 def finetune(
     store: Store,
     model: str,
@@ -123,7 +142,8 @@ def finetune(
     resolved = resolve_model(model, options.task, "pretrained", store=store)
     device = resolve_device(options.device)
     tf.logging.set_verbosity_error()
-    tokenizer = tf.AutoTokenizer.from_pretrained(resolved.source)
+    files = model_files(resolved, options.revision, options.allow_pickle)
+    tokenizer = load_tokenizer(files)
     train = subset(data, options.limit)
     if options.task == "qa":
         cls = tf.AutoModelForQuestionAnswering
@@ -134,7 +154,7 @@ def finetune(
         features = classification_features(train, tokenizer, options.length())
         kwargs = {"num_labels": int(max(f["labels"] for f in features)) + 1}
     tf.set_seed(options.seed)
-    net = cls.from_pretrained(resolved.source, use_safetensors=True, **kwargs)
+    net, _ = load_pretrained(files, cls, **kwargs)
     work = store.root / "models" / f".train-{name}"
     args = tf.TrainingArguments(
         output_dir=str(work),
@@ -161,12 +181,14 @@ def finetune(
         "name": name,
         "parent": resolved.name,
         "parent_source": resolved.source,
+        "parent_files": files.record(),
         "method": f"finetune:{options.task}",
         "dataset": data.name,
         "examples": len(train),
         "features": len(features),
         "train_loss": float(result.training_loss),
         "options": asdict(options),
+        "identity": finetune_identity(options, files, data),
     }
     with store.run(
         "finetune",
@@ -176,6 +198,8 @@ def finetune(
         dataset=data.name,
         dataset_fingerprint=data.fingerprint,
         train_loss=card["train_loss"],
+        loaded={"parent": files.record()},
+        identity=card["identity"],
     ) as run:
 
         def write(folder):

@@ -1,16 +1,32 @@
-"""Loading models and tokenizers: local folders or Hub ids, safetensors only by default."""
+"""Loading models and tokenizers, one way for every command.
+
+A model is first resolved to a folder of files that nothing can change under it: a local
+folder, or the Hugging Face cache's snapshot of one commit (a branch or tag is resolved to
+its commit first, so what is recorded is what was read). Its weights are then checked before
+any library reads them:
+
+- safetensors when the folder has them (header and size checked: a truncated copy fails);
+- otherwise pickled weights (``pytorch_model.bin``) through torch's weights-only unpickler,
+  which builds tensors and plain containers and nothing else: a pickle that needs any other
+  object (and so could run code) is refused in one line. ``--allow-pickle`` lifts that for a
+  source the user trusts.
+
+Every file's sha256, the format and the commit go into the run record (:meth:`ModelFiles.record`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ce.engine.errors import CeError, error_line
+from ce.engine.errors import CeError, NotFound, error_line
 
 from .registry import ResolvedModel
 
@@ -27,6 +43,44 @@ LOADED_JSON = (
     "ce-model.json",
 )
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "*.model")
+# what is fetched from the Hub: the files loading reads, at the repository's top level
+HUB_FILES = [
+    *LOADED_JSON,
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "*.model",
+    "sentence_bert_config.json",
+    "modules.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+]
+SAFETENSORS = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json"]
+PICKLES = ["pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json"]
+SAFE_FORMAT, PICKLE_FORMAT, TRUSTED_FORMAT = "safetensors", "pickle (weights-only)", "pickle (trusted)"
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A model's files as they will be read: the folder, the commit it is a snapshot of (Hub
+    models), the weights' format and the sha256 of each file read (weights, config,
+    tokenizer, ce's card)."""
+
+    source: str  # the Hub id or the folder
+    folder: Path
+    revision: str | None  # the commit of a Hub snapshot; None for a local folder
+    format: str
+    sha256: dict[str, str]
+
+    def record(self) -> dict[str, Any]:
+        """What a run record keeps of a loaded model."""
+        return {
+            "source": self.source,
+            "revision": self.revision,
+            "format": self.format,
+            "sha256": self.sha256,
+        }
 
 
 @dataclass
@@ -34,14 +88,24 @@ class LoadedModel:
     model: Any
     tokenizer: Any
     provenance: dict[str, Any] = field(default_factory=dict)
+    files: ModelFiles | None = None
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}  # (real path, size, mtime) -> sha256, per process
+_SAFE_PICKLES: set[tuple[str, int, int]] = set()  # pickles the weights-only unpickler accepted
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The file's sha256, computed once per process for an unchanged file."""
+    stat = path.stat()
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
 
 
 def _damaged(path: Path, why: str) -> CeError:
@@ -68,7 +132,35 @@ def check_safetensors(path: Path) -> None:
         raise _damaged(path, f"{size} bytes where its header describes {8 + length + end}")
 
 
-def _check_local_files(folder: Path) -> None:
+def check_pickle(path: Path, source: str) -> None:
+    """Unpickle ``path`` with torch's weights-only unpickler (tensor data mapped, not read):
+    refused in one line when it needs anything but tensors and plain containers."""
+    import pickle
+
+    import torch
+
+    stat = path.stat()
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key in _SAFE_PICKLES:
+        return
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as e:
+        needs = re.search(
+            r"Unsupported global: GLOBAL (\S+)|Unsupported operand \S+|Unsupported class \S+", str(e)
+        )
+        what = (needs.group(1) or needs.group(0)) if needs else error_line(e)
+        raise CeError(
+            f"refused {path.name} of {source}: the pickle needs {what} besides tensors, so loading"
+            " it could run code; pass --allow-pickle (allow_pickle = true in an experiment file)"
+            " only if you trust its source, or use a safetensors copy"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise _damaged(path, f"not a readable torch checkpoint: {error_line(e)}") from None
+    _SAFE_PICKLES.add(key)
+
+
+def _check_json_and_tokenizer(folder: Path, source: str) -> None:
     """The JSON files loading reads parse, and there is a tokenizer to load."""
     for name in LOADED_JSON:
         path = folder / name
@@ -82,37 +174,186 @@ def _check_local_files(folder: Path) -> None:
             raise _damaged(path, "not a JSON object")
     if not any(any(folder.glob(pattern)) for pattern in TOKENIZER_FILES):
         raise CeError(
-            f"{folder} has no tokenizer (tokenizer.json or vocab.txt); save it into the folder with"
+            f"{source} has no tokenizer (tokenizer.json or vocab.txt); save it into the folder with"
             " tokenizer.save_pretrained, or copy it from the model the weights come from"
         )
 
 
-def _check_local_weights(resolved: ResolvedModel, allow_pickle: bool) -> dict[str, str]:
-    folder = Path(resolved.source)
-    if not (folder / "config.json").is_file():
-        raise CeError(f"{folder} is not a model folder (no config.json)")
+def _weights(folder: Path, source: str, allow_pickle: bool, expect: str | None) -> tuple[str, dict[str, str]]:
+    """The weights' format and each weight file's sha256, every file checked first."""
     safetensors = sorted(folder.glob("*.safetensors"))
-    pickles = sorted(folder.glob("*.bin"))
+    pickles = sorted(folder.glob("pytorch_model*.bin"))
     if not safetensors and not pickles:
-        raise CeError(f"{folder} has no weights (model.safetensors)")
-    if not safetensors and not allow_pickle:
-        raise CeError(
-            f"{folder} has only pickle weights ({pickles[0].name}), which can run code"
-            " when loaded; convert them to safetensors, or pass --allow-pickle if you"
-            " trust the folder"
-        )
-    hashes = {p.name: sha256_of(p) for p in safetensors}
-    if resolved.sha256 is not None:
-        found = hashes.get("model.safetensors")
-        if found != resolved.sha256:
+        raise CeError(f"{source} has no weights (model.safetensors or pytorch_model.bin); {RESAVE}")
+    files = safetensors or pickles
+    for path in files:
+        if safetensors:
+            check_safetensors(path)
+        elif not allow_pickle:
+            check_pickle(path, source)
+    hashes = {p.name: sha256_of(p) for p in files}
+    for path in files:  # a Hub blob is named by its sha256: a damaged download shows here
+        blob = Path(os.path.realpath(path)).name
+        if path.is_symlink() and re.fullmatch(r"[0-9a-f]{64}", blob) and blob != hashes[path.name]:
             raise CeError(
-                f"{folder}/model.safetensors has sha256 {found}, expected"
-                f" {resolved.sha256}; reinstall the package that ships it"
+                f"{path.name} of {source} in the Hugging Face cache has sha256 {hashes[path.name]}, not"
+                f" the {blob} it was downloaded as; delete it (hf cache delete) and run again"
             )
-    for path in safetensors:
-        check_safetensors(path)
-    _check_local_files(folder)
-    return hashes
+    if expect is not None and hashes.get("model.safetensors") != expect:
+        raise CeError(
+            f"{folder}/model.safetensors has sha256 {hashes.get('model.safetensors')}, expected"
+            f" {expect}; reinstall the package that ships it"
+        )
+    if safetensors:
+        return SAFE_FORMAT, hashes
+    return (TRUSTED_FORMAT if allow_pickle else PICKLE_FORMAT), hashes
+
+
+def model_files(
+    resolved: ResolvedModel, revision: str | None = None, allow_pickle: bool = False, code: bool = False
+) -> ModelFiles:
+    """The checked files of a model (a local folder, or a Hub snapshot fetched or found in
+    the cache); ``code`` also fetches a Hub model's own Python files (trust_remote_code)."""
+    if resolved.local:
+        if revision is not None:
+            raise CeError(f"--revision picks a Hub commit; {resolved.source} is a local folder, so drop it")
+        folder, commit = Path(resolved.source), None
+        if not (folder / "config.json").is_file():
+            raise CeError(f"{folder} is not a model folder (no config.json)")
+    else:
+        folder = hub_snapshot(resolved.source, revision, code)
+        commit = folder.name
+    source = resolved.source if resolved.local else f"{resolved.source} (commit {commit[:12]})"
+    format_, hashes = _weights(folder, source, allow_pickle, resolved.sha256)
+    _check_json_and_tokenizer(folder, source)
+    read = [p for p in sorted(folder.iterdir()) if p.is_file() and _read_by_loading(p.name)]
+    return ModelFiles(resolved.source, folder, commit, format_, hashes | {p.name: sha256_of(p) for p in read})
+
+
+def _read_by_loading(name: str) -> bool:
+    """Whether loading reads the file besides the weights: config, tokenizer, ce's card."""
+    return name in LOADED_JSON or name in ("vocab.txt", "vocab.json", "merges.txt") or name.endswith(".model")
+
+
+def hub_snapshot(repo_id: str, revision: str | None, code: bool = False) -> Path:
+    """The cache folder of ``repo_id`` at ``revision`` (default main) resolved to one commit,
+    with the files loading reads: safetensors weights, else pickled ones (never both)."""
+    from huggingface_hub import snapshot_download
+
+    wanted = HUB_FILES + SAFETENSORS + (["*.py"] if code else [])
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=wanted))
+        if not COMMIT.fullmatch(folder.name):
+            raise CeError(f"the Hugging Face cache returned {folder} for {repo_id}, not a commit snapshot")
+        if not any(folder.glob("*.safetensors")):  # the same commit, not whatever main is now
+            snapshot_download(repo_id, revision=folder.name, allow_patterns=PICKLES)
+    except CeError:
+        raise
+    except Exception as e:  # huggingface_hub raises requests' and its own errors
+        error = hub_error(repo_id, revision, e)
+        if error is None:
+            raise
+        raise error from None
+    if not (folder / "config.json").is_file():
+        raise CeError(_absent(repo_id, folder, "config.json", "config.json"))
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("pytorch_model*.bin")):
+        raise CeError(
+            _absent(repo_id, folder, "weights (model.safetensors or pytorch_model.bin)", "pytorch_model.bin")
+        )
+    return folder
+
+
+def _absent(repo_id: str, folder: Path, what: str, marker: str) -> str:
+    """A file missing from a snapshot: absent from the repository (the Hub client notes
+    ``marker`` under .no_exist), or not downloaded yet and the Hub out of reach."""
+    from huggingface_hub import constants
+
+    commit = folder.name[:12]
+    known_absent = (folder.parent.parent / ".no_exist" / folder.name / marker).exists()
+    if constants.HF_HUB_OFFLINE and not known_absent:
+        return (
+            f"the Hugging Face cache holds only part of {repo_id} at commit {commit} (no {what}) and"
+            " HF_HUB_OFFLINE is set; run once with Hub access to fetch it, or pass a local folder"
+        )
+    return f"{repo_id} at commit {commit} has no {what}; it is not a transformers model, or pass --revision"
+
+
+def hub_error(repo_id: str, revision: str | None, e: Exception) -> CeError | None:
+    """One line for a failed Hub lookup: gated, missing, no such revision, or unreachable
+    (None for an error that is none of these: a bug, shown as one)."""
+    import requests
+    from huggingface_hub import constants, errors
+
+    at = f" at revision {revision!r}" if revision else ""
+    if isinstance(e, errors.GatedRepoError):
+        return CeError(
+            f"{repo_id} is gated on the Hugging Face Hub: accept its terms at"
+            f" https://huggingface.co/{repo_id} and log in (hf auth login)"
+        )
+    if isinstance(e, errors.RevisionNotFoundError):
+        return NotFound(
+            f"{repo_id} has no revision {revision!r} on the Hub; pass a branch, tag or commit it has"
+        )
+    if isinstance(e, errors.RepositoryNotFoundError):
+        return NotFound(
+            f"no model {repo_id} on the Hugging Face Hub (or it is private); check the id, or log in"
+            " (hf auth login) if it is yours"
+        )
+    if isinstance(e, errors.LocalEntryNotFoundError | errors.OfflineModeIsEnabled):
+        if constants.HF_HUB_OFFLINE:
+            return NotFound(
+                f"{repo_id}{at} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and"
+                " HF_HUB_OFFLINE is set; run once with Hub access, or pass a local model folder"
+            )
+        return CeError(
+            f"the Hugging Face Hub ({constants.ENDPOINT}) is unreachable and {repo_id}{at} is not in the"
+            f" cache ({constants.HF_HUB_CACHE}); check the connection, or pass a local model folder"
+        )
+    if isinstance(e, errors.HfHubHTTPError) and e.response is not None:
+        return CeError(
+            f"the Hugging Face Hub answered {e.response.status_code} for {repo_id}{at}: {error_line(e)};"
+            " try again later, or pass a local model folder"
+        )
+    if isinstance(e, errors.HFValidationError):
+        return NotFound(
+            f"{repo_id!r} is not a valid Hub id ({error_line(e)}); use org/name or a local folder"
+        )
+    if isinstance(e, requests.RequestException | ConnectionError | TimeoutError):
+        return CeError(
+            f"the Hugging Face Hub ({constants.ENDPOINT}) is unreachable ({error_line(e)}) and {repo_id}"
+            " is not in the cache; check the connection, or pass a local model folder"
+        )
+    return None
+
+
+def load_tokenizer(files: ModelFiles, trust_remote_code: bool = False):
+    """The model's tokenizer, from its checked folder (a fast one, converted if need be)."""
+    import transformers as tf
+
+    try:
+        return tf.AutoTokenizer.from_pretrained(files.folder, trust_remote_code=trust_remote_code)
+    except Exception as e:  # tokenizers raises a bare Exception for a broken tokenizer.json
+        raise CeError(f"could not load the tokenizer of {files.source}: {_first_line(e)}; {RESAVE}") from None
+
+
+def load_pretrained(files: ModelFiles, cls, *, trust_remote_code: bool = False, **kwargs):
+    """``cls.from_pretrained`` on the checked folder: the weights in the format checked,
+    pickles through the weights-only unpickler unless trusted; returns (model, loading info)."""
+    from safetensors import SafetensorError
+
+    try:
+        return cls.from_pretrained(
+            files.folder,
+            output_loading_info=True,
+            use_safetensors=files.format == SAFE_FORMAT,
+            weights_only=files.format != TRUSTED_FORMAT,
+            trust_remote_code=trust_remote_code,
+            **kwargs,
+        )
+    except (OSError, ValueError, RuntimeError, SafetensorError) as e:
+        if type(e) is RuntimeError and "size mismatch" not in str(e):
+            raise  # not a bad checkpoint: a bug, shown as one
+        raise _load_error(files, e) from None
 
 
 def _first_line(e: BaseException | str, limit: int = 200) -> str:
@@ -132,7 +373,6 @@ def load_model(
 ) -> LoadedModel:
     """The model for ``task`` (or the bare encoder for ``stage='pretrained'``), in eval mode."""
     import transformers as tf
-    from safetensors import SafetensorError
 
     tf.logging.set_verbosity_error()  # ce reports a missing head itself, in one line
     if stage == "pretrained":
@@ -141,30 +381,9 @@ def load_model(
         cls = tf.AutoModelForQuestionAnswering
     else:
         cls = tf.AutoModelForSequenceClassification
-    provenance: dict[str, Any] = {"model_source": resolved.source, "model_class": cls.__name__}
-    if resolved.local:
-        provenance["weight_sha256"] = _check_local_weights(resolved, allow_pickle)
-    kwargs = {
-        "revision": revision,
-        "trust_remote_code": trust_remote_code,
-        "use_safetensors": None if allow_pickle else True,
-    }
-    where = "folder" if resolved.local else "Hub id"
-    fix = RESAVE if resolved.local else "check the id, and that the Hub is reachable or the model is cached"
-    try:
-        tokenizer = tf.AutoTokenizer.from_pretrained(
-            resolved.source, revision=revision, trust_remote_code=trust_remote_code
-        )
-    except Exception as e:  # tokenizers raises a bare Exception for a broken tokenizer.json
-        raise CeError(
-            f"could not load the tokenizer of {resolved.source} from its {where}: {_first_line(e)}; {fix}"
-        ) from None
-    try:
-        model, info = cls.from_pretrained(resolved.source, output_loading_info=True, **kwargs)
-    except (OSError, ValueError, RuntimeError, SafetensorError) as e:
-        if type(e) is RuntimeError and "size mismatch" not in str(e):
-            raise  # not a bad checkpoint: a bug, shown as one
-        raise _load_error(resolved, e, where, fix) from None
+    files = model_files(resolved, revision, allow_pickle, code=trust_remote_code)
+    tokenizer = load_tokenizer(files, trust_remote_code)
+    model, info = load_pretrained(files, cls, trust_remote_code=trust_remote_code)
     if not getattr(tokenizer, "is_fast", False):
         raise CeError(
             f"{resolved.source} has no fast tokenizer (tokenizer.json); ce needs"
@@ -172,18 +391,22 @@ def load_model(
         )
     if stage == "finetuned":
         _check_head(resolved, task, model, info)
-    provenance["model_revision"] = getattr(model.config, "_commit_hash", None) or revision
+    provenance: dict[str, Any] = {
+        "model_source": resolved.source,
+        "model_class": cls.__name__,
+        "loaded": {"target": files.record()},
+    }
     if resolved.local:
         model = _apply_card(Path(resolved.source), model, device, provenance)
     provenance["architecture"] = type(model).__name__
     model.eval()
     model.to(device)
-    return LoadedModel(model, tokenizer, provenance)
+    return LoadedModel(model, tokenizer, provenance, files)
 
 
-def _load_error(resolved: ResolvedModel, e: Exception, where: str, fix: str) -> CeError:
+def _load_error(files: ModelFiles, e: Exception) -> CeError:
     """The one-line error for a checkpoint that transformers could not load."""
-    source = resolved.source
+    source = files.source
     mismatch = re.search(r"size mismatch for .*", str(e))
     if mismatch:
         return CeError(
@@ -191,15 +414,14 @@ def _load_error(resolved: ResolvedModel, e: Exception, where: str, fix: str) -> 
             f" they come from another model: {RESAVE}"
         )
     if type(e).__name__ == "SafetensorError":
-        if not resolved.local:
-            fix = "delete it from the Hugging Face cache (hf cache delete) and run again"
+        fix = RESAVE if files.revision is None else "delete it from the Hugging Face cache (hf cache delete)"
         return CeError(f"the weights of {source} are damaged or incomplete ({_first_line(e)}); {fix}")
     if "Unrecognized model" in str(e):
         return CeError(
             f"could not load model {source}: its config.json names no model_type; add it"
             f' (e.g. "model_type": "bert"), or {RESAVE}'
         )
-    return CeError(f"could not load model {source} from its {where}: {_first_line(e)}; {fix}")
+    return CeError(f"could not load model {source}: {_first_line(e)}; {RESAVE}")
 
 
 def _apply_card(folder: Path, model, device: str, provenance: dict):

@@ -19,7 +19,9 @@ from ce.engine.read import read_embeddings
 from ce.engine.store import Store, parse_shard, series_id
 
 from .datasets import Dataset, load_dataset
-from .extract import ExtractOptions, extract
+from .extract import ExtractOptions, extract, extract_identity, resolve_device, same_embeddings
+from .identity import identity, live_identities, stale_because
+from .loading import model_files
 from .neighbors import BLOCK, normalize
 from .registry import resolve_model
 
@@ -33,18 +35,61 @@ class OodOptions:
     device: str = "cpu"
     batch_size: int = 32
     shard: str | None = None  # "I/N": score only the I-th of N slices of id-val and test
+    revision: str | None = None  # Hub branch, tag or commit of the model
+    allow_pickle: bool = False  # trust pickled weights fully (they can run code)
+
+
+def groups(dataset: Dataset) -> list[str]:
+    """The group of each example that the id-val split keeps whole: its article (SQuAD
+    title), else the example itself."""
+    titles = dataset.table["title"].to_pylist()
+    ids = dataset.table["example_id"].to_pylist()
+    return [t if t is not None else i for t, i in zip(titles, ids, strict=True)]
 
 
 def split_groups(dataset: Dataset, val_fraction: float) -> np.ndarray:
     """True for examples held out as id-val: whole groups (SQuAD articles, else examples),
     chosen by a hash of the group name, so the split is the same on every machine."""
-    titles = dataset.table["title"].to_pylist()
-    ids = dataset.table["example_id"].to_pylist()
-    groups = [t if t is not None else i for t, i in zip(titles, ids, strict=True)]
+    names = groups(dataset)
     chosen = {
-        g for g in set(groups) if int(hashlib.sha256(g.encode()).hexdigest()[:12], 16) / 16**12 < val_fraction
+        g for g in set(names) if int(hashlib.sha256(g.encode()).hexdigest()[:12], 16) / 16**12 < val_fraction
     }
-    return np.array([g in chosen for g in groups], dtype=bool)
+    return np.array([g in chosen for g in names], dtype=bool)
+
+
+def split_bank(dataset: Dataset, idx: np.ndarray, options: OodOptions) -> np.ndarray:
+    """The id-val mask over the bank examples at positions ``idx`` (those embedded), or a
+    CeError naming why the split leaves no id-val or no bank: the examples that --limit (or
+    the stored embeddings) kept, else the fraction."""
+    held_out = split_groups(dataset, options.val_fraction)[idx]
+    if held_out.any() and not held_out.all():
+        return held_out
+    chosen = "none" if not held_out.any() else "all"
+    unit = "questions" if dataset.task == "qa" else "examples"
+    titled = dataset.table["title"].null_count < len(dataset)
+    group = "articles" if titled else unit
+    kept = list(dict.fromkeys(groups(dataset)[i] for i in idx))  # in order of first example
+    if len(idx) == len(dataset):
+        raise CeError(
+            f"--val-fraction {options.val_fraction} holds out {chosen} of the {len(kept)} {group}"
+            f" of {dataset.name}, leaving no {'id-val' if chosen == 'none' else 'bank'} examples;"
+            " choose another --val-fraction, or pass --id-val DATASET"
+        )
+    if options.limit is not None:
+        cause = f"--limit {options.limit} keeps the first {len(idx)} {unit} of {dataset.name}"
+        fix = "raise --limit"
+    else:
+        cause = (
+            f"the store holds {options.stage} embeddings of only {len(idx)} of the"
+            f" {len(dataset)} {unit} of {dataset.name}"
+        )
+        fix = f"embed more of them (ce extract --dataset {dataset.name} --stage {options.stage})"
+    if titled:
+        cause += f", from {len(kept)} articles ({', '.join(kept[:3])}{', ...' if len(kept) > 3 else ''})"
+    raise CeError(
+        f"{cause}; the held-out fraction {options.val_fraction} of {group} chooses {chosen} of"
+        f" them: {fix}, pass --id-val DATASET, or change --val-fraction"
+    )
 
 
 def kth_distances(queries: np.ndarray, bank: np.ndarray, k_max: int, progress=None) -> np.ndarray:
@@ -77,20 +122,89 @@ def shard_rows(n: int, shard: str | None) -> slice:
     return slice(i * n // count, (i + 1) * n // count)
 
 
-def _embeddings(store: Store, model: str, name: str, data: Dataset, options: OodOptions, progress: bool):
-    """Stored embeddings of ``data``, extracting them first if the store has none."""
-    if not store.has("embeddings", model=name, stage=options.stage, dataset=data.name):
+def _target(store: Store, model: str, name: str | None, bank: Dataset, options: OodOptions):
+    """(store name, checked files or None): None for a name the store has embeddings of
+    that resolves to no model (its stored embeddings are used as they are)."""
+    try:
+        resolved = resolve_model(model, bank.task, options.stage, name, store=store)
+    except NotFound:
+        if name is None and any(p.partition["model"] == model for p in store.live_parts()["embeddings"]):
+            return model, None
+        raise
+    return resolved.name, model_files(resolved, options.revision, options.allow_pickle)
+
+
+def _extract_options(options: OodOptions) -> ExtractOptions:
+    """The extraction whose embeddings the OOD run reads."""
+    return ExtractOptions(
+        stage=options.stage,
+        limit=options.limit,
+        device=options.device,
+        batch_size=options.batch_size,
+        revision=options.revision,
+        allow_pickle=options.allow_pickle,
+    )
+
+
+def _stored_fit(store: Store, partition: dict, wanted: dict) -> bool:
+    """Whether the stored embeddings of ``partition`` are those ``wanted`` (same weights,
+    settings and dataset) or cover them: a run without a limit, or a larger one."""
+    stored = live_identities(store, "embeddings", partition)
+    if not stored:
+        return False
+    for s in stored:
+        if s is None or not same_embeddings({**wanted, "limit": s.get("limit")}, s):
+            return False
+        if s.get("limit") is not None and (wanted["limit"] is None or s["limit"] < wanted["limit"]):
+            return False
+    return True
+
+
+def _embeddings(
+    store: Store, model: str, name: str, files, data: Dataset, options: OodOptions, progress: bool
+):
+    """The embeddings of ``data`` (the first ``limit`` examples): stored ones when they come
+    from the same weights and settings, else extracted now (once)."""
+    partition = {"model": name, "stage": options.stage, "dataset": data.name}
+    extract_options = _extract_options(options)
+    fits = files is None and store.has("embeddings", **partition)
+    if files is not None:
+        wanted = extract_identity(extract_options, files.record(), data, resolve_device(options.device))
+        fits = _stored_fit(store, partition, wanted)
+    if not fits:
         if options.shard:  # N shards must not each run the model over the same data
             raise NotFound(
                 f"ce ood --shard reads stored embeddings and the store has no {options.stage}"
-                f" embeddings of {name} on {data.name}; run ce extract --model {model}"
-                f" --dataset {data.name} --stage {options.stage} (it can be sharded too) first"
+                f" embeddings of {name} on {data.name} from these weights and settings; run ce"
+                f" extract --model {model} --dataset {data.name} --stage {options.stage} (it can be"
+                " sharded too) first"
             )
-        extract_options = ExtractOptions(
-            stage=options.stage, limit=options.limit, device=options.device, batch_size=options.batch_size
-        )
+        if files is None:
+            raise NotFound(
+                f"the store has no {options.stage} embeddings of {name} on {data.name}, and {name} names"
+                f" no model to extract them with; pass --model MODEL (alias, folder or Hub id) --name {name}"
+            )
         extract(store, model, data, extract_options, name=name, progress=progress)
-    return read_embeddings(store, name, options.stage, data.name)
+    ids, idx, vectors = read_embeddings(store, name, options.stage, data.name)
+    if options.limit is not None and options.limit < len(idx):
+        keep = idx < options.limit
+        ids, idx, vectors = ids.filter(pa.array(keep)), idx[keep], vectors[keep]
+    return ids, idx, vectors
+
+
+def ood_identity(options: OodOptions, files, datasets: dict[str, Dataset], store: Store, name: str) -> dict:
+    """The identity of an OOD run (see identity.py): its settings, the model's weights (or,
+    for a stored name with no model, those its stored embeddings came from) and the
+    fingerprints of bank, id-val and test."""
+    if files is not None:
+        loaded = {"target": files.record()}
+    else:
+        stored = live_identities(
+            store, "embeddings", {"model": name, "stage": options.stage, "dataset": datasets["bank"].name}
+        )
+        weights = (stored[0] or {}).get("weights", {}).get("target") if stored else None
+        loaded = {"target": {"sha256": weights}}
+    return identity(options, loaded, {role: d.fingerprint for role, d in datasets.items()})
 
 
 def _sharded(params: dict, name: str, options: OodOptions) -> dict:
@@ -111,31 +225,33 @@ def run_ood(
     options: OodOptions = OodOptions(),
     name: str | None = None,
     progress: bool = True,
+    reuse: bool = False,
 ) -> dict:
+    """Score ``test`` (and id-val) against ``bank``. With ``reuse`` (ce run), a stored run
+    of the same identity is kept: the result then says ``ran: False``."""
     from tqdm.auto import tqdm
 
     _check(options)
     bank_data = load_dataset(bank)
     test_data = load_dataset(test)
     val_data = load_dataset(id_val) if id_val and id_val != bank else None
-    if name is None:  # a model the store already has embeddings of needs no resolving
-        known = {p.partition["model"] for p in store.live_parts()["embeddings"]}
-        name = (
-            model if model in known else resolve_model(model, bank_data.task, options.stage, store=store).name
-        )
-    bank_ids, bank_idx, bank_vec = _embeddings(store, model, name, bank_data, options, progress)
-    test_ids, _, test_vec = _embeddings(store, model, name, test_data, options, progress)
+    name, files = _target(store, model, name, bank_data, options)
+    roles = {"bank": bank_data, "id_val": val_data or bank_data, "test": test_data}
+    run_identity = ood_identity(options, files, roles, store, name)
+    partition = {"model": name, "stage": options.stage, "bank": bank_data.name, "dataset": test_data.name}
+    why = stale_because(store, "ood_scores", partition, run_identity)
+    if reuse and why is None:
+        return {"model": name, "ran": False}
+    if val_data is None and files is not None:  # a split that cannot work fails before extracting
+        split_bank(bank_data, np.arange(min(options.limit or len(bank_data), len(bank_data))), options)
+    bank_ids, bank_idx, bank_vec = _embeddings(store, model, name, files, bank_data, options, progress)
+    test_ids, _, test_vec = _embeddings(store, model, name, files, test_data, options, progress)
     if val_data is None:  # a deterministic split of the bank by group
-        held_out = split_groups(bank_data, options.val_fraction)[bank_idx]
-        if held_out.all() or not held_out.any():
-            raise CeError(
-                f"--val-fraction {options.val_fraction} leaves no bank or no id-val"
-                f" examples in {bank_data.name}; choose another fraction"
-            )
+        held_out = split_bank(bank_data, bank_idx, options)
         val_ids, val_vec = bank_ids.filter(pa.array(held_out)), bank_vec[held_out]
         bank_vec = bank_vec[~held_out]
     else:
-        val_ids, _, val_vec = _embeddings(store, model, name, val_data, options, progress)
+        val_ids, _, val_vec = _embeddings(store, model, name, files, val_data, options, progress)
     if not (bank_vec.shape[1] == val_vec.shape[1] == test_vec.shape[1]):
         raise CeError(
             f"embedding dimensions differ (bank {bank_vec.shape[1]}, id-val"
@@ -163,6 +279,8 @@ def run_ood(
             stage=options.stage,
             bank_size=len(bank_vec),
             k_max=k_max,
+            identity=run_identity,
+            loaded={"target": files.record()} if files is not None else None,
         ) as run,
         tqdm(
             total=len(val_vec) + len(test_vec),
@@ -190,7 +308,7 @@ def run_ood(
             )
         run.write(
             "ood_scores",
-            {"model": name, "bank": bank_data.name, "dataset": test_data.name},
+            partition,
             pa.concat_tables(rows),
             **_sharded(params, name, options),
         )
@@ -200,4 +318,6 @@ def run_ood(
         "bank": len(bank_vec),
         "id_val": len(val_vec),
         "test": len(test_vec),
+        "ran": True,
+        "why": why or ["the same run again"],
     }

@@ -26,7 +26,7 @@ def test_quick_demo_runs_the_study_and_reuses_the_store(store_dir, data_dir, tmp
     )
     assert kinds == {"predictions": 4, "embeddings": 8, "ood": 4, "attacks": 4}
     runs = [r for r in store.runs() if r["command"] == "extract"]
-    assert all(r.get("weight_sha256") for r in runs)  # real weights, hashed
+    assert all(r["loaded"]["target"]["sha256"] for r in runs)  # real weights, hashed
     assert "Table 3" in first.stdout and "large" in first.stdout
     before = len(store.runs())
     second = runner.invoke(cli, ["demo", "--quick", "--store", str(store_dir)])

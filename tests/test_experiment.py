@@ -70,6 +70,29 @@ def test_the_grid_runs_once_and_then_skips(tiny_models, store_dir, tmp_path):
     assert snapshot(store_dir) == before
 
 
+def test_a_changed_compression_remakes_the_model_and_every_step_that_reads_it(
+    tiny_models, store_dir, tmp_path
+):
+    """The compressed model's files change, so the steps on it run again and say why;
+    the steps on the untouched parent do not."""
+    path = tmp_path / "grid.toml"
+    path.write_text(grid(tiny_models))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["run", str(path), "--store", str(store_dir)]).exit_code == 0
+    path.write_text(grid(tiny_models).replace('method = "layers:1"', 'method = "prune:0.5"'))
+    again = runner.invoke(cli, ["run", str(path), "--store", str(store_dir)])
+    assert again.exit_code == 0, again.output
+    lines = [line for line in again.stderr.splitlines() if line.startswith("- ")]
+    assert lines[0] == "- compress small (method layers:1 -> prune:0.5)"
+    assert [line.split(" (")[0] for line in lines[1:]] == [
+        "- extract small finetuned sst2-dev",
+        "- extract small pretrained sst2-dev",
+        "- ood small imdb-1k",
+        "- attack small deepwordbug",
+    ]
+    assert all("weights of target" in line for line in lines[1:3]), lines
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

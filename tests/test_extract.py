@@ -160,7 +160,9 @@ def test_pretrained_minilm_real_weights(store_dir):
     store = Store(store_dir)
     extract(store, "minilm", "sst2-dev", ExtractOptions(stage="pretrained", limit=12))
     [run] = store.runs()
-    assert run["weight_sha256"]["model.safetensors"] == MINILM_SHA256
+    target = run["loaded"]["target"]
+    assert target["sha256"]["model.safetensors"] == MINILM_SHA256
+    assert target["format"] == "safetensors" and target["revision"] is None  # a local folder
     assert run["stage"] == "pretrained" and run["model"] == "minilm"
     got = rows(store, "select example_id, vector from embeddings order by example_id::int")
     assert len(got) == 12 and len(got[0]["vector"]) == 384
@@ -184,7 +186,9 @@ def test_sha256_mismatch_is_refused(tiny_models):
         load_model(bad, None, "pretrained")
 
 
-def test_pickle_weights_need_allow_pickle(tiny_models, tmp_path, store_dir):
+def test_plain_pickle_weights_load_through_the_weights_only_unpickler(tiny_models, tmp_path, store_dir):
+    """A pickle of tensors only is what most Hub checkpoints are: it loads by default, gives
+    the same predictions as the safetensors copy, and the record names the format."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     folder = tmp_path / "pickled"
@@ -192,24 +196,13 @@ def test_pickle_weights_need_allow_pickle(tiny_models, tmp_path, store_dir):
         folder, safe_serialization=False
     )
     AutoTokenizer.from_pretrained(tiny_models["classification"]).save_pretrained(folder)
+    assert not list(folder.glob("*.safetensors"))
     store = Store(store_dir)
-    with pytest.raises(CeError, match="only pickle weights"):
-        extract(store, str(folder), "sst2-dev", ExtractOptions(limit=4))
-    assert not store_dir.exists()
-    extract(store, str(folder), "sst2-dev", ExtractOptions(limit=4), allow_pickle=True)
-    assert rows(store, "select count(*) as n from predictions")[0]["n"] == 4
-
-
-def test_a_model_without_the_task_head_is_refused(tiny_models, store_dir):
-    with pytest.raises(CeError, match="no trained question-answering head"):
-        extract(Store(store_dir), str(tiny_models["base"]), "squad2-dev", ExtractOptions(limit=3))
-    assert not store_dir.exists()
-
-
-def test_same_name_other_examples_is_refused(tiny_models, store_dir, tmp_path):
-    store = Store(store_dir)
-    extract(store, str(tiny_models["classification"]), "sst2-dev", ExtractOptions(limit=3))
-    other = tmp_path / "sst2-dev.tsv"
-    other.write_text("something else\t1\n")
-    with pytest.raises(CeError, match="holds other examples"):
-        extract(store, str(tiny_models["classification"]), str(other), ExtractOptions())
+    extract(store, str(folder), "sst2-dev", ExtractOptions(limit=4), name="pickled")
+    extract(store, str(tiny_models["classification"]), "sst2-dev", ExtractOptions(limit=4), name="safe")
+    runs = {r["model"]: r for r in store.runs()}
+    assert runs["pickled"]["loaded"]["target"]["format"] == "pickle (weights-only)"
+    files = set(runs["pickled"]["loaded"]["target"]["sha256"])
+    assert "pytorch_model.bin" in files and "config.json" in files and "model.safetensors" not in files
+    got = rows(store, "select model, example_id, pred_label from predictions order by 2, 1")
+    assert [r["pred_label"] for r in got[0::2]] == [r["pred_label"] for r in got[1::2]]

@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 
 from ce.engine import Store
+from ce.engine.cli import cli
 from ce.engine.compare import sweep, table2
 from ce.engine.errors import CeError, NotFound
 from ce.extractors.datasets import load_dataset
 from ce.extractors.neighbors import NeighborSearch, recompute_neighbors
 from ce.extractors.ood import OodOptions, kth_distances, run_ood, split_groups
 
-from .conftest import snapshot
+from .conftest import needs_data, snapshot
 
 N = 80
 
@@ -209,6 +211,80 @@ def test_ood_with_a_split_bank(tmp_path, store_dir):
     assert (info["bank"], info["id_val"], info["test"]) == (100 - held, held, 30)
     roles = dict(store.connect().sql("select role, count(*) from ood_scores group by role").fetchall())
     assert roles == {"id_val": held, "test": 30}
+
+
+LIMIT_MESSAGE = (
+    "--limit 300 keeps the first 300 questions of squad2-dev, from 2 articles (Normans,"
+    " Computational_complexity_theory); the held-out fraction 0.2 of articles chooses none of"
+    " them: raise --limit, pass --id-val DATASET, or change --val-fraction"
+)
+
+
+@needs_data("squad2/dev-v2.0.json", "ood/mrqa_NewsQA_sample.jsonl")
+def test_an_empty_split_names_the_examples_limit_kept(tiny_models, store_dir):
+    model = str(tiny_models["qa"])
+    with pytest.raises(CeError) as error:
+        run_ood(
+            Store(store_dir),
+            model,
+            "squad2-dev",
+            None,
+            "newsqa-sample",
+            OodOptions(limit=300),
+            progress=False,
+        )
+    assert str(error.value) == LIMIT_MESSAGE
+    assert not store_dir.exists()  # refused before any forward pass
+    args = ["ood", "-m", model, "--bank", "squad2-dev", "-d", "newsqa-sample", "--limit", "300"]
+    result = CliRunner().invoke(cli, [*args, "--store", str(store_dir)])
+    assert (result.exit_code, result.output) == (1, f"Error: {LIMIT_MESSAGE}\n")
+
+
+@needs_data("squad2/dev-v2.0.json", "ood/mrqa_NewsQA_sample.jsonl")
+def test_an_empty_split_names_the_examples_the_store_holds(store_dir):
+    """Embeddings extracted earlier with --limit: the split of what is stored names them."""
+    rng = np.random.default_rng(2)
+    store = Store(store_dir)
+    squad, news = load_dataset("squad2-dev"), load_dataset("newsqa-sample")
+    with store.run("test", {}) as run:
+        for data, n in ((squad, 300), (news, len(news))):
+            run.write("examples", {"dataset": data.name}, data.table)
+            vectors = pa.FixedSizeListArray.from_arrays(pa.array(rng.normal(size=n * 4), pa.float32()), 4)
+            ids = data.table["example_id"].slice(0, n)
+            run.write(
+                "embeddings",
+                {"model": "a", "stage": "finetuned", "dataset": data.name},
+                pa.table({"example_id": ids, "vector": vectors}),
+            )
+    with pytest.raises(CeError) as error:
+        run_ood(store, "a", "squad2-dev", None, "newsqa-sample", progress=False)
+    assert str(error.value) == (
+        "the store holds finetuned embeddings of only 300 of the 11873 questions of squad2-dev,"
+        " from 2 articles (Normans, Computational_complexity_theory); the held-out fraction 0.2"
+        " of articles chooses none of them: embed more of them (ce extract --dataset squad2-dev"
+        " --stage finetuned), pass --id-val DATASET, or change --val-fraction"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fraction", "message"),
+    [
+        (1e-9, "--val-fraction 1e-09 holds out none of the 10 articles of arts, leaving no id-val examples"),
+        (
+            0.999999,
+            "--val-fraction 0.999999 holds out all of the 10 articles of arts, leaving no bank examples",
+        ),
+    ],
+)
+def test_an_empty_split_of_a_whole_bank_names_the_fraction(tmp_path, store_dir, fraction, message):
+    rng = np.random.default_rng(5)
+    bank, test = write_dataset(tmp_path, "arts", 100, titles=True), write_dataset(tmp_path, "other", 30)
+    store = Store(store_dir)
+    put_embeddings(store, "a", bank, rng.normal(size=(100, 4)).astype(np.float32))
+    put_embeddings(store, "a", test, rng.normal(size=(30, 4)).astype(np.float32))
+    with pytest.raises(CeError) as error:
+        run_ood(store, "a", bank, None, test, OodOptions(val_fraction=fraction), progress=False)
+    assert str(error.value) == f"{message}; choose another --val-fraction, or pass --id-val DATASET"
 
 
 def test_mismatched_dimensions_write_nothing(tmp_path, store_dir):

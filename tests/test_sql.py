@@ -195,7 +195,7 @@ def test_pair_counts_from_masks_equal_those_of_the_pairwise_join(store_dir):
             roles = ["id_val" if i % 4 == 0 else "test" for i in keep]
             run.write(
                 "ood_scores",
-                {"model": f"m{m}", "bank": "toy", "dataset": "shift"},
+                {"model": f"m{m}", "stage": "finetuned", "bank": "toy", "dataset": "shift"},
                 pa.table(
                     {
                         "example_id": [ids[i] for i in keep],
@@ -233,7 +233,7 @@ def test_ood_agreement_hand_checked(toy):
         for model, dist in tests.items():
             run.write(
                 "ood_scores",
-                {"model": model, "bank": "toy", "dataset": "shift"},
+                {"model": model, "stage": "finetuned", "bank": "toy", "dataset": "shift"},
                 pa.table(
                     {
                         "example_id": [f"v{i}" for i in range(5)] + ["x1", "x2", "x3"],
@@ -244,7 +244,13 @@ def test_ood_agreement_hand_checked(toy):
                 ),
             )
     [r] = rows(toy, "select * from ood_agreement(1, tpr := 0.5)")
-    assert (r["bank"], r["id_val"], r["dataset"], r["n"]) == ("toy", "toy", "shift", 3)
+    assert (r["stage"], r["bank"], r["id_val"], r["dataset"], r["n"]) == (
+        "finetuned",
+        "toy",
+        "toy",
+        "shift",
+        3,
+    )
     assert (r["ood_i"], r["ood_j"], r["both"], r["either"]) == (2, 2, 1, 3)
     assert r["jaccard"] == pytest.approx(1 / 3) and r["ood_rate_i"] == pytest.approx(2 / 3)
     flags = rows(
@@ -266,7 +272,8 @@ def test_ood_agreement_hand_checked(toy):
     ]
     assert [r["threshold"] for r in flags] == [pytest.approx(0.3)] * 6
     [t] = rows(toy, library()["table2"].text, {"k": 1, "tpr": 0.5})
-    assert (t["ood_dataset"], t["distribution"]) == ("shift", pytest.approx(1 / 3))
+    assert (t["ood_dataset"], t["ood_bank"], t["ood_stage"]) == ("shift", "toy", "finetuned")
+    assert t["distribution"] == pytest.approx(1 / 3)
     with pytest.raises(duckdb.Error, match="tpr = 1.0 must lie strictly between 0 and 1"):
         rows(toy, "select * from ood_agreement(1, tpr := 1.0)")
 

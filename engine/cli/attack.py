@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from ..errors import CeError
-from .common import engine_options, open_store, shard_option, store_option
+from .common import (
+    allow_pickle_option,
+    engine_options,
+    open_store,
+    revision_option,
+    shard_option,
+    store_option,
+)
 
 
 @click.command()
@@ -47,7 +54,9 @@ from .common import engine_options, open_store, shard_option, store_option
 @click.option("--restart", is_flag=True, help="Start over instead of resuming.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True, help="Texts per model query batch.")
-@click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights.")
+@revision_option
+@click.option("--attacker-revision", help="Hub branch, tag or commit of the attacker masked LM.")
+@allow_pickle_option
 @shard_option
 @engine_options
 @store_option
@@ -66,6 +75,8 @@ def attack(
     restart,
     device,
     batch_size,
+    revision,
+    attacker_revision,
     allow_pickle,
     shard,
     engine,
@@ -102,6 +113,9 @@ def attack(
         checkpoint_every=checkpoint_every,
         restart=restart,
         shard=shard,
+        revision=revision,
+        attacker_revision=attacker_revision,
+        allow_pickle=allow_pickle,
     )
     store = open_store(store_path)
     if engine == "ray":
@@ -115,14 +129,13 @@ def attack(
             shards=shards,
             address=ray_address,
             name=name,
-            allow_pickle=allow_pickle,
         )
         totals = {k: sum(i[k] for i in infos) for k in ("succeeded", "failed", "skipped", "resumed_from")}
         info = {**infos[0], **totals, "seconds": max(i["seconds"] for i in infos)}
     elif shards is not None or ray_address is not None:
         raise CeError("--shards and --ray-address go with --engine ray")
     else:
-        info = run_attack(store, model, dataset, options, name=name, allow_pickle=allow_pickle)
+        info = run_attack(store, model, dataset, options, name=name)
     click.echo(
         f"{info['model']} under {info['attack']} on {info['dataset']}:"
         f" {info['succeeded']} succeeded, {info['failed']} failed, {info['skipped']}"

@@ -108,3 +108,19 @@ def engine_options(f):
         show_default=True,
         help="local: this process; ray: shards as Ray tasks, one model copy each, GPUs where present.",
     )(f)
+
+
+def revision_option(f):
+    return click.option(
+        "--revision",
+        help="Hub branch, tag or commit of the model [default: main]; the run records the commit read.",
+    )(f)
+
+
+def allow_pickle_option(f):
+    return click.option(
+        "--allow-pickle",
+        is_flag=True,
+        help="Trust pickled (.bin) weights fully. Without it they load through torch's weights-only"
+        " unpickler, which refuses a pickle that could run code.",
+    )(f)

@@ -44,8 +44,9 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, fmt, output, store
     Table 2, per dataset and model pair: agreement of prediction errors (Jaccard, with the
     chance baseline and Cohen's kappa), of representations before and after fine-tuning
     (mean and variance of the per-example k-NN Jaccard), and of OOD sets (Jaccard at k,
-    tpr). Table 3, per model and attack: accuracy before and under attack, the drop, the
-    success rate. Columns stay empty where the store has no such artifact yet.
+    tpr; a row per test set, bank and stage: ood_dataset, ood_bank, ood_stage). Table 3,
+    per model and attack: accuracy before and under attack, the drop, the success rate.
+    Columns stay empty where the store has no such artifact yet.
 
     \b
     Example:
@@ -107,7 +108,7 @@ def sweep(ks, tpr, fmt, output, store_path):
     """Agreement against k for every model pair: the data of the paper's Figure 1.
 
     One row per characteristic (representation before and after fine-tuning,
-    distribution), dataset, model pair and k.
+    distribution), dataset, bank and stage (of the OOD scores), model pair and k.
 
     \b
     Example:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, store_option
+from .common import allow_pickle_option, open_store, revision_option, store_option
 
 
 @click.command()
@@ -21,9 +21,10 @@ from .common import open_store, store_option
 @click.option("--dataset", "-d", help="distill: the texts to learn the teacher's outputs on.")
 @click.option("--limit", default=2000, show_default=True, help="distill: texts used.")
 @click.option("--epochs", default=1.0, show_default=True, help="distill: passes over the texts.")
-@click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights.")
+@revision_option
+@allow_pickle_option
 @store_option
-def compress(model, method, name, dataset, limit, epochs, allow_pickle, store_path):
+def compress(model, method, name, dataset, limit, epochs, revision, allow_pickle, store_path):
     """Derive a compressed variant of MODEL and register it in the store as NAME.
 
     The variant keeps the parent's task head and tokenizer, is saved as safetensors under
@@ -41,6 +42,6 @@ def compress(model, method, name, dataset, limit, epochs, allow_pickle, store_pa
     from ce.extractors.compress import compress as run_compress
 
     distill = DistillOptions(dataset=dataset, limit=limit, epochs=epochs)
-    card = run_compress(open_store(store_path), model, method, name, allow_pickle, distill)
+    card = run_compress(open_store(store_path), model, method, name, allow_pickle, distill, revision=revision)
     extra = {k: v for k, v in card.items() if k in ("kept_layers", "sparsity_reached")}
     click.echo(f"{name}: {card['method']} of {card['parent']} {extra or ''}".rstrip(), err=True)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from ..errors import CeError
-from .common import engine_options, open_store, shard_option, store_option
+from .common import (
+    allow_pickle_option,
+    engine_options,
+    open_store,
+    revision_option,
+    shard_option,
+    store_option,
+)
 
 
 @click.command()
@@ -59,8 +66,8 @@ from .common import engine_options, open_store, shard_option, store_option
 )
 @shard_option
 @engine_options
-@click.option("--revision", help="Hub revision (branch, tag or commit) to load.")
-@click.option("--allow-pickle", is_flag=True, help="Also load pickle (.bin) weights. They can run code.")
+@revision_option
+@allow_pickle_option
 @click.option("--trust-remote-code", is_flag=True, help="Run model code shipped with a Hub model.")
 @store_option
 def extract(
@@ -117,14 +124,11 @@ def extract(
         vector_dtype=embedding_dtype,
         precision=precision,
         shard=shard,
+        revision=revision,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
     )
-    settings = {
-        "name": name,
-        "dataset_name": dataset_name,
-        "allow_pickle": allow_pickle,
-        "trust_remote_code": trust_remote_code,
-        "revision": revision,
-    }
+    settings = {"name": name, "dataset_name": dataset_name}
     if engine == "ray":
         from ce.extractors.distributed import extract_on_ray
 

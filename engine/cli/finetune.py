@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, store_option
+from .common import allow_pickle_option, open_store, revision_option, store_option
 
 
 @click.command()
@@ -26,6 +26,8 @@ from .common import open_store, store_option
 @click.option("--seed", default=42, show_default=True)
 @click.option("--limit", type=int, help="Train on the first N examples only.")
 @click.option("--device", default="cpu", show_default=True)
+@revision_option
+@allow_pickle_option
 @store_option
 def finetune(
     model,
@@ -41,6 +43,8 @@ def finetune(
     seed,
     limit,
     device,
+    revision,
+    allow_pickle,
     store_path,
 ):
     """Fine-tune MODEL on DATASET and register the result in the store as NAME.
@@ -68,6 +72,8 @@ def finetune(
         seed=seed,
         limit=limit,
         device=device,
+        revision=revision,
+        allow_pickle=allow_pickle,
     )
     card = run_finetune(open_store(store_path), model, dataset, name, options)
     click.echo(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, shard_option, store_option
+from .common import allow_pickle_option, open_store, revision_option, shard_option, store_option
 
 
 @click.command()
@@ -64,20 +64,38 @@ def neighbors(model, dataset, stage, k_max, index, store_path):
     help="Share of --bank's groups (articles for QA) held out as id-val when"
     " --id-val is not given or is the same dataset.",
 )
-@click.option("--limit", type=int, help="Embed at most N examples of each dataset not in the store.")
+@click.option("--limit", type=int, help="Only the first N examples of each dataset.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @shard_option
+@revision_option
+@allow_pickle_option
 @store_option
 def ood(
-    model, bank, id_val, test, name, stage, k_max, val_fraction, limit, device, batch_size, shard, store_path
+    model,
+    bank,
+    id_val,
+    test,
+    name,
+    stage,
+    k_max,
+    val_fraction,
+    limit,
+    device,
+    batch_size,
+    shard,
+    revision,
+    allow_pickle,
+    store_path,
 ):
     """Deep-kNN OOD scores (Sun et al. 2022) of a test set against an in-distribution bank.
 
-    Features are the model's L2-normalised CLS embeddings, reused from the store or
-    extracted once. For every id-val and test example the distance to its k-th nearest bank
-    example is kept for k = 1..K_max, so any k and TPR threshold is a query
-    (ood_agreement(k, tpr)).
+    Features are the model's L2-normalised CLS embeddings, reused from the store when they
+    come from the same weights and settings, else extracted once. For every id-val and test
+    example the distance to its k-th nearest bank example is kept for k = 1..K_max, so any k
+    and TPR threshold is a query
+    (ood_agreement(k, tpr)). Scores are kept per model, stage, bank and test set: a
+    pretrained and a fine-tuned run of one model, or runs against two banks, sit side by side.
 
     \b
     Example:
@@ -95,10 +113,12 @@ def ood(
         device=device,
         batch_size=batch_size,
         shard=shard,
+        revision=revision,
+        allow_pickle=allow_pickle,
     )
     info = run_ood(open_store(store_path), model, bank, id_val, test, options, name=name)
     click.echo(
-        f"{info['model']}: {info['id_val']} id-val and {info['test']} test examples"
+        f"{info['model']} ({stage}): {info['id_val']} id-val and {info['test']} test examples"
         f" scored against a bank of {info['bank']}; run {info['run_id']}",
         err=True,
     )

@@ -1,7 +1,8 @@
 -- The paper's Table 2 for every model pair in the store, per dataset: agreement of
 -- prediction errors (Jaccard, chance baseline, Cohen's kappa), of representations before
 -- (pretrained) and after (finetuned) fine-tuning at k neighbours (mean, variance), and of
--- OOD sets at k and tpr for the test sets whose in-distribution data is this dataset.
+-- OOD sets at k and tpr for the test sets whose in-distribution data is this dataset: one
+-- row per test set (ood_dataset), bank (ood_bank) and stage of the features (ood_stage).
 -- errors_mcnemar_chi2 tests whether the two models' error rates differ (paired examples).
 with
 errors as (select * from error_agreement()),
@@ -25,6 +26,8 @@ select
     a.mean_jaccard as repr_after,
     a.var_jaccard as repr_after_var,
     o.dataset as ood_dataset,
+    o.bank as ood_bank,
+    o.stage as ood_stage,
     o.jaccard as distribution
 from pairs p
 left join errors e using (dataset, model_i, model_j)
@@ -33,4 +36,4 @@ left join knn b on b.stage = 'pretrained' and b.dataset = p.dataset
 left join knn a on a.stage = 'finetuned' and a.dataset = p.dataset
     and a.model_i = p.model_i and a.model_j = p.model_j
 left join ood o on o.id_val = p.dataset and o.model_i = p.model_i and o.model_j = p.model_j
-order by p.dataset, p.model_i, p.model_j, o.dataset;
+order by p.dataset, p.model_i, p.model_j, o.dataset, o.bank, o.stage;
