@@ -216,7 +216,9 @@ def model_files(
     the cache); ``code`` also fetches a Hub model's own Python files (trust_remote_code)."""
     if resolved.local:
         if revision is not None:
-            raise CeError(f"--revision picks a Hub commit; {resolved.source} is a local folder, so drop it")
+            raise CeError(
+                f"a revision picks a Hub commit; {resolved.source} is a local folder, so drop the revision"
+            )
         folder, commit = Path(resolved.source), None
         if not (folder / "config.json").is_file():
             raise CeError(f"{folder} is not a model folder (no config.json)")
@@ -275,7 +277,7 @@ def _absent(repo_id: str, folder: Path, what: str, marker: str) -> str:
             f"the Hugging Face cache holds only part of {repo_id} at commit {commit} (no {what}) and"
             " HF_HUB_OFFLINE is set; run once with Hub access to fetch it, or pass a local folder"
         )
-    return f"{repo_id} at commit {commit} has no {what}; it is not a transformers model, or pass --revision"
+    return f"{repo_id} at commit {commit} has no {what}; pass another model, or a --revision that has them"
 
 
 def hub_error(repo_id: str, revision: str | None, e: Exception) -> CeError | None:
