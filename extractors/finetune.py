@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from ce.engine.errors import CeError
+from ce.engine.records import storable
 from ce.engine.schema import check_name
 from ce.engine.store import Store
 
@@ -119,6 +121,21 @@ def finetune_stale(store: Store, model: str, dataset: str, name: str, options: F
     return model_stale(store, name, finetune_identity(options, files, load_dataset(dataset)))
 
 
+def _resumable(work: Path, run_identity: dict) -> bool:
+    """Whether ``work`` holds checkpoints of a killed run of this identity to resume from;
+    checkpoints of other settings, parent or data are removed, so they are never resumed."""
+    stamp = work / "ce-identity.json"
+    try:
+        same = json.loads(stamp.read_text(encoding="utf-8")) == storable(run_identity)
+    except (OSError, ValueError):  # no stamp (an older ce's checkpoints), or a torn one
+        same = False
+    if work.exists() and not same:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(storable(run_identity)))
+    return any(work.glob("checkpoint-*"))
+
+
 def finetune(
     store: Store,
     model: str,
@@ -175,7 +192,7 @@ def finetune(
     trainer = tf.Trainer(
         model=net, args=args, train_dataset=features, data_collator=tf.DataCollatorWithPadding(tokenizer)
     )
-    resume = any(work.glob("checkpoint-*")) if work.exists() else False
+    resume = _resumable(work, finetune_identity(options, files, data))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     card = {
         "name": name,

@@ -86,6 +86,18 @@ def test_finetune_classification_learns_and_registers(tiny_models, store_dir):
     assert not list((store_dir / "models").glob(".train-*"))  # checkpoints cleaned up
 
 
+def test_finetune_resumes_only_checkpoints_of_the_same_settings(tiny_models, store_dir):
+    """Checkpoints left by a killed run with other settings are dropped, not resumed."""
+    store = Store(store_dir)
+    options = FinetuneOptions(task="classification", epochs=1, batch_size=16, limit=32, max_length=32)
+    work = store_dir / "models" / ".train-tuned"
+    (work / "checkpoint-1").mkdir(parents=True)
+    (work / "ce-identity.json").write_text('{"epochs": 99}')
+    info = finetune(store, str(tiny_models["base"]), "sst2-dev", "tuned", options, progress=False)
+    assert info["resumed"] is False and info["steps"] == 2
+    assert not work.exists()
+
+
 def test_finetune_qa_on_squad_windows(tiny_models, store_dir):
     store = Store(store_dir)
     options = FinetuneOptions(task="qa", epochs=1, batch_size=8, limit=16, max_length=96, doc_stride=32)
