@@ -272,7 +272,7 @@ def done_ids(store: Store, model: str, attack: str, dataset: str, series: str) -
 def run_attack(
     store: Store,
     model: str,
-    dataset: str,
+    dataset: str | Dataset,
     options: AttackOptions = AttackOptions(),
     name: str | None = None,
     progress: bool = True,

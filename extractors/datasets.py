@@ -182,8 +182,11 @@ def local_where(spec: DatasetSpec) -> str:
     return f"{data_dir()}/{spec.local}" if data_dir() else f"CE_DATA_DIR/{spec.local}"
 
 
-def load_dataset(name_or_path: str, name: str | None = None) -> Dataset:
-    """A registered dataset by name, or a local file (its stem names it unless ``name``)."""
+def load_dataset(name_or_path: str | Dataset, name: str | None = None) -> Dataset:
+    """A registered dataset by name, or a local file (its stem names it unless ``name``);
+    a Dataset already loaded is returned as it is (a caller that reuses one reads it once)."""
+    if isinstance(name_or_path, Dataset):
+        return name_or_path
     if name_or_path in DATASETS:
         spec = DATASETS[name_or_path]
         path = local_path(spec)

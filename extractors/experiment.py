@@ -379,9 +379,9 @@ def run_experiment(
                 info = run_ood(
                     store,
                     model,
-                    entry["bank"],
-                    entry.get("id_val"),
-                    test,
+                    dataset(entry["bank"]),
+                    entry.get("id_val") and dataset(entry["id_val"]),
+                    dataset(test),
                     OodOptions(**{**opts, **own}),
                     name=name,
                     reuse=True,
@@ -393,7 +393,11 @@ def run_experiment(
         opts = _option_values("attack", entry) | capped(entry)
         for model, name, own in _models(entry):
             info = run_attack(
-                store, model, entry.get("dataset", "imdb-1k"), AttackOptions(**{**opts, **own}), name=name
+                store,
+                model,
+                dataset(entry.get("dataset", "imdb-1k")),
+                AttackOptions(**{**opts, **own}),
+                name=name,
             )
             if info["resumed_from"] < info["examples"]:
                 say(f"attack {info['model']} {info['attack']}{_because(info['why'])}")

@@ -258,7 +258,7 @@ def extract(
     import time
 
     check_options(options)
-    full = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, dataset_name)
+    full = load_dataset(dataset, dataset_name)
     if full.task == "qa" and not 0 < options.doc_stride < options.length_for("qa"):
         raise CeError("--doc-stride must be positive and below --max-length")
     resolved = resolve_model(model, full.task, options.stage, name, store=store)

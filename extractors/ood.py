@@ -219,9 +219,9 @@ def _sharded(params: dict, name: str, options: OodOptions) -> dict:
 def run_ood(
     store: Store,
     model: str,
-    bank: str,
-    id_val: str | None,
-    test: str,
+    bank: str | Dataset,
+    id_val: str | Dataset | None,
+    test: str | Dataset,
     options: OodOptions = OodOptions(),
     name: str | None = None,
     progress: bool = True,
@@ -234,7 +234,9 @@ def run_ood(
     _check(options)
     bank_data = load_dataset(bank)
     test_data = load_dataset(test)
-    val_data = load_dataset(id_val) if id_val and id_val != bank else None
+    val_data = load_dataset(id_val) if id_val else None
+    if val_data is not None and val_data.name == bank_data.name:
+        val_data = None  # id-val is a split of the bank
     name, files = _target(store, model, name, bank_data, options)
     roles = {"bank": bank_data, "id_val": val_data or bank_data, "test": test_data}
     run_identity = ood_identity(options, files, roles, store, name)
