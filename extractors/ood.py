@@ -85,7 +85,8 @@ def split_bank(dataset: Dataset, idx: np.ndarray, options: OodOptions) -> np.nda
         )
         fix = f"embed more of them (ce extract --dataset {dataset.name} --stage {options.stage})"
     if titled:
-        cause += f", from {len(kept)} articles ({', '.join(kept[:3])}{', ...' if len(kept) > 3 else ''})"
+        named = ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")
+        cause += f", from {len(kept)} article{'s' if len(kept) > 1 else ''} ({named})"
     raise CeError(
         f"{cause}; the held-out fraction {options.val_fraction} of {group} chooses {chosen} of"
         f" them: {fix}, pass --id-val DATASET, or change --val-fraction"
