@@ -20,6 +20,8 @@ import time
 
 from _models import minilm_with_head
 
+from ce.query.sql import connect
+
 
 def textattack_side(target, mlm, data, options):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -42,8 +44,8 @@ def textattack_side(target, mlm, data, options):
 
 
 def ce_side(target, data_name, options):
-    from ce.engine import Store
     from ce.extractors.attack import run_attack
+    from ce.store import Store
 
     with tempfile.TemporaryDirectory() as root:
         store = Store(f"{root}/store")
@@ -51,7 +53,7 @@ def ce_side(target, data_name, options):
         run_attack(store, str(target), data_name, options, name="bench", progress=False)
         seconds = time.perf_counter() - start
         rows = (
-            store.connect()
+            connect(store)
             .sql("select example_id, result, perturbed_text from attacks order by example_id")
             .to_arrow_table()
             .to_pylist()

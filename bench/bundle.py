@@ -33,8 +33,8 @@ import time
 import zipfile
 from pathlib import Path
 
-CLI = "from ce.engine.cli import main; main()"
-BASELINE = "from ce.engine.cli import main"  # the interpreter and the libraries, no data
+CLI = "from ce.cli import main; main()"
+BASELINE = "from ce.cli import main"  # the interpreter and the libraries, no data
 GOAL_EXTRA = 200_000_000  # bytes: the goal is peak < 2 x largest entry + 200 MB
 BLOCK = 25_000
 DATASET = "synthetic"
@@ -47,7 +47,7 @@ def build(root: Path, rows: int, dim: int, seed: int) -> None:
     import pyarrow as pa
     from scale import fixed_lists
 
-    from ce.engine import Store
+    from ce.store import Store
 
     store = Store(root)
     rng = np.random.default_rng(seed)

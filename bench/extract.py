@@ -45,8 +45,8 @@ def bare_forward_seconds(folder, dataset, options) -> float:
 
 
 def end_to_end_seconds(folder, dataset, options) -> float:
-    from ce.engine import Store
     from ce.extractors.extract import extract
+    from ce.store import Store
 
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()

@@ -32,11 +32,11 @@ def main() -> None:
     args = parser.parse_args()
     ks = [int(k) for k in args.k.split(",")]
 
-    from ce.engine import Store
-    from ce.engine.read import read_embeddings
     from ce.extractors.datasets import load_dataset
     from ce.extractors.extract import ExtractOptions, embeddings_table, extract, subset
     from ce.extractors.neighbors import NeighborSearch
+    from ce.query.read import read_embeddings
+    from ce.store import Store
 
     with tempfile.TemporaryDirectory() as root:
         store = Store(Path(root) / "store")

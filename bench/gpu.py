@@ -18,17 +18,19 @@ import time
 
 from _models import minilm_with_head
 
+from ce.query.sql import connect
+
 
 def run(folder, dataset: str, options) -> tuple[float, list]:
-    from ce.engine import Store
     from ce.extractors.extract import extract
+    from ce.store import Store
 
     with tempfile.TemporaryDirectory() as root:
         store = Store(f"{root}/store")
         started = time.perf_counter()
         result = extract(store, str(folder), dataset, options, name="bench", progress=False)
         seconds = time.perf_counter() - started
-        answers = store.connect().sql("select example_id, prediction from predictions order by 1").fetchall()
+        answers = connect(store).sql("select example_id, prediction from predictions order by 1").fetchall()
     return result.examples / seconds, answers
 
 

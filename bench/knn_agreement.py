@@ -21,7 +21,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from ce.engine import Store, table2
+from ce.query.compare import table2
+from ce.query.sql import connect
+from ce.store import Store
 
 
 def random_lists(rng, n: int, k_max: int) -> np.ndarray:
@@ -92,7 +94,7 @@ def main() -> None:
         lists["b"] = rng.permuted(lists["a"][:, :20], axis=1)  # b's top 10: 10 of a's top 20
         for model, x in lists.items():
             write_lists(store, model, "finetuned", "synthetic", x)
-        con = store.connect()
+        con = connect(store)
         sql_s, sql_out = best(
             lambda: con.sql("select mean_jaccard, var_jaccard from knn_agreement(10)").fetchall(),
             args.repeats,

@@ -21,7 +21,7 @@ CHILD = r"""
 import json, sys, tempfile, time
 import numpy as np
 import faiss, pyarrow as pa
-from ce.engine import Store
+from ce.store import Store
 from ce.extractors.neighbors import store_neighbors
 side, n, dim, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 faiss.omp_set_num_threads(2)

@@ -22,6 +22,8 @@ import time
 
 from _models import minilm_with_head
 
+from ce.query.sql import connect
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,9 +34,9 @@ def main() -> None:
 
     from transformers import pipeline
 
-    from ce.engine import Store
     from ce.extractors.datasets import load_dataset
     from ce.extractors.extract import ExtractOptions, extract, subset
+    from ce.store import Store
 
     folder = minilm_with_head("qa")
     data = subset(load_dataset("squad2-dev"), args.limit)
@@ -67,7 +69,7 @@ def main() -> None:
             progress=False,
         )
         ce_s = time.perf_counter() - start
-        ours = dict(store.connect().sql("select example_id, prediction from predictions").fetchall())
+        ours = dict(connect(store).sql("select example_id, prediction from predictions").fetchall())
     ids = data.table["example_id"].to_pylist()
     same = sum(ours[i].strip() == o["answer"].strip() for i, o in zip(ids, outputs, strict=True))
     print(

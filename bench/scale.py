@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ce.engine import Store
+from ce.store import Store
 
 BLOCK = 50_000
 DATASET = "synthetic"

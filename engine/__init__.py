@@ -1,14 +1,26 @@
-"""ce.engine: the store, the SQL library and the CLI. Never imports torch.
+"""ce: compare the behaviour of compressed language models with their large originals.
 
-Python API::
+    import ce
+    s = ce.open("data/store")
+    s.table2(k=10).df()
 
-    from ce.engine import Store
-    store = Store("data/store")
-    store.connect().sql("select * from error_agreement()").df()
+Nothing heavy is imported here: the store, DuckDB and the session load on first use, and
+torch only when a job runs a model.
 """
 
-from .compare import table2
-from .errors import CeError
-from .store import Store
+from __future__ import annotations
 
-__all__ = ["CeError", "Store", "table2"]
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store import CeError, Store
+
+__all__ = ["CeError", "Store"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Store", "CeError"):
+        from . import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module 'ce' has no attribute {name!r}")

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ce.engine.errors import CeError, NotFound, did_you_mean
-from ce.engine.store import Store, parse_shard, series_id
+from ce.store.errors import CeError, NotFound, did_you_mean
+from ce.store.store import Store, parse_shard, series_id
 
 from .attack_env import import_textattack
 from .datasets import Dataset, check_examples, load_dataset

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ce.engine.errors import CeError, NotFound, did_you_mean
-from ce.engine.schema import check_name
-from ce.engine.store import Store
+from ce.store.errors import CeError, NotFound, did_you_mean
+from ce.store.schema import check_name
+from ce.store.store import Store
 
 METHODS = ("int8", "prune:S", "layers:N", "distill:N")
 CARD = "ce-model.json"

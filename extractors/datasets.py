@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ce.engine.errors import CeError, NotFound, did_you_mean, error_line
-from ce.engine.schema import KINDS, check_name, examples_fingerprint
-from ce.engine.store import Store
+from ce.store.errors import CeError, NotFound, did_you_mean, error_line
+from ce.store.schema import KINDS, check_name, examples_fingerprint
+from ce.store.store import Store
 
 EXAMPLE_COLUMNS = [f for f in KINDS["examples"].schema if f.name != "run_id"]
 EXAMPLE_SCHEMA = pa.schema(EXAMPLE_COLUMNS)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ce.engine.errors import CeError
-from ce.engine.store import Store
+from ce.store.errors import CeError
+from ce.store.store import Store
 
 from .datasets import data_dir
 from .ingest import ingest_errors

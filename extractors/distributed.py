@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ce.engine.errors import CeError
-from ce.engine.store import Store
+from ce.store.errors import CeError
+from ce.store.store import Store
 
 ENGINES = ("local", "ray")
 # Settings the workers need to see as the driver does (data folder, offline switches).

@@ -31,9 +31,9 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from ce.engine.errors import CeError, NotFound, did_you_mean
-from ce.engine.schema import check_name
-from ce.engine.store import Store
+from ce.store.errors import CeError, NotFound, did_you_mean
+from ce.store.schema import check_name
+from ce.store.store import Store
 
 from .attack import AttackOptions
 from .attack import check_options as check_attack

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ce.engine.errors import CeError
-from ce.engine.schema import vector_type
-from ce.engine.store import Store, parse_shard, series_id
+from ce.store.errors import CeError
+from ce.store.schema import vector_type
+from ce.store.store import Store, parse_shard, series_id
 
 from .datasets import Dataset, check_examples, load_dataset
 from .features import batches, tokenize

@@ -13,10 +13,10 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ce.engine.errors import CeError
-from ce.engine.records import storable
-from ce.engine.schema import check_name
-from ce.engine.store import Store
+from ce.store.errors import CeError
+from ce.store.records import storable
+from ce.store.schema import check_name
+from ce.store.store import Store
 
 from .compress import CARD
 from .datasets import Dataset, load_dataset

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import PurePosixPath
 from typing import Any
 
-from ce.engine.store import Store
+from ce.store.store import Store
 
 NOT_RESULTS = frozenset(
     {

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ce.engine.errors import CeError, NotFound
-from ce.engine.schema import check_name
-from ce.engine.store import Store
+from ce.store.errors import CeError, NotFound
+from ce.store.schema import check_name
+from ce.store.store import Store
 
 from .datasets import check_examples, load_dataset
 from .loading import sha256_of

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ce.engine.errors import CeError, NotFound, error_line
+from ce.store.errors import CeError, NotFound, error_line
 
 from .registry import ResolvedModel
 

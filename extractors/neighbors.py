@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from ce.engine.errors import CeError
+from ce.store.errors import CeError
 
 INDEXES = ("exact", "hnsw")
 BLOCK = 4096  # queries per search
@@ -164,7 +164,7 @@ def recompute_neighbors(
     progress: bool = True,
 ) -> dict:
     """``ce neighbors``: neighbour lists from embeddings already in the store."""
-    from ce.engine.read import read_embeddings
+    from ce.query.read import read_embeddings
 
     if index not in INDEXES:
         raise CeError(f"unknown index {index!r}; use {' or '.join(INDEXES)}")

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
-from ce.engine.errors import CeError, NotFound
-from ce.engine.read import read_embeddings
-from ce.engine.store import Store, parse_shard, series_id
+from ce.query.read import read_embeddings
+from ce.store.errors import CeError, NotFound
+from ce.store.store import Store, parse_shard, series_id
 
 from .datasets import Dataset, load_dataset
 from .extract import ExtractOptions, extract, extract_identity, resolve_device, same_embeddings

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ce.engine.errors import NotFound, did_you_mean
+from ce.store.errors import NotFound, did_you_mean
 
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
@@ -102,7 +102,7 @@ def resolve_model(
 ) -> ResolvedModel:
     """Map ``--model`` (a model the store made, an alias, a local directory or a Hub id) to
     a source for the task and stage."""
-    from ce.engine.schema import NAME_PATTERN, check_name
+    from ce.store.schema import NAME_PATTERN, check_name
 
     if store is not None and NAME_PATTERN.fullmatch(model) and store.model_dir(model).is_dir():
         return ResolvedModel(check_name("model", name or model), str(store.model_dir(model)), True)

@@ -10,10 +10,11 @@ import time
 
 import pytest
 
-from ce.engine import Store
-from ce.engine.errors import CeError, NotFound
 from ce.extractors.attack import AttackOptions, run_attack
 from ce.extractors.attack_env import import_textattack
+from ce.query.sql import connect
+from ce.store import Store
+from ce.store.errors import CeError, NotFound
 
 from .conftest import snapshot
 
@@ -32,7 +33,7 @@ def options(tiny_models, **kw) -> AttackOptions:
 
 
 def rows(store: Store, sql: str) -> list[dict]:
-    return store.connect().sql(sql).to_arrow_table().to_pylist()
+    return connect(store).sql(sql).to_arrow_table().to_pylist()
 
 
 def test_textattack_imports_offline():
@@ -110,7 +111,7 @@ def test_attack_agreement_over_examples_both_got_right(sharp_classifier, tiny_mo
 
 KILL_ME = """
 import sys
-from ce.engine import Store
+from ce.store import Store
 from ce.extractors.attack import AttackOptions, run_attack
 opts = AttackOptions(attacker=sys.argv[3], sentence_encoder=sys.argv[4], max_candidates=8,
                      limit=12, checkpoint_every=1)

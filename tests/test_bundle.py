@@ -11,9 +11,10 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
-from ce.engine import Store
-from ce.engine.bundle import DIGEST_LEN, BundleError, Selection, export_bundle, import_bundle, verify_bytes
-from ce.engine.cli import cli
+from ce.cli import cli
+from ce.query.sql import connect
+from ce.store import Store
+from ce.store.bundle import DIGEST_LEN, BundleError, Selection, export_bundle, import_bundle, verify_bytes
 
 from .conftest import snapshot
 from .test_sql import write_attacks, write_neighbors, write_store
@@ -209,7 +210,7 @@ def test_two_labs_extracts_of_one_dataset_merge(tiny_models, data_dir, tmp_path)
     assert [p.path for p in b.live_parts()["examples"]] == examples_before
     record = next(r for r in b.runs() if r.get("imported"))
     assert record["imported"]["skipped_parts"] == [p.path for p in a.live_parts()["examples"]]
-    got = b.connect().sql("select model_i, model_j, n from knn_agreement(3)").fetchall()
+    got = connect(b).sql("select model_i, model_j, n from knn_agreement(3)").fetchall()
     assert got == [("model-a", "model-b", 12)]
     again = snapshot(b.root)
     assert import_bundle(b, bundle)["imported"] == 0 and snapshot(b.root) == again

@@ -9,8 +9,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from ce.engine.cli import COMMANDS, cli
-from ce.engine.schema import SCHEMA_VERSION
+from ce.cli import COMMANDS, cli
+from ce.store.schema import SCHEMA_VERSION
 
 from .conftest import snapshot
 
@@ -294,7 +294,7 @@ def test_compare_prints_table2(filled_store, data_dir):
 
 NO_TORCH = """
 import sys
-from ce.engine.cli import cli
+from ce.cli import cli
 for args in (["--help"], ["query", "select 1 as one", "--store", sys.argv[1]],
              ["query", "--list"], ["compare", "--store", sys.argv[1]]):
     try:

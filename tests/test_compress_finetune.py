@@ -7,11 +7,12 @@ import json
 import pytest
 import torch
 
-from ce.engine import Store
-from ce.engine.errors import CeError, NotFound
 from ce.extractors.compress import compress
 from ce.extractors.extract import ExtractOptions, extract
 from ce.extractors.finetune import FinetuneOptions, finetune
+from ce.query.sql import connect
+from ce.store import Store
+from ce.store.errors import CeError, NotFound
 
 from .conftest import snapshot
 
@@ -50,9 +51,7 @@ def test_prune_reaches_the_sparsity_and_int8_quantises_at_load(tiny_models, stor
     runs = {r["model"]: r for r in store.runs() if r["command"] == "extract"}
     assert runs["int8"]["derived_from"]["method"] == "int8"
     got = (
-        store.connect()
-        .sql("select model, count(*) from predictions group by model order by model")
-        .fetchall()
+        connect(store).sql("select model, count(*) from predictions group by model order by model").fetchall()
     )
     assert got == [("half", 8), ("int8", 8)]
 
@@ -81,7 +80,7 @@ def test_finetune_classification_learns_and_registers(tiny_models, store_dir):
     info = finetune(store, str(tiny_models["base"]), "sst2-dev", "tuned", options, progress=False)
     assert info["steps"] == 60 and info["parent"] == "tiny-base"
     extract(store, "tuned", "sst2-dev", ExtractOptions(limit=64), progress=False)
-    [(accuracy,)] = store.connect().sql("select avg(correct::int) from predictions").fetchall()
+    [(accuracy,)] = connect(store).sql("select avg(correct::int) from predictions").fetchall()
     assert accuracy > 0.6  # the training set itself: the head did learn
     assert not list((store_dir / "models").glob(".train-*"))  # checkpoints cleaned up
 

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ce.engine.errors import CeError, NotFound
 from ce.extractors.datasets import DATASETS, load_dataset
+from ce.store.errors import CeError, NotFound
 
 from .conftest import needs_data
 

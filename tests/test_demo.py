@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from ce.engine import Store
-from ce.engine.cli import cli
+from ce.cli import cli
+from ce.query.sql import connect
+from ce.store import Store
 
 
 def test_quick_demo_runs_the_study_and_reuses_the_store(store_dir, data_dir, tmp_path):
@@ -13,7 +14,7 @@ def test_quick_demo_runs_the_study_and_reuses_the_store(store_dir, data_dir, tmp
     first = runner.invoke(cli, ["demo", "--quick", "--store", str(store_dir)])
     assert first.exit_code == 0, first.output
     store = Store(store_dir)
-    con = store.connect()
+    con = connect(store)
     kinds = dict(
         con.sql(
             "select 'predictions', count(distinct model) from predictions"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from ce.engine import Store
-from ce.engine.cli import cli
+from ce.cli import cli
 from ce.extractors.experiment import load_experiment
+from ce.query.sql import connect
+from ce.store import Store
 
 from .conftest import REPO, snapshot
 
@@ -51,7 +52,7 @@ def test_the_grid_runs_once_and_then_skips(tiny_models, store_dir, tmp_path):
     first = runner.invoke(cli, ["run", str(path), "--store", str(store_dir)])
     assert first.exit_code == 0, first.output
     assert "7 step(s) run" in first.stderr  # compress, 4 extracts, ood, attack
-    con = Store(store_dir).connect()
+    con = connect(Store(store_dir))
     got = dict(
         con.sql(
             "select model || ' ' || stage, count(*) from embeddings where dataset = 'sst2-dev' group by all"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ce.engine import Store
-from ce.engine.errors import CeError
 from ce.extractors import extract as extract_module
 from ce.extractors.datasets import load_dataset
 from ce.extractors.extract import ExtractOptions, extract, subset
@@ -15,12 +13,15 @@ from ce.extractors.heads import QaDecoder, QaSettings
 from ce.extractors.loading import load_model
 from ce.extractors.registry import MINILM_SHA256, ResolvedModel
 from ce.extractors.squad_metric import score
+from ce.query.sql import connect
+from ce.store import Store
+from ce.store.errors import CeError
 
 pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 def rows(store, sql):
-    return store.connect().sql(sql).to_arrow_table().to_pylist()
+    return connect(store).sql(sql).to_arrow_table().to_pylist()
 
 
 @pytest.fixture

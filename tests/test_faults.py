@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from ce.engine import Store
+from ce.query.sql import connect
+from ce.store import Store
 
 from .conftest import snapshot
 
 pytestmark = pytest.mark.usefixtures("data_dir")
 
-CE = [sys.executable, "-c", "from ce.engine.cli import main; main()"]
+CE = [sys.executable, "-c", "from ce.cli import main; main()"]
 KILLS = 10
 
 
@@ -40,7 +41,7 @@ def check_whole(store_dir: Path) -> None:
     for parts in store.live_parts().values():
         for part in parts:
             assert (store_dir / part.path).is_file(), part.path
-    con = store.connect()
+    con = connect(store)
     for kind, keys in (
         ("predictions", "model, dataset"),
         ("embeddings", "model, stage, dataset"),
@@ -88,7 +89,7 @@ def test_killed_extracts(tiny_models, store_dir):
         "m",
     ]
     kill_at_random_points(args, store_dir, 7.0, seed=1)
-    con = Store(store_dir).connect()
+    con = connect(Store(store_dir))
     assert con.sql("select count(*) from predictions").fetchall() == [(300,)]
     assert con.sql("select count(*) from neighbors").fetchall() == [(300,)]
 
@@ -112,7 +113,7 @@ def test_killed_ood(tiny_models, store_dir):
         "5",
     ]
     kill_at_random_points(args, store_dir, 8.0, seed=2)
-    con = Store(store_dir).connect()
+    con = connect(Store(store_dir))
     roles = dict(con.sql("select role, count(*) from ood_scores group by role").fetchall())
     assert roles["test"] == 60 and roles["id_val"] > 0
 
@@ -134,7 +135,7 @@ def test_killed_attacks(tiny_models, store_dir):
         "m",
     ]
     kill_at_random_points(args, store_dir, 16.0, seed=3)
-    con = Store(store_dir).connect()
+    con = connect(Store(store_dir))
     assert con.sql("select count(*), count(distinct example_id) from attacks").fetchall() == [(30, 30)]
 
 
@@ -158,7 +159,7 @@ def test_two_writers_at_once(tiny_models, store_dir):
     ]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     check_whole(store_dir)
-    con = Store(store_dir).connect()
+    con = connect(Store(store_dir))
     assert con.sql("select model, count(*) from predictions group by model order by model").fetchall() == [
         ("one", 100),
         ("two", 100),

@@ -27,15 +27,16 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from ce.engine import Store
-from ce.engine.bundle import DIGEST_LEN, export_bundle, import_bundle
-from ce.engine.cli import cli
+from ce.cli import cli
+from ce.query.sql import connect
+from ce.store import Store
+from ce.store.bundle import DIGEST_LEN, export_bundle, import_bundle
 
 from .conftest import snapshot
 from .test_remote import RangeHandler
 from .test_sql import EXAMPLES, write_neighbors, write_store
 
-CE = [sys.executable, "-c", "from ce.engine.cli import main; main()"]
+CE = [sys.executable, "-c", "from ce.cli import main; main()"]
 
 
 def ce(*args: str):
@@ -336,7 +337,7 @@ def test_a_dataset_with_other_examples_is_refused_and_can_be_renamed(target, tmp
     assert snapshot(target) == before
     done = ce("bundle", "import", bundle, "--store", target, "--rename-dataset", "toy=toy-b")
     assert done.exit_code == 0, done.output
-    con = Store(target).connect()
+    con = connect(Store(target))
     assert con.sql("select dataset, count(*) from examples group by 1 order by 1").fetchall() == [
         ("toy", 3),
         ("toy-b", 2),
@@ -357,7 +358,7 @@ def test_results_the_store_has_are_not_replaced_unless_renamed(target, tmp_path)
     assert snapshot(target) == before
     done = ce("bundle", "import", bundle, "--store", target, "--rename-model", "c=c-lab-b")
     assert done.exit_code == 0, done.output
-    got = Store(target).connect().sql("select model, count(*) from errors group by 1 order by 1").fetchall()
+    got = connect(Store(target)).sql("select model, count(*) from errors group by 1 order by 1").fetchall()
     assert got == [("c", 1), ("c-lab-b", 2)]
 
 
@@ -367,9 +368,7 @@ def test_bundles_of_one_store_import_in_any_order(tmp_path):
         paths = []
         for model in order:
             path = tmp_path / f"{model}.cebundle"
-            export_bundle(
-                source, path, __import__("ce.engine.bundle").engine.bundle.Selection(models=(model,))
-            )
+            export_bundle(source, path, __import__("ce.store.bundle").store.bundle.Selection(models=(model,)))
             paths.append(path)
         target = Store(tmp_path / f"t-{''.join(order)}")
         for path in paths:
@@ -378,7 +377,7 @@ def test_bundles_of_one_store_import_in_any_order(tmp_path):
         for path in paths:
             import_bundle(target, path)
         assert snapshot(target.root) == again
-        got = target.connect().sql("select model, count(*) from predictions group by 1 order by 1").fetchall()
+        got = connect(target).sql("select model, count(*) from predictions group by 1 order by 1").fetchall()
         assert got == [("a", 3), ("b", 3)]
 
 
@@ -399,7 +398,7 @@ def test_an_imported_run_dated_ahead_never_outlives_a_later_local_run(lab, tmp_p
             {"model": "a", "dataset": "toy"},
             pa.table({"example_id": ["x9"], "correct": [True]}),
         )
-    assert store.connect().sql("select example_id from predictions where model = 'a'").fetchall() == [("x9",)]
+    assert connect(store).sql("select example_id from predictions where model = 'a'").fetchall() == [("x9",)]
 
 
 # -- records in a store, and stores at a URL ---------------------------------------------
@@ -534,7 +533,7 @@ def test_exports_go_through_the_output_option(target, tmp_path):
 # -- concurrency, kills, a full disk, leftovers -------------------------------------------
 RERUN = """
 import sys, pyarrow as pa
-from ce.engine import Store
+from ce.store import Store
 store = Store(sys.argv[1])
 for i in range(int(sys.argv[2])):
     with store.run("test", {}) as run:
@@ -548,7 +547,7 @@ def test_readers_never_fail_while_the_same_partition_is_rerun(target):
     store, failures, queries = Store(target), [], 0
     try:
         while writer.poll() is None or queries < 20:
-            con = store.connect()
+            con = connect(store)
             time.sleep(random.uniform(0, 0.02))  # the snapshot ages while a writer commits
             try:
                 assert con.sql("select count(*) from predictions where model = 'c'").fetchall() == [(3,)]
@@ -623,7 +622,7 @@ def test_an_import_that_fills_the_disk_keeps_nothing(small_disk, tmp_path):
 
 
 def test_leftovers_of_dead_processes_are_collected(target):
-    from ce.engine import atomic
+    from ce.store import atomic
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
@@ -643,8 +642,8 @@ def test_leftovers_of_dead_processes_are_collected(target):
 def test_a_commit_killed_between_two_records_is_finished_by_the_next_command(lab, tmp_path):
     """Import stages every file, journals the renames, then renames; a kill after the
     first rename leaves a journal that the next command completes."""
-    from ce.engine import atomic
-    from ce.engine.store import JOURNAL
+    from ce.store import atomic
+    from ce.store.store import JOURNAL
 
     store = Store(tmp_path / "fresh")
     import_bundle(store, lab)

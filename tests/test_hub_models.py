@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ce.engine.cli import cli
-from ce.engine.store import Store
+from ce.cli import cli
 from ce.extractors.datasets import load_dataset
 from ce.extractors.extract import ExtractOptions, extract
 from ce.extractors.registry import MODELS
+from ce.query.sql import connect
+from ce.store.store import Store
 
 from .conftest import REPO, snapshot
 from .hub_cache import PICKLE_ONLY, add_repo, malicious_pickle, model_files
@@ -81,7 +82,7 @@ def test_every_alias_extracts_through_the_cache_with_default_flags(hub, store_di
         assert target["format"] == ("pickle (weights-only)" if repo_id in PICKLE_ONLY else "safetensors")
         assert target["sha256"][weights] == blob_name(hub, repo_id, weights)
         assert {"config.json", "vocab.txt"} <= set(target["sha256"])  # every file read
-    con = store.connect()
+    con = connect(store)
     counts = dict(con.sql("select model, count(*) from predictions group by model").fetchall())
     assert counts == {
         "bert-large": 4,
@@ -347,7 +348,7 @@ def _hub_message(endpoint: str, repo_id: str, cache: Path) -> str:
     subprocess, since huggingface_hub reads its endpoint at import)."""
     code = (
         "from ce.extractors.loading import hub_snapshot\n"
-        "from ce.engine.errors import CeError\n"
+        "from ce.store.errors import CeError\n"
         f"try:\n    hub_snapshot({repo_id!r}, None)\nexcept CeError as e:\n    print(e)\n"
     )
     env = {

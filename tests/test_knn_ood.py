@@ -7,13 +7,14 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from ce.engine import Store
-from ce.engine.cli import cli
-from ce.engine.compare import sweep, table2
-from ce.engine.errors import CeError, NotFound
+from ce.cli import cli
 from ce.extractors.datasets import load_dataset
 from ce.extractors.neighbors import NeighborSearch, recompute_neighbors
 from ce.extractors.ood import OodOptions, kth_distances, run_ood, split_groups
+from ce.query.compare import sweep, table2
+from ce.query.sql import connect
+from ce.store import Store
+from ce.store.errors import CeError, NotFound
 
 from .conftest import needs_data, snapshot
 
@@ -96,7 +97,7 @@ def test_knn_agreement_equals_numpy(three_models, k):
     store, vectors = three_models
     got = {
         (r["model_i"], r["model_j"]): r
-        for r in store.connect().sql(f"select * from knn_agreement({k})").to_arrow_table().to_pylist()
+        for r in connect(store).sql(f"select * from knn_agreement({k})").to_arrow_table().to_pylist()
     }
     sets = {m: numpy_neighbors(x, k) for m, x in vectors.items()}
     for a, b in [("a", "b"), ("a", "c"), ("b", "c")]:
@@ -112,7 +113,7 @@ def test_knn_agreement_equals_numpy(three_models, k):
 def test_stored_lists_rank_by_similarity_and_break_ties_by_index(three_models):
     store, vectors = three_models
     rows = (
-        store.connect()
+        connect(store)
         .sql("select idx, neighbors, similarities from neighbors where model = 'a' order by idx")
         .to_arrow_table()
         .to_pylist()
@@ -165,10 +166,7 @@ def test_ood_agreement_equals_numpy(tmp_path, store_dir):
         )
     for k, tpr in [(1, 0.95), (5, 0.9), (20, 0.5)]:
         [r] = (
-            store.connect()
-            .sql(f"select * from ood_agreement({k}, tpr := {tpr})")
-            .to_arrow_table()
-            .to_pylist()
+            connect(store).sql(f"select * from ood_agreement({k}, tpr := {tpr})").to_arrow_table().to_pylist()
         )
         sets = {m: numpy_ood(v["bank"], v["val"], v["test"], k, tpr) for m, v in vecs.items()}
         assert (r["ood_i"], r["ood_j"]) == (len(sets["a"]), len(sets["b"]))
@@ -209,7 +207,7 @@ def test_ood_with_a_split_bank(tmp_path, store_dir):
     info = run_ood(store, "a", bank, None, test, OodOptions(k_max=5, val_fraction=0.3), progress=False)
     held = split_groups(load_dataset(bank), 0.3).sum()
     assert (info["bank"], info["id_val"], info["test"]) == (100 - held, held, 30)
-    roles = dict(store.connect().sql("select role, count(*) from ood_scores group by role").fetchall())
+    roles = dict(connect(store).sql("select role, count(*) from ood_scores group by role").fetchall())
     assert roles == {"id_val": held, "test": 30}
 
 
@@ -319,7 +317,7 @@ def test_sweep_has_a_row_per_pair_and_k(three_models):
     # the same numbers as the macro
     [a_b_10] = [r for r in rows if (r["model_i"], r["model_j"], r["k"]) == ("a", "b", 10)]
     [direct] = (
-        store.connect()
+        connect(store)
         .sql("select mean_jaccard from knn_agreement(10) where model_i = 'a' and model_j = 'b'")
         .fetchall()
     )
@@ -336,11 +334,11 @@ def test_ood_shards_equal_one_run_and_need_stored_embeddings(tmp_path):
             put_embeddings(store, "a", path, vectors)
     run_ood(whole, "a", paths["bank"], paths["val"], paths["test"], OodOptions(k_max=7), progress=False)
     for i in (1, 0, 2):
-        assert sharded.connect().sql("select count(*) from ood_scores").fetchall() == [(0,)]
+        assert connect(sharded).sql("select count(*) from ood_scores").fetchall() == [(0,)]
         opts = OodOptions(k_max=7, shard=f"{i}/3")
         run_ood(sharded, "a", paths["bank"], paths["val"], paths["test"], opts, progress=False)
     sql = "select * exclude (run_id) from ood_scores order by role, example_id"
-    assert sharded.connect().sql(sql).fetchall() == whole.connect().sql(sql).fetchall()
+    assert connect(sharded).sql(sql).fetchall() == connect(whole).sql(sql).fetchall()
     missing = write_dataset(tmp_path, "unseen", 10)
     with pytest.raises(CeError, match="ce ood --shard reads stored embeddings"):
         run_ood(sharded, "a", paths["bank"], paths["val"], missing, OodOptions(shard="0/2"), progress=False)

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from ce.engine.cli import cli
+from ce.cli import cli
 
 from .conftest import snapshot
 

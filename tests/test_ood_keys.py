@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ce.engine import Store
-from ce.engine.bundle import export_bundle, import_bundle
-from ce.engine.cli import cli
-from ce.engine.compare import sweep, table2
-from ce.engine.errors import StoreError
-from ce.engine.report import render
+from ce.cli import cli
+from ce.cli.report_page import render
 from ce.extractors.ood import OodOptions, run_ood
+from ce.query.compare import sweep, table2
+from ce.query.sql import connect
+from ce.store import Store
+from ce.store.bundle import export_bundle, import_bundle
+from ce.store.errors import StoreError
 
 from .conftest import snapshot
 from .test_knn_ood import numpy_ood, put_embeddings, write_dataset
@@ -60,7 +61,7 @@ def expected_jaccard(vectors, bank: str, stage: str) -> float:
 
 
 def agreement(store: Store) -> dict[tuple[str, str], float]:
-    rows = store.connect().sql(f"select * from ood_agreement({K}, tpr := {TPR})").to_arrow_table().to_pylist()
+    rows = connect(store).sql(f"select * from ood_agreement({K}, tpr := {TPR})").to_arrow_table().to_pylist()
     assert all(
         (r["model_i"], r["model_j"], r["dataset"], r["id_val"]) == ("a", "b", "test", "val") for r in rows
     )
@@ -81,9 +82,7 @@ def test_pretrained_and_finetuned_runs_of_one_model_coexist(ood_store):
         assert jaccard == pytest.approx(expected_jaccard(vectors, bank, stage), abs=1e-9)
     parts = {tuple(p.partition.values()) for p in store.live_parts()["ood_scores"]}
     assert parts == {(m, stage, bank, "test") for m in ("a", "b") for bank, stage in RUNS}
-    limits = store.connect().sql(
-        "select model, stage, bank, k_max from list_limits where kind = 'ood_scores'"
-    )
+    limits = connect(store).sql("select model, stage, bank, k_max from list_limits where kind = 'ood_scores'")
     assert sorted(limits.fetchall()) == sorted((m, s, b, 10) for m in ("a", "b") for b, s in RUNS)
 
 

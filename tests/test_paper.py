@@ -7,9 +7,11 @@ import json
 
 import pytest
 
-from ce.engine import Store, table2
 from ce.extractors.demo import PAPER_LISTS
 from ce.extractors.ingest import ingest_errors
+from ce.query.compare import table2
+from ce.query.sql import connect
+from ce.store import Store
 
 from .conftest import DATA_DIR, needs_data
 
@@ -45,7 +47,7 @@ def test_published_values_to_three_decimals(paper_store):
 
 @needs_data("paper/squad2-dev-errors/bert_large.json", "squad2/dev-v2.0.json")
 def test_error_counts_equal_the_list_lengths(paper_store):
-    con = paper_store.connect()
+    con = connect(paper_store)
     assert {r[0] for r in con.sql("select n from error_agreement()").fetchall()} == {11873}
     counts = dict(con.sql("select model, count(*) from errors group by model").fetchall())
     for stem, alias in PAPER_LISTS.items():

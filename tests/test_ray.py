@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ce.engine import Store
-from ce.engine.errors import CeError
 from ce.extractors.distributed import attack_on_ray, extract_on_ray, start_ray
 from ce.extractors.extract import ExtractOptions, extract
+from ce.query.sql import connect
+from ce.store import Store
+from ce.store.errors import CeError
 
 from .test_attack import options as attack_options
 from .test_shards import contents
@@ -51,7 +52,7 @@ def test_attack_on_ray_equals_one_local_run(ray_cluster, sharp_classifier, tiny_
     infos = attack_on_ray(on_ray, str(sharp_classifier), "sst2-dev", opts, shards=2, progress=False)
     assert [i["examples"] for i in infos] == [3, 3]
     sql = "select * exclude (run_id) from attacks order by example_id"
-    assert on_ray.connect().sql(sql).fetchall() == local.connect().sql(sql).fetchall()
+    assert connect(on_ray).sql(sql).fetchall() == connect(local).sql(sql).fetchall()
 
 
 def test_an_error_in_a_task_is_the_error_itself(ray_cluster, store_dir, tmp_path):

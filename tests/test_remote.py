@@ -11,9 +11,10 @@ import threading
 import pytest
 from click.testing import CliRunner
 
-from ce.engine.cli import cli
-from ce.engine.errors import StoreError
-from ce.engine.remote import RemoteStore
+from ce.cli import cli
+from ce.query.sql import connect
+from ce.store.errors import StoreError
+from ce.store.remote import RemoteStore
 
 from .test_sql import write_neighbors, write_store
 
@@ -75,7 +76,7 @@ def test_a_served_store_answers_like_the_local_one(served):
     local, url = served
     remote = RemoteStore(url)
     for sql in QUERIES:
-        assert remote.connect().sql(sql).fetchall() == local.connect().sql(sql).fetchall()
+        assert connect(remote).sql(sql).fetchall() == connect(local).sql(sql).fetchall()
 
 
 def test_ce_query_compare_sweep_and_report_take_a_url(served, tmp_path):

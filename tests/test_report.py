@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from ce.engine import Store
-from ce.engine.cli import cli
-from ce.engine.report import render
+from ce.cli import cli
+from ce.cli.report_page import render
+from ce.store import Store
 
 from .test_sql import write_attacks, write_neighbors, write_store
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ce.engine import Store
-from ce.engine.errors import CeError
 from ce.extractors.extract import ExtractOptions, extract
+from ce.query.sql import connect
+from ce.store import Store
+from ce.store.errors import CeError
 
 pytestmark = pytest.mark.usefixtures("data_dir")
 
@@ -19,7 +20,7 @@ TABLES = {
 
 
 def contents(store: Store) -> dict[str, list]:
-    con = store.connect()
+    con = connect(store)
     return {name: con.sql(sql).to_arrow_table().to_pylist() for name, sql in TABLES.items()}
 
 
@@ -36,7 +37,7 @@ def test_shards_together_equal_one_run(tiny_models, tmp_path, task, dataset, set
     whole, sharded = Store(tmp_path / "whole"), Store(tmp_path / "sharded")
     extract(whole, str(tiny_models[task]), dataset, opts, name="tiny", progress=False)
     for i in (2, 0, 1):  # any order
-        assert sharded.connect().sql("select count(*) from neighbors").fetchall() == [(0,)]
+        assert connect(sharded).sql("select count(*) from neighbors").fetchall() == [(0,)]
         shard = ExtractOptions(limit=23, batch_size=1, k_max=5, shard=f"{i}/3", **settings)
         extract(sharded, str(tiny_models[task]), dataset, shard, name="tiny", progress=False)
     expected = contents(whole)
@@ -51,7 +52,7 @@ def test_a_rerun_shard_replaces_itself(tiny_models, store_dir):
     for i in (0, 1, 1):
         opts = ExtractOptions(limit=10, k_max=3, shard=f"{i}/2")
         extract(store, str(tiny_models["classification"]), "sst2-dev", opts, name="tiny", progress=False)
-    con = store.connect()
+    con = connect(store)
     assert con.sql("select count(*), count(distinct example_id) from predictions").fetchall() == [(10, 10)]
     assert con.sql("select count(*) from neighbors").fetchall() == [(10,)]
 

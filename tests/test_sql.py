@@ -6,9 +6,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from ce.engine import Store
-from ce.engine.errors import NotFound, QueryError
-from ce.engine.sql import library, parameters, resolve
+from ce.query.sql import connect, library, parameters, resolve
+from ce.store import Store
+from ce.store.errors import NotFound, QueryError
 
 EXAMPLES = pa.table(
     {"example_id": ["x1", "x2", "x3"], "idx": [0, 1, 2], "text": ["a", "b", "c"], "label": [0, 1, 1]}
@@ -42,7 +42,7 @@ def toy(store_dir) -> Store:
 
 
 def rows(store: Store, sql: str, params=None) -> list[dict]:
-    return store.connect().sql(sql, params=params).to_arrow_table().to_pylist()
+    return connect(store).sql(sql, params=params).to_arrow_table().to_pylist()
 
 
 def test_error_agreement_hand_checked(toy):
@@ -376,7 +376,7 @@ def test_resolve_checks_parameters_and_names():
 
 
 def test_empty_store_has_every_view(store_dir):
-    con = Store(store_dir).connect()
+    con = connect(Store(store_dir))
     for view in ("examples", "predictions", "embeddings", "neighbors", "ood_scores", "runs", "errors"):
         assert con.sql(f"select count(*) from {view}").fetchall() == [(0,)]
     assert con.sql("select count(*) from error_agreement()").fetchall() == [(0,)]

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from ce.engine.compare import table2
-from ce.engine.errors import CeError
+from ce.query.compare import table2
+from ce.store.errors import CeError
 
 from .test_sql import write_neighbors, write_store
 
@@ -52,7 +52,7 @@ def test_the_seed_changes_the_resamples(store_dir):
 
     import pyarrow as pa
 
-    from ce.engine import Store
+    from ce.store import Store
 
     rng = random.Random(0)
     ids = [f"e{i}" for i in range(60)]
@@ -73,7 +73,7 @@ def test_the_seed_changes_the_resamples(store_dir):
 
 
 def test_slices_by_label_hand_checked(store_dir):
-    from ce.engine.compare import sliced
+    from ce.query.compare import sliced
 
     store = write_store(store_dir, {"a": {"x1", "x2"}, "b": {"x2", "x3"}})
     write_neighbors(store, {"a": [[1, 2], [0, 2], [0, 1]], "b": [[2, 1], [0, 2], [1, 0]]})

@@ -10,9 +10,10 @@ import sys
 import pyarrow as pa
 import pytest
 
-from ce.engine import Store
-from ce.engine.errors import CeError, StoreError
-from ce.engine.schema import SCHEMA_VERSION
+from ce.query.sql import connect
+from ce.store import Store
+from ce.store.errors import CeError, StoreError
+from ce.store.schema import SCHEMA_VERSION
 
 from .conftest import snapshot
 
@@ -22,7 +23,7 @@ def preds(ids, correct=True):
 
 
 def count(store: Store, sql="select count(*) from predictions") -> int:
-    return store.connect().sql(sql).fetchall()[0][0]
+    return connect(store).sql(sql).fetchall()[0][0]
 
 
 def test_rerun_replaces_the_partition_without_duplicates(store_dir):
@@ -100,7 +101,7 @@ def test_bad_partition_names_are_refused_before_writing(store_dir):
 
 KILLED = """
 import os, sys, pyarrow as pa
-from ce.engine import Store
+from ce.store import Store
 store = Store(sys.argv[1])
 with store.run("test", {}) as run:
     run.write("predictions", {"model": "m", "dataset": "d"},

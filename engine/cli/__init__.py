@@ -12,25 +12,25 @@ import sys
 
 import click
 
-from ..errors import CeError
+from ce.store.errors import CeError
 
 COMMANDS = {
-    "extract": "ce.engine.cli.extract:extract",
-    "ingest": "ce.engine.cli.ingest:ingest",
-    "query": "ce.engine.cli.query:query",
-    "compare": "ce.engine.cli.compare:compare",
-    "sweep": "ce.engine.cli.compare:sweep",
-    "neighbors": "ce.engine.cli.neighbors:neighbors",
-    "ood": "ce.engine.cli.neighbors:ood",
-    "attack": "ce.engine.cli.attack:attack",
-    "compress": "ce.engine.cli.compress:compress",
-    "finetune": "ce.engine.cli.finetune:finetune",
-    "report": "ce.engine.cli.report:report",
-    "run": "ce.engine.cli.run:run",
-    "bundle": "ce.engine.cli.bundle:bundle",
-    "models": "ce.engine.cli.catalog:models",
-    "datasets": "ce.engine.cli.catalog:datasets",
-    "demo": "ce.engine.cli.demo:demo",
+    "extract": "ce.cli.extract:extract",
+    "ingest": "ce.cli.ingest:ingest",
+    "query": "ce.cli.query:query",
+    "compare": "ce.cli.compare:compare",
+    "sweep": "ce.cli.compare:sweep",
+    "neighbors": "ce.cli.neighbors:neighbors",
+    "ood": "ce.cli.neighbors:ood",
+    "attack": "ce.cli.attack:attack",
+    "compress": "ce.cli.compress:compress",
+    "finetune": "ce.cli.finetune:finetune",
+    "report": "ce.cli.report:report",
+    "run": "ce.cli.run:run",
+    "bundle": "ce.cli.bundle:bundle",
+    "models": "ce.cli.catalog:models",
+    "datasets": "ce.cli.catalog:datasets",
+    "demo": "ce.cli.demo:demo",
 }
 
 
@@ -75,7 +75,7 @@ class CeGroup(click.Group):
     def resolve_command(self, ctx, args):
         name = args[0] if args else ""
         if name and not name.startswith("-") and name not in COMMANDS:
-            from ..errors import did_you_mean
+            from ce.store.errors import did_you_mean
 
             raise click.UsageError(f"no command {name!r}{did_you_mean(name, COMMANDS)}", ctx)
         return super().resolve_command(ctx, args)
@@ -127,7 +127,7 @@ class CeGroup(click.Group):
             if debug:
                 raise
             if type(e).__module__.lstrip("_").startswith("duckdb"):  # raised while results stream
-                from ..errors import error_line
+                from ce.store.errors import error_line
 
                 click.echo(f"Error: SQL error: {_one_line(error_line(e))}", err=True)
                 sys.exit(1)

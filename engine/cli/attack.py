@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import CeError
+from ce.store.errors import CeError
+
 from .common import (
     allow_pickle_option,
     engine_options,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 import pyarrow as pa
 
-from ..output import render_table
 from .common import open_store, store_option
+from .output import render_table
 
 
 @click.group()
@@ -33,7 +33,7 @@ def export(out, models, datasets, store_path):
     Example:
       ce bundle export lab-a.cebundle --dataset squad2-dev
     """
-    from ..bundle import Selection, export_bundle
+    from ce.store.bundle import Selection, export_bundle
 
     info = export_bundle(open_store(store_path), out, Selection(tuple(models), tuple(datasets)))
     click.echo(
@@ -112,7 +112,7 @@ def import_(file, rename_datasets, rename_models, max_size, store_path):
       ce bundle import lab-b.cebundle
       ce bundle import lab-b.cebundle --rename-model bert-base=lab-b-bert-base
     """
-    from ..bundle import Renames, import_bundle
+    from ce.store.bundle import Renames, import_bundle
 
     renames = Renames(parse_renames(rename_datasets, "dataset"), parse_renames(rename_models, "model"))
     info = import_bundle(open_store(store_path), file, max_size, renames)
@@ -133,6 +133,6 @@ def inspect(file, max_size):
     Example:
       ce bundle inspect lab-b.cebundle
     """
-    from ..bundle import inspect_bundle
+    from ce.store.bundle import inspect_bundle
 
     click.echo(render_table(pa.Table.from_pylist(inspect_bundle(file, max_size)), max_rows=10_000), nl=False)

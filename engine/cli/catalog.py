@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pyarrow as pa
 
-from ..output import render_table
+from .output import render_table
 
 
 @click.command()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from ..output import FORMATS
-from ..store import Store
+from ce.store.store import Store
+
+from .output import FORMATS
 
 DEFAULT_STORE = "data/store"
 
@@ -60,8 +61,8 @@ def output_options(f):
 
 def open_store(path: str, read_only: bool = False) -> Store:
     """The store at ``path``; commands that only read (``read_only``) also take a URL."""
-    from ..errors import StoreError
-    from ..remote import RemoteStore, is_remote
+    from ce.store.errors import StoreError
+    from ce.store.remote import RemoteStore, is_remote
 
     if not is_remote(path):
         return Store(path)

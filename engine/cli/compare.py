@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ..compare import sweep as sweep_reader
-from ..compare import table2, table3
-from ..errors import CeError
-from ..output import write_result
+from ce.query.compare import sweep as sweep_reader
+from ce.query.compare import table2, table3
+from ce.store.errors import CeError
+
 from .common import open_store, output_options, store_option, tpr_option
+from .output import write_result
 
 
 @click.command()
@@ -56,7 +57,7 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, fmt, output, store
       ce compare --by answerable
     """
     if by is not None:
-        from ..compare import sliced
+        from ce.query.compare import sliced
 
         notes: list[str] = []
         write_result(

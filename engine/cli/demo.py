@@ -6,10 +6,11 @@ import time
 
 import click
 
-from ..compare import table2, table3
-from ..output import write_result
-from ..sql import execute, library
+from ce.query.compare import table2, table3
+from ce.query.sql import connect, execute, library
+
 from .common import open_store, store_option
+from .output import write_result
 
 
 @click.command()
@@ -35,7 +36,7 @@ def demo(quick, store_path):
     started = time.perf_counter()
     run_demo(store, quick=quick, say=lambda line: click.echo(line, err=True))
     click.echo("\nAccuracy per model and dataset")
-    con = store.connect()
+    con = connect(store)
     write_result(execute(con, library()["accuracy"].text).to_arrow_reader(), "table", None)
     click.echo("\nTable 2: agreement between models (Jaccard)")
     write_result(table2(store), "table", None, max_rows=1000)

@@ -6,9 +6,10 @@ import sys
 
 import click
 
-from ..output import write_result
-from ..sql import catalogue, execute, resolve
+from ce.query.sql import catalogue, connect, execute, resolve
+
 from .common import open_store, output_options, store_option
+from .output import write_result
 
 
 @click.command()
@@ -51,7 +52,7 @@ def query(sql_or_name, params, list_, max_rows, fmt, output, store_path):
     if not sql_or_name:
         raise click.UsageError("give a query name or SQL, or --list")
     sql, bound = resolve(sql_or_name, dict(params))
-    con = open_store(store_path, read_only=True).connect()
+    con = connect(open_store(store_path, read_only=True))
     reader = execute(con, sql, bound).to_arrow_reader(batch_size=65536)
     write_result(reader, fmt, output, max_rows=max_rows)
 

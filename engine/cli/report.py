@@ -28,7 +28,7 @@ def report(output, k, tpr, store_path):
     Example:
       ce report -o report.html
     """
-    from ..report import write_report
+    from .report_page import write_report
 
     write_report(open_store(store_path, read_only=True), output, k, tpr)
     click.echo(f"wrote {output}", err=True)

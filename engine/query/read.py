@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NotFound
-from .store import Store
+from ce.store.errors import NotFound
+from ce.store.store import Store
+
+from .sql import connect
 
 
 def read_embeddings(store: Store, model: str, stage: str, dataset: str):
     """(example_id array, idx array, float32 matrix) of stored embeddings, in idx order."""
-    con = store.connect()
+    con = connect(store)
     table = con.sql(
         "select e.example_id, x.idx, e.vector from embeddings e join examples x"
         " using (dataset, example_id)"

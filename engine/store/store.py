@@ -277,12 +277,6 @@ class Store:
     def has(self, kind_name: str, **partition: str) -> bool:
         return any(p.partition == partition for p in self.live_parts()[kind_name])
 
-    def connect(self):
-        """A DuckDB connection with the store's views and the SQL library loaded."""
-        from .sql import connect
-
-        return connect(self)
-
     # -- writing -------------------------------------------------------------------------
     def _init(self) -> None:
         if self.exists():

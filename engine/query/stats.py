@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from .errors import CeError
+from ce.store.errors import CeError
+
 from .sql import execute
 
 # Poisson(1) cumulative probabilities for 0..5; a uniform draw above the last gives 6.

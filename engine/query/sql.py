@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from .errors import NotFound, QueryError, did_you_mean, error_line
-from .records import folder_keys
-from .schema import HEAD, HEAD_COLUMNS, KINDS, LIST_COLUMNS
+from ce.store.errors import NotFound, QueryError, did_you_mean, error_line
+from ce.store.records import folder_keys
+from ce.store.schema import HEAD, HEAD_COLUMNS, KINDS, LIST_COLUMNS
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ce.store.store import Store
 
 CATEGORIES = ("views", "macros", "queries")
 _CREATE = re.compile(

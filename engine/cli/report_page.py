@@ -9,8 +9,9 @@ import html
 import json
 from datetime import UTC, datetime
 
-from .compare import k_limits, sweep, table2, table3
-from .store import Store
+from ce.query.compare import k_limits, sweep, table2, table3
+from ce.query.sql import connect
+from ce.store.store import Store
 
 PALETTE = [
     "#1f77b4",
@@ -229,7 +230,7 @@ def _panels(field: str, rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def _largest_k(store: Store) -> int | None:
-    limits = k_limits(store.connect())
+    limits = k_limits(connect(store))
     return max((k for _, k in limits), default=None)
 
 
@@ -320,8 +321,8 @@ def page(body: str, store: Store) -> str:
 def write_report(store: Store, path: str, k: int = 10, tpr: float = 0.95) -> None:
     from pathlib import Path
 
-    from . import atomic
-    from .errors import CeError
+    from ce.store import atomic
+    from ce.store.errors import CeError
 
     target = Path(path)
     if not target.parent.exists():

@@ -7,9 +7,10 @@ import math
 import duckdb
 import pyarrow as pa
 
-from .errors import CeError, NotFound, did_you_mean
-from .sql import execute, library
-from .store import Store
+from ce.store.errors import CeError, NotFound, did_you_mean
+from ce.store.store import Store
+
+from .sql import connect, execute, library
 
 
 def k_limits(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
@@ -72,7 +73,7 @@ def table2(
     """The paper's Table 2 rows for every model pair, optionally for one dataset, with the
     p-value of McNemar's test for the errors and, with ``ci``, bootstrap intervals of every
     agreement. Notes on datasets left out at this k are appended to ``notes``."""
-    con = store.connect()
+    con = connect(store)
     (notes if notes is not None else []).extend(check_k_tpr(con, [k], tpr))
     _check_dataset(con, store, dataset)
     sql = library()["table2"].text.rstrip().rstrip(";")
@@ -112,7 +113,7 @@ def sweep(
 ) -> pa.RecordBatchReader:
     """The data of the paper's Figure 1: agreement against k for every pair, long format;
     distribution rows name their bank and all rows the stage of their embeddings."""
-    con = store.connect()
+    con = connect(store)
     (notes if notes is not None else []).extend(check_k_tpr(con, ks, tpr))
     parts = []
     for k in sorted(set(ks)):
@@ -133,7 +134,7 @@ def sweep(
 
 def table3(store: Store) -> pa.RecordBatchReader:
     """The paper's Table 3: accuracy before and under each attack, per model."""
-    return execute(store.connect(), library()["table3"].text).to_arrow_reader(batch_size=65536)
+    return execute(connect(store), library()["table3"].text).to_arrow_reader(batch_size=65536)
 
 
 SLICES = {
@@ -152,7 +153,7 @@ def sliced(
     name their bank, representation and distribution rows the stage of their embeddings."""
     if by not in SLICES:
         raise NotFound(f"unknown slice {by!r}{did_you_mean(by, SLICES)}; use {', '.join(SLICES)}")
-    con = store.connect()
+    con = connect(store)
     (notes if notes is not None else []).extend(check_k_tpr(con, [k], tpr))
     examples = (
         "select *, len(string_split(trim(coalesce(text, question || ' ' || context)),"

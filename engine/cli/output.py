@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import atomic
-from .errors import CeError
+from ce.store import atomic
+from ce.store.errors import CeError
 
 FORMATS = ("table", "csv", "json", "parquet")
 
