@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/ruff format --check engine extractors tests bench
 
 bench: install
-	cd bench && for b in extract qa_pipeline neighbors knn_agreement attack float16 scale bundle gpu; do \
+	cd bench && for b in extract qa_pipeline neighbors knn_agreement attack float16 scale bundle checkpoints gpu; do \
 		../$(BIN)/python $$b.py || exit 1; done
 
 clean:

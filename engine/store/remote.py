@@ -102,7 +102,8 @@ class RemoteStore(Store):
         self.protocol = self.url.split("://")[0]
         self.fs = filesystem(self.protocol, self.url)
         self.root = self.url  # shown in messages
-        self._records: list[dict[str, Any]] | None = None
+        self._listed: list[dict[str, Any]] | None = None  # parsed once, on the first read
+        self._own, self._built = {}, {}  # see Store._members
         self._check_version()
 
     def location(self, relative: str) -> str:
@@ -150,8 +151,8 @@ class RemoteStore(Store):
     def exists(self) -> bool:
         return True
 
-    def runs(self) -> list[dict[str, Any]]:
-        if self._records is None:
+    def _records(self) -> list[dict[str, Any]]:
+        if self._listed is None:
             try:
                 names = self.fs.glob(self.location("runs/*.json"))
             except Exception as e:
@@ -170,8 +171,9 @@ class RemoteStore(Store):
                         " ask its owner to fix the store, or copy it"
                     ) from None
                 records.append(parse_record(data, f"run record {url}"))
-            self._records = sorted(records, key=lambda r: (r.get("started") or "", r["run_id"]))
-        return self._records
+            self._listed = sorted(records, key=lambda r: (r.get("started") or "", r["run_id"]))
+            self._own = {rec["run_id"]: rec for rec in self._listed}
+        return list(self._listed)
 
     def read_prefixes(self) -> list[str]:
         return [f"{self.url}/"]

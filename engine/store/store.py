@@ -9,22 +9,25 @@ Layout::
 A run's parts become visible only when its record turns ``complete``, in one atomic rename.
 For every (kind, partition) the live part is the one of the latest complete run that wrote
 it, so re-running an extraction replaces its parts and never leaves duplicates; parts of
-superseded or killed runs are garbage that the next commit removes.
+superseded or killed runs are garbage: a commit removes the parts it superseded, and a
+sweep of the whole store the rest (see :meth:`Store._collect_garbage` for when).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import fnmatch
 import hashlib
 import json
+import operator
 import os
 import shutil
 import socket
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -129,12 +132,12 @@ def _older_key(part: Part) -> tuple | None:
     return (part.kind, tuple((k, part.partition[k]) for k in folders))
 
 
-def _pick(members: list[tuple[tuple[str, str], str, Part]], key_of) -> tuple[list[Part], list[Part]]:
+def _pick(members: list[tuple[tuple, tuple[str, str], str, Part]]) -> tuple[list[Part], list[Part]]:
     """(live parts in commit order, parts of newer series still waiting for shards) among
-    ``members`` (order, series, part): per key the latest whole series is live."""
+    ``members`` (key, order, series, part): per key the latest whole series is live."""
     groups: dict[tuple, dict[str, list[tuple[tuple[str, str], Part]]]] = {}
-    for order, series, part in members:
-        groups.setdefault(key_of(part), {}).setdefault(series, []).append((order, part))
+    for key, order, series, part in members:
+        groups.setdefault(key, {}).setdefault(series, []).append((order, part))
     chosen: list[tuple[tuple[str, str], list[Part]]] = []
     waiting: list[Part] = []
     for by_series in groups.values():
@@ -176,6 +179,12 @@ class Store:
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else default_root()
+        self._parsed: dict[str, tuple[tuple, tuple, dict[str, Any]]] = {}  # name: (stat, order, record)
+        self._sorted: list[dict[str, Any]] = []  # the records of _parsed, oldest first
+        self._own: dict[str, dict[str, Any]] = {}  # run id: the record of _sorted
+        self._built: dict[str, tuple[dict[str, Any], list[tuple]]] = {}  # see _members()
+        self._swept = False  # whether this Store swept and left nothing (see _collect_garbage)
+        self._strays: list[str] = []  # files in runs/ other than records, at the last read
         self._check_version()
 
     # -- reading -------------------------------------------------------------------------
@@ -212,18 +221,50 @@ class Store:
         for a local folder; a remote store registers its file system)."""
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run record, oldest first."""
+        """Every run record, oldest first: copies, the caller's own to change."""
+        return [_copied(rec) for rec in self._records()]
+
+    def _records(self) -> list[dict[str, Any]]:
+        """Every run record, oldest first, as this Store keeps them: never change one.
+
+        Parsed records are kept per file, keyed by its stat (mtime, size, inode): a call
+        parses only the files that are new or changed since the last one and forgets those
+        that are gone, so a commit (which reads the records to find what it superseded)
+        parses its own record and no other, however many runs the store holds. ce replaces
+        a record by renaming a new file over it (a new inode); an edit in place changes its
+        mtime. A running record is read every time all the same: it is the one expected to
+        change (to complete), and coarse timestamps or a network file system's cached
+        attributes could hide that change from a stat. Copying a record costs a fraction of
+        parsing it, and the store's own bookkeeping (a commit, a sweep) needs no copy."""
         folder = self.root / "runs"
         if not folder.is_dir():
+            self._parsed, self._sorted, self._own, self._strays = {}, [], {}, []
             return []
-        records = []
-        for path in sorted(folder.glob("*.json")):
-            try:
-                data = json.loads(path.read_text())
-            except (ValueError, UnicodeDecodeError) as e:
-                raise StoreError(f"run record {path} is damaged ({e}); remove it") from None
-            records.append(parse_record(data, f"run record {path}"))
-        return sorted(records, key=lambda r: (r.get("started") or "", r["run_id"]))
+        names = sorted(os.listdir(folder))
+        self._strays = [name for name in names if not name.endswith(".json")]  # journals, temp files
+        parsed, changed = {}, False
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            for name in names:
+                if not name.endswith(".json"):
+                    continue
+                try:  # stat before reading: a file replaced meanwhile is parsed again next time
+                    st = os.stat(name, dir_fd=fd)
+                    stat = (st.st_mtime_ns, st.st_size, st.st_ino)
+                    known = self._parsed.get(name)
+                    if known is None or known[0] != stat or known[2]["status"] == "running":
+                        rec = _read_record(folder / name)
+                        known, changed = (stat, (rec.get("started") or "", rec["run_id"]), rec), True
+                except FileNotFoundError:  # removed since the listing (a killed run's, collected)
+                    continue
+                parsed[name] = known
+        finally:
+            os.close(fd)
+        if changed or parsed.keys() != self._parsed.keys():  # oldest first
+            self._sorted = [rec for _, _, rec in sorted(parsed.values(), key=operator.itemgetter(1))]
+            self._own = {rec["run_id"]: rec for rec in self._sorted}
+        self._parsed = parsed
+        return list(self._sorted)
 
     def lease(self):
         """A reader's lease: a shared lock that keeps superseded parts on disk while held
@@ -239,43 +280,65 @@ class Store:
         """Per kind, the parts that readers see. A part belongs to a series (by default the
         run that wrote it; resumable and sharded runs name one they share); per partition the
         latest whole series is live, with every current part of it. A series of shards is
-        whole once each of its shards is in, so readers never see part of a sharded run."""
-        return self._resolve(records)[0]
+        whole once each of its shards is in, so readers never see part of a sharded run.
+        Copies, like :meth:`runs`."""
+        return {name: [_copied_part(p) for p in parts] for name, parts in self._resolve(records)[0].items()}
 
     def _resolve(
-        self, records: list[dict[str, Any]] | None = None
+        self, records: list[dict[str, Any]] | None = None, members: list[tuple] | None = None
     ) -> tuple[dict[str, list[Part]], list[Part]]:
-        """(live parts per kind, parts of newer sharded series still waiting for shards).
-        Parts of an older layout first compete as that layout keyed them (the parts that
-        lost there were superseded, and may be gone), the rest as the current one does."""
-        members = []  # (order, series, part) of every part of a complete run
-        for rec in self.runs() if records is None else records:
-            if rec.get("status") != "complete":
-                continue
-            order = (commit_time(rec), rec["run_id"])
-            for p in rec.get("parts", []):
-                part = Part(**{k: v for k, v in p.items() if k in Part.__dataclass_fields__})
-                members.append((order, part.series or rec["run_id"], part))
-        older_live, older_waiting = _pick([m for m in members if _older_key(m[2])], _older_key)
+        """(live parts per kind, parts of newer sharded series still waiting for shards),
+        from ``records`` or their ``members`` (:meth:`_complete_members`). Parts of an older
+        layout first compete as that layout keyed them (the parts that lost there were
+        superseded, and may be gone), the rest as the current one does."""
+        if members is None:
+            members = self._complete_members(records)
+        older_live, older_waiting = _pick([(old, o, s, p) for o, s, p, old, _ in members if old])
         kept = {p.path for p in older_live + older_waiting}
-        chosen, waiting = _pick([m for m in members if not _older_key(m[2]) or m[2].path in kept], _key)
+        chosen, waiting = _pick(
+            [(key, o, s, p) for o, s, p, old, key in members if not old or p.path in kept]
+        )
         live: dict[str, list[Part]] = {name: [] for name in KINDS}
         for part in chosen:
             live[part.kind].append(part)
         return live, waiting
+
+    def _complete_members(self, records: list[dict[str, Any]] | None = None) -> list[tuple]:
+        """(order, series, part, older key, key) of every part of a complete run."""
+        members = []
+        for rec in self._records() if records is None else records:
+            if rec.get("status") == "complete":
+                members += self._members(rec)
+        return members
+
+    def _members(self, rec: dict[str, Any]) -> list[tuple]:
+        """(order, series, part, older key, key) of every part of the complete run ``rec``,
+        built once for a record this Store keeps (it never changes, see :meth:`_records`),
+        so resolving costs little more than grouping the parts. Never change a part."""
+        known = self._built.get(rec["run_id"])
+        if known is not None and known[0] is rec:
+            return known[1]
+        order = (commit_time(rec), rec["run_id"])
+        members = []
+        for p in rec.get("parts", []):
+            part = Part(**{k: v for k, v in p.items() if k in Part.__dataclass_fields__})
+            members.append((order, part.series or rec["run_id"], part, _older_key(part), _key(part)))
+        if self._own.get(rec["run_id"]) is rec:  # a caller's record may change: build it anew
+            self._built[rec["run_id"]] = (rec, members)
+        return members
 
     def series_parts(self, kind_name: str, partition: dict[str, str], series: str) -> list[Part]:
         """The parts of one series in one partition, live or still waiting for shards (to
         resume a series); empty once another series replaced it."""
         live, waiting = self._resolve()
         return [
-            p
+            _copied_part(p)
             for p in live[kind_name] + waiting
             if p.kind == kind_name and p.partition == partition and p.series == series
         ]
 
     def has(self, kind_name: str, **partition: str) -> bool:
-        return any(p.partition == partition for p in self.live_parts()[kind_name])
+        return any(p.partition == partition for p in self._resolve()[0][kind_name])
 
     # -- writing -------------------------------------------------------------------------
     def _init(self) -> None:
@@ -301,7 +364,8 @@ class Store:
         """Open a run; its parts are committed together on success, removed on any error."""
         existed = self.root.exists()
         self._init()
-        self.collect_garbage()
+        if not self._swept:
+            self.collect_garbage()
         run = Run(self, command, params, dict(provenance))
         run._write_record("running")
         try:
@@ -348,36 +412,42 @@ class Store:
         """Runs killed on this host go with their parts; temporary files of processes that
         are gone go too. Parts that a newer run superseded go only while no reader holds a
         lease (a query that started before the commit may still read them); otherwise a
-        later collection removes them."""
-        host = socket.gethostname()
+        later collection removes them.
+
+        This sweep lists every part of every kind, so it runs only where garbage may be:
+        at a Store's first run (once per command), an import, :meth:`collect_garbage`, a
+        run's start after a sweep or commit left parts for readers, and a commit that finds
+        a run of this host killed or a journal or temporary file in runs/. Other commits
+        remove just what they superseded (:meth:`_collect_superseded`), so an attack, which
+        commits a run every few examples, does not pay for every part at every commit.
+        What a process killed before writing its record leaves (an import killed while
+        staging, a model half saved) waits for the next command's sweep."""
         finish_journals(self.root)
         records = []
-        for rec in self.runs():
-            if (
-                rec.get("status") == "running"
-                and rec.get("host") == host
-                and not rec.get("imported")
-                and not atomic.pid_alive(rec.get("pid", -1))
-            ):
+        for rec in self._records():
+            if _killed(rec):
                 _remove_run_files(self.root, rec["run_id"])
                 (self.root / "runs" / f"{rec['run_id']}.json").unlink(missing_ok=True)
             else:
                 records.append(rec)
         running = {r["run_id"] for r in records if r.get("status") == "running"}
-        live_parts, waiting = self._resolve(records)
-        live = {p.path for parts in [*live_parts.values(), waiting] for p in parts}
+        live = _live_paths(*self._resolve(records))
         kept = {p["path"] for r in records if r.get("status") == "complete" for p in r["parts"]}
+        left = False  # superseded parts kept for readers
         with self._no_readers() as unread:
             for name in KINDS:
-                for path in (self.root / name).glob("**/part-*.parquet"):
-                    rel = path.relative_to(self.root).as_posix()
-                    run_id = path.stem.removeprefix("part-").split(".")[0]
-                    if rel in live or run_id in running or (rel in kept and not unread):
+                for rel, file_name in _files(self.root, name):
+                    if fnmatch.fnmatchcase(file_name, "part-*.parquet"):
+                        run_id = file_name.removeprefix("part-").split(".")[0]
+                        if rel in live or run_id in running or (rel in kept and not unread):
+                            left = left or (rel not in live and run_id not in running)
+                            continue
+                    elif fnmatch.fnmatchcase(file_name, ".part-*.tmp"):  # killed writers' files
+                        if temp_part_run(Path(file_name)) in running:
+                            continue
+                    else:
                         continue
-                    path.unlink(missing_ok=True)
-                for path in (self.root / name).glob("**/.part-*.tmp"):  # killed writers' files
-                    if temp_part_run(path) not in running:
-                        path.unlink(missing_ok=True)
+                    (self.root / rel).unlink(missing_ok=True)
         for path in (self.root / "models").glob(".*-*"):  # save_model's .tmp-* and .old-* folders
             prefix, host, pid, *_ = path.name.split("-", 3) + ["", ""]
             if prefix in (".tmp", ".old") and atomic.owner_gone(f"{host}-{pid}"):
@@ -385,6 +455,26 @@ class Store:
         for path in [*self.root.glob(".*.tmp"), *(self.root / "runs").glob(".*.tmp")]:
             if atomic.owner_gone(atomic.temp_owner(path)):  # a record or marker half written
                 path.unlink(missing_ok=True)
+        self._swept = not left
+
+    def _collect_superseded(self, run: Run) -> None:
+        """After ``run`` committed (the lock held): remove the parts it superseded, in the
+        partitions it wrote (nothing else can have lost to it); or sweep the whole store
+        where runs/ shows garbage: a run of this host killed, or a journal or half-written
+        record of a process of this host that has ended."""
+        records = self._records()
+        if any(_killed(rec) for rec in records) or any(_ended(name) for name in self._strays):
+            self._collect_garbage()
+            return
+        touched = {_key(part) for _, _, part in run._pending}
+        members = self._complete_members(records)
+        live = _live_paths(*self._resolve(members=members))
+        superseded = {p.path for _, _, p, _, key in members if key in touched and p.path not in live}
+        if superseded:
+            with self._no_readers() as unread:
+                for rel in sorted(superseded) if unread else []:
+                    (self.root / rel).unlink(missing_ok=True)
+            self._swept = self._swept and unread  # else the next run's start sweeps again
 
     @contextlib.contextmanager
     def _no_readers(self) -> Iterator[bool]:
@@ -482,7 +572,7 @@ class Run:
                 self.record["parts"].append(part.__dict__)
             self.record["ended"] = self.record["committed"] = now()
             self._write_record("complete")  # the commit point
-            self.store._collect_garbage()  # the lock is already held
+            self.store._collect_superseded(self)  # the lock is already held
 
     def _abort(self) -> None:
         _remove_run_files(self.store.root, self.run_id)
@@ -559,6 +649,59 @@ def temp_part(final: Path) -> Path:
 def temp_part_run(path: Path) -> str:
     """The run id of a :func:`temp_part` file."""
     return path.name.removeprefix(".part-").split(".")[0]
+
+
+def _killed(rec: dict[str, Any]) -> bool:
+    """Whether ``rec`` is the record of a run of this host whose process has ended."""
+    return (
+        rec.get("status") == "running"
+        and rec.get("host") == socket.gethostname()
+        and not rec.get("imported")
+        and not atomic.pid_alive(rec.get("pid", -1))
+    )
+
+
+def _ended(name: str) -> bool:
+    """Whether the file ``name`` in runs/ is a journal or a half-written record of a
+    process of this host that has ended (a sweep finishes or removes it)."""
+    if name.startswith(".commit-") and name.endswith(".journal"):
+        return atomic.owner_gone(name.removeprefix(".commit-").removesuffix(".journal"))
+    return atomic.owner_gone(atomic.temp_owner(Path(name)))
+
+
+def _files(root: Path, folder: str) -> Iterator[tuple[str, str]]:
+    """(path relative to ``root``, name) of every file under ``root/folder``, in one walk
+    (symbolic links to folders are not followed, as glob's ``**`` does not)."""
+    for where, _, names in os.walk(root / folder):
+        rel = Path(os.path.relpath(where, root)).as_posix()
+        for name in names:
+            yield f"{rel}/{name}", name
+
+
+def _live_paths(live: dict[str, list[Part]], waiting: list[Part]) -> set[str]:
+    """The paths of :meth:`Store._resolve`'s parts: those that collection keeps."""
+    return {p.path for parts in [*live.values(), waiting] for p in parts}
+
+
+def _copied(value: Any) -> Any:
+    """A copy of JSON data (a record) that shares nothing with it."""
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
+
+
+def _copied_part(part: Part) -> Part:
+    return replace(part, partition=dict(part.partition), lengths=_copied(part.lengths))
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StoreError(f"run record {path} is damaged ({e}); remove it") from None
+    return parse_record(data, f"run record {path}")
 
 
 def check_schema_version(version: Any, where: str) -> None:
