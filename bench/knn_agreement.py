@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from ce.query.compare import table2
+import ce
 from ce.query.sql import connect
 from ce.store import Store
 
@@ -122,7 +122,7 @@ def main() -> None:
                     {"model": model, "dataset": "squad2-dev"},
                     pa.table({"example_id": ids, "correct": rng.random(n) < 0.7}),
                 )
-        seconds, table = best(lambda: table2(store).read_all(), args.repeats)
+        seconds, table = best(lambda: ce.open(store).table2().arrow().read_all(), args.repeats)
         print(
             f"ce compare (Table 2), 6 models x {n:,} points, K_max 100: {seconds:.3f}s"
             f" for {table.num_rows} pairs (goal < 1 s)"

@@ -19,13 +19,21 @@ import numpy as np
 import pyarrow as pa
 
 from ce.store.errors import CeError, NotFound, did_you_mean
-from ce.store.store import Store, parse_shard, series_id
+from ce.store.store import Store, parse_shard
 
 from .attack_env import import_textattack
-from .datasets import Dataset, check_examples, load_dataset
-from .extract import resolve_device, subset
-from .identity import differences, identity, live_identities
-from .loading import ModelFiles, load_model, load_pretrained, load_tokenizer, model_files
+from .datasets import Dataset, check_examples, load_dataset, subset
+from .extract import resolve_device
+from .identity import (
+    continues_series,
+    differences,
+    identity,
+    live_identities,
+    not_identity,
+    series_key,
+    series_settings,
+)
+from .loading import LoadedModel, ModelFiles, load, load_model, model_files
 from .registry import MODELS, resolve_model
 
 RECIPES = ("bert-attack", "deepwordbug")
@@ -40,17 +48,31 @@ class AttackOptions:
     sentence_encoder: str = "minilm"
     similarity_threshold: float = 0.2
     query_budget: int | None = None
-    limit: int | None = None
+    limit: int | None = continues_series(None)  # a longer attack continues a shorter one
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int = not_identity(32)
     max_length: int = 512  # tokens of each text the target sees
-    device: str = "cpu"
-    checkpoint_every: int = 10  # examples per committed part
-    restart: bool = False
+    device: str = not_identity("cpu")
+    checkpoint_every: int = not_identity(10)  # examples per committed part
+    restart: bool = not_identity(False)
     shard: str | None = None  # "I/N": only the I-th of N slices of the examples
-    revision: str | None = None  # Hub branch, tag or commit of the target
-    attacker_revision: str | None = None  # and of the attacker masked LM
-    allow_pickle: bool = False  # trust pickled weights fully (they can run code)
+    revision: str | None = not_identity(None)  # Hub branch, tag or commit of the target
+    attacker_revision: str | None = not_identity(None)  # and of the attacker masked LM
+    allow_pickle: bool = not_identity(False)  # trust pickled weights fully (they can run code)
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    model: str
+    dataset: str
+    attack: str
+    examples: int  # examples of the attack (its limit and shard)
+    resumed_from: int  # of those, done before this call
+    why: list[str]  # why it ran: nothing stored, examples done before, or what differs
+    succeeded: int  # of those attacked now
+    failed: int
+    skipped: int
+    seconds: float
 
 
 def check_options(o: AttackOptions) -> None:
@@ -103,20 +125,19 @@ def helper_files(options: AttackOptions) -> dict[str, ModelFiles]:
     return files
 
 
-def load_masked_lm(files: ModelFiles, device: str):
-    """The attacker's masked LM and its tokenizer, from its checked files."""
+def load_masked_lm(files: ModelFiles, device: str) -> LoadedModel:
+    """The attacker's masked LM and its tokenizer, loaded as every model is."""
     import transformers as tf
 
-    tokenizer = load_tokenizer(files)
-    model, info = load_pretrained(files, tf.AutoModelForMaskedLM)
-    head = [k for k in info.get("missing_keys", []) if not k.startswith(model.base_model_prefix)]
-    if head:
+    loaded = load(files, tf.AutoModelForMaskedLM, role="attacker")
+    missing = loaded.missing_head()
+    if missing:
         raise CeError(
             f"attacker {files.source} is not a masked LM (no trained MLM head:"
-            f" missing {head[0]}); pass a masked LM such as bert-base"
+            f" missing {missing}); pass a masked LM such as bert-base"
         )
-    model.eval().to(device)
-    return model, tokenizer
+    loaded.model.to(device)
+    return loaded
 
 
 def sentence_encoder_constraint(options: AttackOptions, files: ModelFiles | None):
@@ -169,11 +190,11 @@ def build_attack(options: AttackOptions, wrapper, device: str, files: dict[str, 
         )
         return attack, {"recipe": "DeepWordBugGao2018 (TextAttack)"}
     files = helper_files(options) if files is None else files
-    mlm, mlm_tokenizer = load_masked_lm(files["attacker"], device)
+    mlm = load_masked_lm(files["attacker"], device)
     transformation = WordSwapMaskedLM(
         method="bert-attack",
-        masked_language_model=mlm,
-        tokenizer=mlm_tokenizer,
+        masked_language_model=mlm.model,
+        tokenizer=mlm.tokenizer,
         max_candidates=options.max_candidates,
     )
     encoder, encoder_name = sentence_encoder_constraint(options, files.get("sentence_encoder"))
@@ -248,14 +269,6 @@ def result_row(example_id: str, label: int, result) -> dict[str, Any]:
     }
 
 
-def series_key(run_identity: dict[str, Any], options: AttackOptions) -> str:
-    """Runs whose identities differ only in limit (and shard) continue each other: the same
-    settings, dataset and model files (target, attacker, sentence encoder); anything else
-    starts a new series. The shards of one sharded attack share a series."""
-    same = {k: v for k, v in run_identity.items() if k not in ("limit", "shard")}
-    return series_id("attack", same, parse_shard(options.shard)[1] if options.shard else None)
-
-
 def done_ids(store: Store, model: str, attack: str, dataset: str, series: str) -> set[str]:
     import pyarrow.parquet as pq
 
@@ -274,9 +287,10 @@ def run_attack(
     model: str,
     dataset: str | Dataset,
     options: AttackOptions = AttackOptions(),
-    name: str | None = None,
+    *,
     progress: bool = True,
-) -> dict:
+    name: str | None = None,
+) -> AttackResult:
     from tqdm.auto import tqdm
 
     check_options(options)
@@ -299,7 +313,7 @@ def run_attack(
     attack, recipe = build_attack(options, wrapper, device, helpers)
     models = loaded.provenance["loaded"] | {role: files.record() for role, files in helpers.items()}
     run_identity = identity(options, models, {"dataset": data.fingerprint})
-    series = series_key(run_identity, options)
+    series = series_key("attack", options, run_identity)  # a longer attack continues a shorter one
     todo = subset(data, options.limit, options.shard)
     finished = set() if options.restart else done_ids(store, resolved.name, options.attack, data.name, series)
     ids, texts = todo.table["example_id"].to_pylist(), todo.table["text"].to_pylist()
@@ -344,16 +358,16 @@ def run_attack(
                     have_examples = True
                 table = pa.Table.from_pylist(rows)
                 run.write("attacks", partition, table, series=series, shard=options.shard, resumable=True)
-    return {
-        "model": resolved.name,
-        "dataset": data.name,
-        "attack": options.attack,
-        "examples": len(ids),
-        "resumed_from": len(ids) - len(pending),
-        "why": why,
+    return AttackResult(
+        resolved.name,
+        data.name,
+        options.attack,
+        len(ids),
+        len(ids) - len(pending),
+        why,
         **counts,
-        "seconds": time.perf_counter() - started,
-    }
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _why(store: Store, partition: dict, run_identity: dict, options: AttackOptions, done: int) -> list[str]:
@@ -366,9 +380,8 @@ def _why(store: Store, partition: dict, run_identity: dict, options: AttackOptio
     stored = live_identities(store, "attacks", partition)
     if not stored:
         return ["not in the store"]
-    unlimited = {k: v for k, v in run_identity.items() if k not in ("limit", "shard")}
-    old = stored[-1] and {k: v for k, v in stored[-1].items() if k not in ("limit", "shard")}
-    return differences(unlimited, old) or ["not in the store"]
+    old = series_settings(options, stored[-1])
+    return differences(series_settings(options, run_identity), old) or ["not in the store"]
 
 
 def _seed(seed: int, example_id: str) -> None:

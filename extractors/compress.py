@@ -3,15 +3,16 @@
 Methods: ``int8`` (dynamic quantisation of the linear layers, applied when the model is
 loaded, since quantised weights have no safetensors form), ``prune:S`` (global magnitude
 pruning of the encoder's linear weights to sparsity S), ``layers:N`` (keep N evenly spaced
-encoder layers). The variant keeps its parent's task head and tokenizer and records its
-parent and parameters.
+encoder layers), ``distill:N`` (a student of N evenly spaced teacher layers trained on the
+teacher's softened outputs over a dataset's texts). The variant keeps its parent's task head
+and tokenizer and records its parent and parameters.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,20 @@ CARD = "ce-model.json"
 
 
 @dataclass(frozen=True)
+class ModelResult:
+    """A model a job made in the store's model folder (ce compress, ce finetune)."""
+
+    name: str
+    parent: str
+    method: str  # int8, prune:S, layers:N, distill:N, finetune:TASK
+    run_id: str
+    card: dict  # as saved in its ce-model.json, but for the run id
+    details: dict = field(default_factory=dict)  # compress: kept_layers, sparsity_reached, distill_*
+
+
+@dataclass(frozen=True)
 class Method:
-    name: str  # int8, prune, layers
+    name: str  # int8, prune, layers, distill
     value: float | int | None = None
 
     def __str__(self) -> str:
@@ -51,7 +64,7 @@ def parse_method(text: str) -> Method:
         return Method(name, int(value))
     raise NotFound(
         f"unknown compression method {text!r}"
-        f"{did_you_mean(name, ['int8', 'prune', 'layers'])}; use {', '.join(METHODS)}"
+        f"{did_you_mean(name, [m.partition(':')[0] for m in METHODS])}; use {', '.join(METHODS)}"
     )
 
 
@@ -100,24 +113,6 @@ def prune(model, sparsity: float) -> float:
         torch_prune.remove(module, name)
     zeros = sum(int((m.weight == 0).sum()) for m, _ in targets)
     return zeros / sum(m.weight.numel() for m, _ in targets)
-
-
-def load_any(resolved, revision: str | None = None, allow_pickle: bool = False):
-    """The model with whatever head its config names (fine-tuned or not), its tokenizer, and
-    its checked files, loaded as every model is (safetensors, else weights-only pickles)."""
-    import transformers as tf
-
-    from .loading import load_pretrained, load_tokenizer, model_files
-
-    tf.logging.set_verbosity_error()
-    files = model_files(resolved, revision, allow_pickle)
-    config = tf.AutoConfig.from_pretrained(files.folder)
-    arch = (config.architectures or ["AutoModel"])[0]
-    cls = getattr(tf, arch, None) if isinstance(arch, str) else None  # config.json is data
-    if not (isinstance(cls, type) and issubclass(cls, tf.PreTrainedModel)):
-        cls = tf.AutoModel
-    model, _ = load_pretrained(files, cls)
-    return model.eval(), load_tokenizer(files), files
 
 
 @dataclass(frozen=True)
@@ -199,8 +194,7 @@ def _distill_texts(method: Method, o: DistillOptions):
         return None
     if not o.dataset:
         raise CeError("distill needs texts to learn from: add --dataset (e.g. sst2-train)")
-    from .datasets import load_dataset
-    from .extract import subset
+    from .datasets import load_dataset, subset
 
     data = subset(load_dataset(o.dataset), o.limit)
     if data.task != "classification":
@@ -208,24 +202,25 @@ def _distill_texts(method: Method, o: DistillOptions):
     return data
 
 
-def compress_stale(
-    store: Store,
-    model: str,
-    method: str,
-    name: str,
-    allow_pickle: bool = False,
-    distill_options: DistillOptions = DistillOptions(),
-    revision: str | None = None,
-):
-    """None when the store's model ``name`` was compressed the same way from the same files;
-    else why it must be made."""
-    from .identity import model_stale
+def _parent(store: Store, model: str, allow_pickle: bool, revision: str | None):
+    """The model to compress, resolved, and its checked files."""
     from .loading import model_files
     from .registry import resolve_model
 
+    resolved = resolve_model(model, None, "pretrained", store=store)
+    return resolved, model_files(resolved, revision, allow_pickle)
+
+
+def compress_stale(
+    store: Store, model, method, name, allow_pickle=False, distill_options=DistillOptions(), revision=None
+) -> list[str] | None:
+    """None when the store's model ``name`` was compressed the same way from the same files;
+    else why it must be made. The arguments are compress's."""
+    from .identity import model_stale
+
     spec = parse_method(method)
     data = _distill_texts(spec, distill_options)
-    files = model_files(resolve_model(model, None, "pretrained", store=store), revision, allow_pickle)
+    _, files = _parent(store, model, allow_pickle, revision)
     return model_stale(store, name, compress_identity(spec, files, distill_options, data))
 
 
@@ -238,44 +233,66 @@ def compress(
     distill_options: DistillOptions = DistillOptions(),
     progress: bool = True,
     revision: str | None = None,
-) -> dict:
-    from .registry import MODELS, resolve_model
+) -> ModelResult:
+    from .loading import load
+
+    check_new_model(name, "compressed")
+    spec = parse_method(method)
+    data = _distill_texts(spec, distill_options)
+    resolved, files = _parent(store, model, allow_pickle, revision)
+    role = "teacher" if spec.name == "distill" else "parent"
+    run_identity = compress_identity(spec, files, distill_options, data)
+    params = {"model_arg": model, "method": str(spec), "name": name}
+    provenance = {"parent": resolved.name, "loaded": {role: files.record()}, "identity": run_identity}
+    with store.run("compress", params, model=name, **provenance) as run:
+        loaded = load(files, role=role)
+        net, details = loaded.model, {}
+        if spec.name == "layers":
+            details["kept_layers"] = keep_layers(net, int(spec.value))
+        elif spec.name == "prune":
+            details["sparsity_reached"] = round(prune(net, float(spec.value)), 6)
+        elif spec.name == "distill":
+            texts = data.table["text"].to_pylist()
+            net, details = distill(net, loaded.tokenizer, texts, int(spec.value), distill_options, progress)
+            details["distill"] = asdict(distill_options)
+        run.annotate(**details)
+        card = {
+            **parent_card(name, resolved, files),
+            "method": str(spec),
+            **details,
+            "load": {"quantize": "dynamic-int8-linear"} if spec.name == "int8" else {},
+            "identity": run_identity,
+        }
+        save_model(store, run, net, loaded.tokenizer, card)
+    return ModelResult(name, resolved.name, str(spec), run.run_id, card, details)
+
+
+def check_new_model(name: str, made: str) -> None:
+    """A name a derived model may take: a store name that is no alias."""
+    from .registry import MODELS
 
     check_name("model", name)
     if name in MODELS:
-        raise CeError(f"-o {name} is a model alias; give the compressed model another name")
-    spec = parse_method(method)
-    data = _distill_texts(spec, distill_options)
-    resolved = resolve_model(model, None, "pretrained", store=store)
-    net, tokenizer, files = load_any(resolved, revision, allow_pickle)
-    loaded = {"teacher" if spec.name == "distill" else "parent": files.record()}
-    details: dict = {}
-    if spec.name == "layers":
-        details["kept_layers"] = keep_layers(net, int(spec.value))
-    elif spec.name == "prune":
-        details["sparsity_reached"] = round(prune(net, float(spec.value)), 6)
-    elif spec.name == "distill":
-        texts = data.table["text"].to_pylist()
-        net, details = distill(net, tokenizer, texts, int(spec.value), distill_options, progress)
-        details["distill"] = asdict(distill_options)
-    card = {
+        raise CeError(f"-o {name} is a model alias; give the {made} model another name")
+
+
+def parent_card(name: str, resolved, files) -> dict:
+    """What the card of a model derived from ``resolved`` says first: its name and parent."""
+    return {
         "name": name,
         "parent": resolved.name,
         "parent_source": resolved.source,
         "parent_files": files.record(),
-        "method": str(spec),
-        **details,
-        "load": {"quantize": "dynamic-int8-linear"} if spec.name == "int8" else {},
-        "identity": compress_identity(spec, files, distill_options, data),
     }
-    params = {"model_arg": model, "method": str(spec), "name": name}
-    provenance = {"parent": resolved.name, "loaded": loaded, "identity": card["identity"], **details}
-    with store.run("compress", params, model=name, **provenance) as run:
-        store.save_model(name, lambda folder: _save(net, tokenizer, folder, card | {"run_id": run.run_id}))
-    return card
 
 
-def _save(net, tokenizer, folder: Path, card: dict) -> None:
-    net.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    (folder / CARD).write_text(json.dumps(card, indent=2))
+def save_model(store: Store, run, net, tokenizer, card: dict) -> None:
+    """Save a derived model into the store's model folder as safetensors, with its tokenizer
+    and its card (naming the ``run`` that made it)."""
+
+    def write(folder: Path) -> None:
+        net.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+        (folder / CARD).write_text(json.dumps(card | {"run_id": run.run_id}, indent=2))
+
+    store.save_model(card["name"], write)

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from ce.store.errors import CeError, NotFound, did_you_mean, error_line
 from ce.store.schema import KINDS, check_name, examples_fingerprint
-from ce.store.store import Store
+from ce.store.store import Store, parse_shard
 
 EXAMPLE_COLUMNS = [f for f in KINDS["examples"].schema if f.name != "run_id"]
 EXAMPLE_SCHEMA = pa.schema(EXAMPLE_COLUMNS)
@@ -52,116 +52,114 @@ class DatasetSpec:
     description: str
 
 
-DATASETS: dict[str, DatasetSpec] = {
-    d.name: d
-    for d in [
-        DatasetSpec(
-            "squad2-dev",
-            "qa",
-            "squad2/dev-v2.0.json",
-            ("rajpurkar/squad_v2", None, "validation"),
-            "SQuAD 2.0 dev, 11,873 questions",
-        ),
-        DatasetSpec(
-            "squad2-train",
-            "qa",
-            "squad2/train-v2.0.json",
-            ("rajpurkar/squad_v2", None, "train"),
-            "SQuAD 2.0 train, 130,319 questions",
-        ),
-        DatasetSpec(
-            "newsqa",
-            "qa",
-            "ood/mrqa_NewsQA.jsonl",
-            ("mrqa-workshop/mrqa", None, "validation:NewsQA"),
-            "NewsQA (MRQA dev), the paper's out-of-distribution set",
-        ),
-        DatasetSpec(
-            "newsqa-sample",
-            "qa",
-            "ood/mrqa_NewsQA_sample.jsonl",
-            None,
-            "17 NewsQA questions (MRQA format); fixtures only",
-        ),
-        DatasetSpec(
-            "squadshifts-reddit",
-            "qa",
-            "ood/squadshifts_reddit_v1.0.json",
-            ("squadshifts", "reddit", "test"),
-            "SQuADShifts, Reddit",
-        ),
-        DatasetSpec(
-            "squadshifts-amazon",
-            "qa",
-            "ood/squadshifts_amazon_reviews_v1.0.json",
-            ("squadshifts", "amazon", "test"),
-            "SQuADShifts, Amazon reviews",
-        ),
-        DatasetSpec(
-            "squadshifts-new-wiki",
-            "qa",
-            "ood/squadshifts_new_wiki_v1.0.json",
-            ("squadshifts", "new_wiki", "test"),
-            "SQuADShifts, new Wikipedia",
-        ),
-        DatasetSpec(
-            "squadshifts-nyt",
-            "qa",
-            "ood/squadshifts_nyt_v1.0.json",
-            ("squadshifts", "nyt", "test"),
-            "SQuADShifts, New York Times",
-        ),
-        DatasetSpec(
-            "covidqa",
-            "qa",
-            "ood/covidqa_200423.json",
-            ("deepset/covid_qa_deepset", None, "train"),
-            "COVID-QA, 1,380 questions",
-        ),
-        DatasetSpec(
-            "imdb-1k",
-            "classification",
-            "imdb/imdb_1k.tsv",
-            None,
-            "the 1,000 IMDB test reviews of the BERT-Attack paper",
-        ),
-        DatasetSpec(
-            "imdb-test",
-            "classification",
-            "imdb/aclimdb_test.csv",
-            ("stanfordnlp/imdb", None, "test"),
-            "IMDB test, 25,000 reviews",
-        ),
-        DatasetSpec(
-            "imdb-train",
-            "classification",
-            "imdb/aclimdb_train.csv",
-            ("stanfordnlp/imdb", None, "train"),
-            "IMDB train (locally the first 20,000 of the 25,000; imdb-val the rest)",
-        ),
-        DatasetSpec(
-            "imdb-val",
-            "classification",
-            "imdb/aclimdb_val.csv",
-            None,
-            "IMDB train, the last 5,000 reviews (local copy only)",
-        ),
-        DatasetSpec(
-            "sst2-train",
-            "classification",
-            "sst2/sst2_train.tsv",
-            ("stanfordnlp/sst2", None, "train"),
-            "GLUE SST-2 train, 67,349 sentences",
-        ),
-        DatasetSpec(
-            "sst2-dev",
-            "classification",
-            "sst2/sst2_dev.tsv",
-            ("stanfordnlp/sst2", None, "validation"),
-            "GLUE SST-2 dev, 872 sentences",
-        ),
-    ]
-}
+_NAMED = [  # the datasets 'ce datasets' lists, in this order
+    DatasetSpec(
+        "squad2-dev",
+        "qa",
+        "squad2/dev-v2.0.json",
+        ("rajpurkar/squad_v2", None, "validation"),
+        "SQuAD 2.0 dev, 11,873 questions",
+    ),
+    DatasetSpec(
+        "squad2-train",
+        "qa",
+        "squad2/train-v2.0.json",
+        ("rajpurkar/squad_v2", None, "train"),
+        "SQuAD 2.0 train, 130,319 questions",
+    ),
+    DatasetSpec(
+        "newsqa",
+        "qa",
+        "ood/mrqa_NewsQA.jsonl",
+        ("mrqa-workshop/mrqa", None, "validation:NewsQA"),
+        "NewsQA (MRQA dev), the paper's out-of-distribution set",
+    ),
+    DatasetSpec(
+        "newsqa-sample",
+        "qa",
+        "ood/mrqa_NewsQA_sample.jsonl",
+        None,
+        "17 NewsQA questions (MRQA format); fixtures only",
+    ),
+    DatasetSpec(
+        "squadshifts-reddit",
+        "qa",
+        "ood/squadshifts_reddit_v1.0.json",
+        ("squadshifts", "reddit", "test"),
+        "SQuADShifts, Reddit",
+    ),
+    DatasetSpec(
+        "squadshifts-amazon",
+        "qa",
+        "ood/squadshifts_amazon_reviews_v1.0.json",
+        ("squadshifts", "amazon", "test"),
+        "SQuADShifts, Amazon reviews",
+    ),
+    DatasetSpec(
+        "squadshifts-new-wiki",
+        "qa",
+        "ood/squadshifts_new_wiki_v1.0.json",
+        ("squadshifts", "new_wiki", "test"),
+        "SQuADShifts, new Wikipedia",
+    ),
+    DatasetSpec(
+        "squadshifts-nyt",
+        "qa",
+        "ood/squadshifts_nyt_v1.0.json",
+        ("squadshifts", "nyt", "test"),
+        "SQuADShifts, New York Times",
+    ),
+    DatasetSpec(
+        "covidqa",
+        "qa",
+        "ood/covidqa_200423.json",
+        ("deepset/covid_qa_deepset", None, "train"),
+        "COVID-QA, 1,380 questions",
+    ),
+    DatasetSpec(
+        "imdb-1k",
+        "classification",
+        "imdb/imdb_1k.tsv",
+        None,
+        "the 1,000 IMDB test reviews of the BERT-Attack paper",
+    ),
+    DatasetSpec(
+        "imdb-test",
+        "classification",
+        "imdb/aclimdb_test.csv",
+        ("stanfordnlp/imdb", None, "test"),
+        "IMDB test, 25,000 reviews",
+    ),
+    DatasetSpec(
+        "imdb-train",
+        "classification",
+        "imdb/aclimdb_train.csv",
+        ("stanfordnlp/imdb", None, "train"),
+        "IMDB train (locally the first 20,000 of the 25,000; imdb-val the rest)",
+    ),
+    DatasetSpec(
+        "imdb-val",
+        "classification",
+        "imdb/aclimdb_val.csv",
+        None,
+        "IMDB train, the last 5,000 reviews (local copy only)",
+    ),
+    DatasetSpec(
+        "sst2-train",
+        "classification",
+        "sst2/sst2_train.tsv",
+        ("stanfordnlp/sst2", None, "train"),
+        "GLUE SST-2 train, 67,349 sentences",
+    ),
+    DatasetSpec(
+        "sst2-dev",
+        "classification",
+        "sst2/sst2_dev.tsv",
+        ("stanfordnlp/sst2", None, "validation"),
+        "GLUE SST-2 dev, 872 sentences",
+    ),
+]
+DATASETS: dict[str, DatasetSpec] = {d.name: d for d in _NAMED}
 
 
 def data_dir() -> Path | None:
@@ -210,6 +208,28 @@ def load_dataset(name_or_path: str | Dataset, name: str | None = None) -> Datase
         f"unknown dataset {name_or_path!r}{did_you_mean(name_or_path, DATASETS)};"
         " use a name from 'ce datasets' or a data file"
     )
+
+
+def shard_rows(n: int, shard: str | None) -> slice:
+    """The rows of shard "I/N" among ``n``: the I-th of N contiguous slices whose sizes
+    differ by at most one (all rows when unsharded). Every job slices its shards here."""
+    if shard is None:
+        return slice(0, n)
+    i, count = parse_shard(shard)
+    return slice(i * n // count, (i + 1) * n // count)
+
+
+def subset(dataset: Dataset, limit: int | None, shard: str | None = None) -> Dataset:
+    """The first ``limit`` examples, then the ``shard`` ("I/N") of those (see shard_rows)."""
+    table = dataset.table
+    if limit is not None and limit < len(dataset):
+        table = table.slice(0, limit)
+    if shard is not None:
+        rows = shard_rows(len(table), shard)
+        table = table.slice(rows.start, rows.stop - rows.start)
+    if table is dataset.table:
+        return dataset
+    return Dataset(dataset.name, dataset.task, table, dataset.source)
 
 
 def check_examples(store: Store, dataset: Dataset) -> bool:

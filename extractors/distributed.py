@@ -102,7 +102,14 @@ def _extract_task(root: str, model: str, dataset: str, options, kwargs: dict):
     return extract(Store(root), model, dataset, options, progress=False, neighbors_after=False, **kwargs)
 
 
-def extract_on_ray(
+def _attack_task(root: str, model: str, dataset: str, options, kwargs: dict):
+    from .attack import run_attack
+
+    return run_attack(Store(root), model, dataset, options, progress=False, **kwargs)
+
+
+def on_ray(
+    job: str,
     store: Store,
     model: str,
     dataset: str,
@@ -113,41 +120,29 @@ def extract_on_ray(
     progress: bool = True,
     **kwargs: Any,
 ) -> list:
-    """``ce extract --engine ray``: every shard a Ray task, then the neighbours once."""
-    from .extract import check_options, neighbors_when_whole
+    """``ce extract|attack --engine ray``: every shard a Ray task (an attack's each
+    resumable on its own); after an extraction, the neighbours once. ``kwargs`` go to the
+    job; its results in shard order."""
+    from .attack import check_options as check_attack
+    from .extract import check_options as check_extract
+    from .extract import neighbors_when_whole
 
-    check_options(options)
-    what = f"extract {dataset}"
-    results = run_shards(
-        _extract_task, store, model, dataset, options, kwargs, shards, address, progress, what
-    )
-    first = results[0]
-    if options.k_max is not None:
+    task, check = {"extract": (_extract_task, check_extract), "attack": (_attack_task, check_attack)}[job]
+    check(options)
+    what = f"{job} {dataset}"
+    results = run_shards(task, store, model, dataset, options, kwargs, shards, address, progress, what)
+    if job == "extract" and options.k_max is not None:
+        first = results[0]
         partition = {"model": first.model, "stage": options.stage, "dataset": first.dataset}
         neighbors_when_whole(store, partition, first.series, options, progress)
     return results
 
 
-def _attack_task(root: str, model: str, dataset: str, options, kwargs: dict):
-    from .attack import run_attack
+def extract_on_ray(store: Store, model: str, dataset: str, options, **kwargs: Any) -> list:
+    """``ce extract --engine ray`` (see on_ray)."""
+    return on_ray("extract", store, model, dataset, options, **kwargs)
 
-    return run_attack(Store(root), model, dataset, options, progress=False, **kwargs)
 
-
-def attack_on_ray(
-    store: Store,
-    model: str,
-    dataset: str,
-    options,
-    *,
-    shards: int | None = None,
-    address: str | None = None,
-    progress: bool = True,
-    **kwargs: Any,
-) -> list[dict]:
-    """``ce attack --engine ray``: every shard a Ray task (each resumable on its own)."""
-    from .attack import check_options
-
-    check_options(options)
-    what = f"attack {dataset}"
-    return run_shards(_attack_task, store, model, dataset, options, kwargs, shards, address, progress, what)
+def attack_on_ray(store: Store, model: str, dataset: str, options, **kwargs: Any) -> list:
+    """``ce attack --engine ray`` (see on_ray)."""
+    return on_ray("attack", store, model, dataset, options, **kwargs)

@@ -3,11 +3,17 @@ file, skipping what the store already has.
 
 Sections, each a list of tables, run in this order::
 
+    [[ingest]]    file, model, dataset: a JSON list of the ids a model got wrong
     [[finetune]]  model, task, dataset, output, and any ce finetune option
     [[compress]]  model, method, output, revision, allow_pickle
     [[extract]]   models, datasets, stages (finetuned, pretrained), and any ce extract option
     [[ood]]       models, bank, id_val, datasets, and any ce ood option
     [[attack]]    models, dataset, and any ce attack option
+
+Fine-tuning and compression steps run in the order their models need: a step whose model
+is the output of another runs after it (so a model can be pruned, then fine-tuned, then
+quantised). A ``file`` is relative to the experiment file's folder; ``${CE_DATA_DIR}`` in it
+is the shared data folder.
 
 Options are the commands' own, spelled as keys (``--k-max`` is ``k_max``), including
 ``revision`` and ``allow_pickle``. ``models`` is a list of model references (alias, folder,
@@ -64,6 +70,7 @@ OPTIONS = {  # section -> its option dataclass and the fields a file may not set
 }
 OPTION_TYPES = {section: _option_types(cls, leave_out) for section, (cls, leave_out) in OPTIONS.items()}
 KEY_TYPES: dict[str, dict[str, Any]] = {
+    "ingest": {"file": str, "model": str, "dataset": str},
     "finetune": {"model": str, "dataset": str, "output": str, **OPTION_TYPES["finetune"]},
     "compress": {"model": str, "method": str, "output": str, "revision": str, "allow_pickle": bool},
     "extract": {"models": MODEL_REFS, "datasets": list[str], "stages": list[str], **OPTION_TYPES["extract"]},
@@ -72,6 +79,7 @@ KEY_TYPES: dict[str, dict[str, Any]] = {
 }
 SECTIONS = {section: set(types_) for section, types_ in KEY_TYPES.items()}
 REQUIRED = {
+    "ingest": {"file", "model", "dataset"},
     "finetune": {"model", "task", "dataset", "output"},
     "compress": {"model", "method", "output"},
     "extract": {"models", "datasets"},
@@ -125,7 +133,26 @@ def load_experiment(path: str | Path) -> dict[str, list[dict]]:
             )
         for i, entry in enumerate(entries, 1):
             _check_entry(path, section, i, entry)
+    _model_steps(path, spec)  # no circle of models made from each other
     return spec
+
+
+def _model_steps(path: Path, spec: dict[str, list[dict]]) -> list[tuple[str, dict]]:
+    """The finetune and compress steps in an order where each runs after the step that
+    makes its model; a CeError if some make each other's models in a circle."""
+    pending = [(s, e) for s in ("finetune", "compress") for e in spec.get(s, [])]
+    made_later = {e["output"] for _, e in pending}
+    ordered = []
+    while pending:
+        ready = [(s, e) for s, e in pending if e["model"] not in made_later]
+        if not ready:
+            circle = ", ".join(f"{e['model']} -> {e['output']}" for _, e in pending)
+            raise CeError(f"{path}: these steps make each other's models in a circle: {circle}")
+        for step in ready:
+            pending.remove(step)
+        ordered += ready
+        made_later = {e["output"] for _, e in pending}
+    return ordered
 
 
 def _check_entry(path: Path, section: str, i: int, entry: Any) -> None:
@@ -313,6 +340,43 @@ def _models(entry: dict) -> list[tuple[str, str | None, dict[str, str]]]:
     return out
 
 
+def _file(experiment: str | Path, given: str) -> Path:
+    """An entry's file: ``${CE_DATA_DIR}`` expanded, relative to the experiment's folder."""
+    from .datasets import data_dir
+
+    if "${CE_DATA_DIR}" in given:
+        root = data_dir()
+        if root is None:
+            raise CeError(
+                f"{experiment}: {given} names the shared data folder; set CE_DATA_DIR to it"
+                " (e.g. CE_DATA_DIR=../shared/data)"
+            )
+        given = given.replace("${CE_DATA_DIR}", str(root))
+    return Path(experiment).parent / given
+
+
+def _ingest_stale(store: Store, file: Path, model: str, data) -> list[str] | None:
+    """None when the store's live predictions of ``model`` on ``data`` were ingested from
+    this very file (same sha256) for the same examples; else why the step runs."""
+    from .loading import sha256_of
+
+    parts = [
+        p for p in store.live_parts()["predictions"] if p.partition == {"model": model, "dataset": data.name}
+    ]
+    if not parts:
+        return ["not in the store"]
+    run_ids = {p.path.rsplit("part-", 1)[1].removesuffix(".parquet") for p in parts}
+    records = [r for r in store.runs() if r["run_id"] in run_ids]
+    digest = sha256_of(file) if file.is_file() else None
+    same = all(
+        r.get("command") == "ingest-errors"
+        and r.get("source_sha256") == digest
+        and r.get("dataset_fingerprint") == data.fingerprint
+        for r in records
+    )
+    return None if same and records else ["a different error list or dataset"]
+
+
 def _because(why: list[str]) -> str:
     return f" ({'; '.join(why)})" if why else ""
 
@@ -321,13 +385,14 @@ def run_experiment(
     store: Store, path: str | Path, say: Callable[[str], None] = print, limit: int | None = None
 ) -> int:
     """Run every step the store does not hold with the same identity; returns how many ran.
-    ``limit`` caps the examples of every extract, ood and attack step (a smoke test); the
-    limit is part of a run's identity, so a later full run recomputes those steps."""
+    ``limit`` caps the examples of every finetune, extract, ood and attack step (a smoke
+    test); the limit is part of a run's identity, so a later full run recomputes those steps."""
     from .attack import run_attack
     from .compress import compress, compress_stale
     from .datasets import load_dataset
     from .extract import extract, extract_stale
     from .finetune import finetune, finetune_stale
+    from .ingest import ingest_errors
     from .ood import run_ood
 
     spec = load_experiment(path)
@@ -345,15 +410,23 @@ def run_experiment(
         return datasets[name]
 
     ran = 0
-    for entry in spec.get("finetune", []):
-        options = FinetuneOptions(**_option_values("finetune", entry))
-        args = (store, entry["model"], entry["dataset"], entry["output"], options)
-        why = finetune_stale(*args)
+    for entry in spec.get("ingest", []):
+        file = _file(path, entry["file"])
+        why = _ingest_stale(store, file, entry["model"], dataset(entry["dataset"]))
         if why is not None:
-            finetune(*args)
-            say(f"finetune {entry['output']}{_because(why)}")
+            info = ingest_errors(store, file, entry["model"], dataset(entry["dataset"]))
+            say(f"ingest {entry['model']}: {info['errors']} errors of {info['examples']}{_because(why)}")
             ran += 1
-    for entry in spec.get("compress", []):
+    for section, entry in _model_steps(path, spec):
+        if section == "finetune":
+            options = FinetuneOptions(**(_option_values("finetune", entry) | capped(entry)))
+            args = (store, entry["model"], entry["dataset"], entry["output"], options)
+            why = finetune_stale(*args)
+            if why is not None:
+                finetune(*args)
+                say(f"finetune {entry['output']}{_because(why)}")
+                ran += 1
+            continue
         args = (store, entry["model"], entry["method"], entry["output"], entry.get("allow_pickle", False))
         why = compress_stale(*args, revision=entry.get("revision"))
         if why is not None:
@@ -386,8 +459,8 @@ def run_experiment(
                     name=name,
                     reuse=True,
                 )
-                if info.get("ran", True):
-                    say(f"ood {info['model']} {test}{_because(info.get('why', []))}")
+                if info.ran:
+                    say(f"ood {info.model} {test}{_because(info.why)}")
                     ran += 1
     for entry in spec.get("attack", []):
         opts = _option_values("attack", entry) | capped(entry)
@@ -399,7 +472,7 @@ def run_experiment(
                 AttackOptions(**{**opts, **own}),
                 name=name,
             )
-            if info["resumed_from"] < info["examples"]:
-                say(f"attack {info['model']} {info['attack']}{_because(info['why'])}")
+            if info.resumed_from < info.examples:
+                say(f"attack {info.model} {info.attack}{_because(info.why)}")
                 ran += 1
     return ran

@@ -11,12 +11,12 @@ import pyarrow as pa
 
 from ce.store.errors import CeError
 from ce.store.schema import vector_type
-from ce.store.store import Store, parse_shard, series_id
+from ce.store.store import Store, parse_shard
 
-from .datasets import Dataset, check_examples, load_dataset
+from .datasets import Dataset, check_examples, load_dataset, subset
 from .features import batches, tokenize
 from .heads import QaDecoder, QaSettings, classify
-from .identity import identity, stale_because
+from .identity import identity, not_identity, sharding, stale_because
 from .loading import LoadedModel, load_model, model_files
 from .neighbors import INDEXES, store_neighbors
 from .registry import resolve_model
@@ -29,19 +29,19 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 @dataclass(frozen=True)
 class ExtractOptions:
     stage: str = "finetuned"
-    batch_size: int = 32
+    batch_size: int = not_identity(32)
     max_length: int | None = None  # 384 for QA, 512 for classification
     doc_stride: int = 128
     limit: int | None = None
-    device: str = "cpu"
+    device: str = not_identity("cpu")
     k_max: int | None = 100  # neighbour lists kept per example; None: no neighbours
     index: str = "exact"
     vector_dtype: str = "float32"  # float16 halves the embeddings on disk
     precision: str = "auto"  # fp32, fp16 or bf16 for the forward pass; auto: fp16 on CUDA
     shard: str | None = None  # "I/N": only the I-th of N equal slices of the examples
-    revision: str | None = None  # Hub branch, tag or commit (recorded as the commit read)
-    allow_pickle: bool = False  # trust pickled weights fully (they can run code)
-    trust_remote_code: bool = False  # run model code shipped with a Hub model
+    revision: str | None = not_identity(None)  # Hub branch, tag or commit (the commit read counts)
+    allow_pickle: bool = not_identity(False)  # trust pickled weights fully (they can run code)
+    trust_remote_code: bool = not_identity(False)  # run model code shipped with a Hub model
     qa: QaSettings = QaSettings()
 
     def length_for(self, task: str) -> int:
@@ -91,21 +91,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def subset(dataset: Dataset, limit: int | None, shard: str | None = None) -> Dataset:
-    """The first ``limit`` examples, then the ``shard`` ("I/N") of those: the I-th of N
-    contiguous slices whose sizes differ by at most one."""
-    table = dataset.table
-    if limit is not None and limit < len(dataset):
-        table = table.slice(0, limit)
-    if shard is not None:
-        i, n = parse_shard(shard)
-        start, stop = i * len(table) // n, (i + 1) * len(table) // n
-        table = table.slice(start, stop - start)
-    if table is dataset.table:
-        return dataset
-    return Dataset(dataset.name, dataset.task, table, dataset.source)
-
-
 def settled_precision(precision: str, device: str) -> str:
     """fp32, fp16 or bf16: 'auto' is fp16 on CUDA and fp32 elsewhere."""
     if precision == "auto":
@@ -143,15 +128,6 @@ def same_embeddings(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
     """Whether two extractions' identities give the same embeddings."""
     keys = (*EMBEDDING_IDENTITY, "weights", "datasets")
     return b is not None and all(a.get(k) == b.get(k) for k in keys)
-
-
-def shard_series(options: ExtractOptions, run_identity: dict[str, Any]) -> str | None:
-    """The series the shards of one sharded extraction share: the same identity but for
-    the shard gives the same series on every machine."""
-    if options.shard is None:
-        return None
-    same = {k: v for k, v in run_identity.items() if k != "shard"}
-    return series_id("extract", same, parse_shard(options.shard)[1])
 
 
 def forward_all(
@@ -275,8 +251,8 @@ def extract(
     )
     data = subset(full, options.limit, options.shard)
     run_identity = extract_identity(options, loaded.files.record(), full, device)
-    series = shard_series(options, run_identity)
-    sharded = {"series": series, "shard": options.shard} if series else {}
+    sharded = sharding("extract", options, run_identity)
+    series = sharded.get("series")
     params: dict[str, Any] = {
         **asdict(options),
         "device": device,

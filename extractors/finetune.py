@@ -15,15 +15,14 @@ from pathlib import Path
 
 from ce.store.errors import CeError
 from ce.store.records import storable
-from ce.store.schema import check_name
 from ce.store.store import Store
 
-from .compress import CARD
-from .datasets import Dataset, load_dataset
-from .extract import resolve_device, subset
-from .identity import identity, model_stale
-from .loading import load_pretrained, load_tokenizer, model_files
-from .registry import MODELS, resolve_model
+from .compress import ModelResult, check_new_model, parent_card, save_model
+from .datasets import Dataset, load_dataset, subset
+from .extract import resolve_device
+from .identity import identity, model_stale, not_identity
+from .loading import load, model_files, task_class
+from .registry import resolve_model
 
 TASKS = ("classification", "qa")
 
@@ -39,13 +38,23 @@ class FinetuneOptions:
     doc_stride: int = 128
     seed: int = 42
     limit: int | None = None
-    device: str = "cpu"
+    device: str = not_identity("cpu")
     save_steps: int = 200
-    revision: str | None = None  # Hub branch, tag or commit of the model to start from
-    allow_pickle: bool = False  # trust pickled weights fully (they can run code)
+    revision: str | None = not_identity(None)  # Hub branch, tag or commit of the model to start from
+    allow_pickle: bool = not_identity(False)  # trust pickled weights fully (they can run code)
 
     def length(self) -> int:
         return self.max_length or (384 if self.task == "qa" else 128)
+
+
+@dataclass(frozen=True)
+class FinetuneResult(ModelResult):
+    dataset: str = ""
+    examples: int = 0  # examples trained on
+    features: int = 0  # inputs they gave (QA: context windows)
+    train_loss: float = 0.0
+    steps: int = 0
+    resumed: bool = False  # from the checkpoints of a killed run of the same identity
 
 
 def check_options(o: FinetuneOptions) -> None:
@@ -59,14 +68,20 @@ def check_options(o: FinetuneOptions) -> None:
         raise CeError("--limit must be at least 1")
 
 
-def classification_features(data: Dataset, tokenizer, max_length: int) -> list[dict]:
-    labels = data.table["label"].to_pylist()
-    if any(label is None for label in labels):
+def labels(data: Dataset) -> list[int]:
+    """The gold label of every example; a CeError when one has none."""
+    gold = data.table["label"].to_pylist()
+    if any(label is None for label in gold):
         raise CeError(
             f"dataset {data.name} has examples without a label; fine-tuning needs a label for every example"
         )
+    return gold
+
+
+def classification_features(data: Dataset, tokenizer, max_length: int) -> list[dict]:
+    gold = labels(data)
     enc = tokenizer(data.table["text"].to_pylist(), truncation=True, max_length=max_length)
-    return [{**{k: enc[k][i] for k in enc}, "labels": labels[i]} for i in range(len(labels))]
+    return [{**{k: enc[k][i] for k in enc}, "labels": gold[i]} for i in range(len(gold))]
 
 
 def qa_features(data: Dataset, tokenizer, max_length: int, stride: int) -> list[dict]:
@@ -108,9 +123,7 @@ def qa_features(data: Dataset, tokenizer, max_length: int, stride: int) -> list[
 
 def finetune_identity(options: FinetuneOptions, files, data: Dataset) -> dict:
     """What a fine-tuned model depends on (see identity.py); the batch size counts here."""
-    return identity(
-        options, {"parent": files.record()}, {"dataset": data.fingerprint}, batch_size=options.batch_size
-    )
+    return identity(options, {"parent": files.record()}, {"dataset": data.fingerprint})
 
 
 def finetune_stale(store: Store, model: str, dataset: str, name: str, options: FinetuneOptions):
@@ -143,13 +156,11 @@ def finetune(
     name: str,
     options: FinetuneOptions = FinetuneOptions(),
     progress: bool = True,
-) -> dict:
+) -> FinetuneResult:
     import transformers as tf
 
     check_options(options)
-    check_name("model", name)
-    if name in MODELS:
-        raise CeError(f"-o {name} is a model alias; give the fine-tuned model another name")
+    check_new_model(name, "fine-tuned")
     data = load_dataset(dataset)
     if data.task != options.task:
         raise CeError(
@@ -158,55 +169,9 @@ def finetune(
         )
     resolved = resolve_model(model, options.task, "pretrained", store=store)
     device = resolve_device(options.device)
-    tf.logging.set_verbosity_error()
     files = model_files(resolved, options.revision, options.allow_pickle)
-    tokenizer = load_tokenizer(files)
     train = subset(data, options.limit)
-    if options.task == "qa":
-        cls = tf.AutoModelForQuestionAnswering
-        features = qa_features(train, tokenizer, options.length(), options.doc_stride)
-        kwargs = {}
-    else:
-        cls = tf.AutoModelForSequenceClassification
-        features = classification_features(train, tokenizer, options.length())
-        kwargs = {"num_labels": int(max(f["labels"] for f in features)) + 1}
-    tf.set_seed(options.seed)
-    net, _ = load_pretrained(files, cls, **kwargs)
-    work = store.root / "models" / f".train-{name}"
-    args = tf.TrainingArguments(
-        output_dir=str(work),
-        num_train_epochs=options.epochs,
-        learning_rate=options.learning_rate,
-        per_device_train_batch_size=options.batch_size,
-        warmup_ratio=options.warmup_ratio,
-        seed=options.seed,
-        save_strategy="steps",
-        save_steps=options.save_steps,
-        save_total_limit=1,
-        logging_strategy="no",
-        report_to=[],
-        disable_tqdm=not progress,
-        use_cpu=device == "cpu",
-        dataloader_num_workers=0,
-    )
-    trainer = tf.Trainer(
-        model=net, args=args, train_dataset=features, data_collator=tf.DataCollatorWithPadding(tokenizer)
-    )
-    resume = _resumable(work, finetune_identity(options, files, data))
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
-    card = {
-        "name": name,
-        "parent": resolved.name,
-        "parent_source": resolved.source,
-        "parent_files": files.record(),
-        "method": f"finetune:{options.task}",
-        "dataset": data.name,
-        "examples": len(train),
-        "features": len(features),
-        "train_loss": float(result.training_loss),
-        "options": asdict(options),
-        "identity": finetune_identity(options, files, data),
-    }
+    run_identity = finetune_identity(options, files, data)
     with store.run(
         "finetune",
         asdict(options) | {"model_arg": model, "dataset_arg": dataset},
@@ -214,16 +179,64 @@ def finetune(
         parent=resolved.name,
         dataset=data.name,
         dataset_fingerprint=data.fingerprint,
-        train_loss=card["train_loss"],
         loaded={"parent": files.record()},
-        identity=card["identity"],
-    ) as run:
-
-        def write(folder):
-            trainer.model.save_pretrained(folder, safe_serialization=True)
-            tokenizer.save_pretrained(folder)
-            (folder / CARD).write_text(json.dumps(card | {"run_id": run.run_id}, indent=2))
-
-        store.save_model(name, write)
+        identity=run_identity,
+    ) as run:  # the record starts with the job, before the weights load and training
+        head = {} if options.task == "qa" else {"num_labels": int(max(labels(train))) + 1}
+        cls = task_class(options.task, "finetuned")
+        loaded = load(files, cls, role="parent", seed=options.seed, **head)
+        if options.task == "qa":
+            features = qa_features(train, loaded.tokenizer, options.length(), options.doc_stride)
+        else:
+            features = classification_features(train, loaded.tokenizer, options.length())
+        work = store.root / "models" / f".train-{name}"
+        args = tf.TrainingArguments(
+            output_dir=str(work),
+            num_train_epochs=options.epochs,
+            learning_rate=options.learning_rate,
+            per_device_train_batch_size=options.batch_size,
+            warmup_ratio=options.warmup_ratio,
+            seed=options.seed,
+            save_strategy="steps",
+            save_steps=options.save_steps,
+            save_total_limit=1,
+            logging_strategy="no",
+            report_to=[],
+            disable_tqdm=not progress,
+            use_cpu=device == "cpu",
+            dataloader_num_workers=0,
+        )
+        trainer = tf.Trainer(
+            model=loaded.model,
+            args=args,
+            train_dataset=features,
+            data_collator=tf.DataCollatorWithPadding(loaded.tokenizer),
+        )
+        resume = _resumable(work, run_identity)
+        result = trainer.train(resume_from_checkpoint=True if resume else None)
+        run.annotate(train_loss=float(result.training_loss))
+        card = {
+            **parent_card(name, resolved, files),
+            "method": f"finetune:{options.task}",
+            "dataset": data.name,
+            "examples": len(train),
+            "features": len(features),
+            "train_loss": float(result.training_loss),
+            "options": asdict(options),
+            "identity": run_identity,
+        }
+        save_model(store, run, trainer.model, loaded.tokenizer, card)
     shutil.rmtree(work, ignore_errors=True)
-    return card | {"steps": int(result.global_step), "resumed": resume}
+    return FinetuneResult(
+        name,
+        resolved.name,
+        card["method"],
+        run.run_id,
+        card,
+        dataset=data.name,
+        examples=len(train),
+        features=len(features),
+        train_loss=card["train_loss"],
+        steps=int(result.global_step),
+        resumed=resume,
+    )

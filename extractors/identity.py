@@ -7,29 +7,40 @@ run's result settings, the sha256 of every file of every model it loaded (by rol
 attacker, sentence encoder): weights, config and tokenizer; and the content fingerprint of
 every dataset it read.
 Devices, batch sizes, revisions (the commit counts, through the files' hashes) and the
-pickle policy are left out.
+pickle policy are left out: an option dataclass marks such a field with
+``not_identity(default)`` (field metadata ``{"identity": False}``), and :func:`identity`
+takes every other field.
+
+Resumed and sharded work finds the runs it adds to by its series (:func:`series_key`), also
+derived from the identity: the same identity but for the shard, and but for the fields
+marked ``continues_series(default)`` (an attack's limit: a longer attack continues a shorter
+one).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Collection
+from dataclasses import asdict, field, fields
 from pathlib import PurePosixPath
 from typing import Any
 
-from ce.store.store import Store
+from ce.store.store import Store, parse_shard, series_id
 
-NOT_RESULTS = frozenset(
-    {
-        "device",
-        "batch_size",
-        "revision",
-        "attacker_revision",
-        "allow_pickle",
-        "trust_remote_code",
-        "restart",
-        "checkpoint_every",
-    }
-)
+
+def not_identity(default: Any) -> Any:
+    """An option field that changes no result (device, batch size, pickle policy, ...)."""
+    return field(default=default, metadata={"identity": False})
+
+
+def continues_series(default: Any) -> Any:
+    """An option field by which runs continue each other's series (an attack's limit)."""
+    return field(default=default, metadata={"series": False})
+
+
+def settings(options: Any) -> dict[str, Any]:
+    """The fields of an option dataclass that are part of its runs' identity."""
+    values = asdict(options)
+    return {f.name: values[f.name] for f in fields(options) if f.metadata.get("identity", True)}
 
 
 def identity(
@@ -38,13 +49,33 @@ def identity(
     """The identity of a run with ``options`` (a dataclass), the models ``loaded`` (role ->
     ModelFiles.record()), the ``datasets`` read (role -> fingerprint), and ``settled``
     values that replace an option's automatic setting (e.g. precision 'auto' as run)."""
-    settings = {k: v for k, v in asdict(options).items() if k not in NOT_RESULTS}
     return {
-        **settings,
+        **settings(options),
         **settled,
         "weights": {role: files["sha256"] for role, files in sorted(loaded.items())},
         "datasets": dict(sorted(datasets.items())),
     }
+
+
+def series_settings(options: Any, run_identity: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What runs of one series share: the identity without the shard and the fields of
+    ``options`` marked continues_series."""
+    continuing = {f.name for f in fields(options) if not f.metadata.get("series", True)}
+    return unsharded(run_identity, continuing)
+
+
+def series_key(job: str, options: Any, run_identity: dict[str, Any]) -> str:
+    """The series a run of ``job`` adds its parts to: runs of the same series_settings (and
+    the same number of shards) add up, on any machine; anything else starts a new one."""
+    shards = parse_shard(options.shard)[1] if options.shard else None
+    return series_id(job, series_settings(options, run_identity), shards)
+
+
+def sharding(job: str, options: Any, run_identity: dict[str, Any]) -> dict[str, str]:
+    """The series and shard the parts of a sharded run are written with; {} unsharded."""
+    if options.shard is None:
+        return {}
+    return {"series": series_key(job, options, run_identity), "shard": options.shard}
 
 
 def differences(wanted: dict[str, Any], stored: dict[str, Any] | None) -> list[str]:
@@ -81,10 +112,13 @@ def live_identities(store: Store, kind_name: str, partition: dict[str, str]) -> 
     return [r.get("identity") for r in records if r["run_id"] in live]
 
 
-def unsharded(run_identity: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The identity without its shard: a store shows a sharded series only once all its
-    shards are in, and the whole series equals the unsharded run."""
-    return None if run_identity is None else {k: v for k, v in run_identity.items() if k != "shard"}
+def unsharded(run_identity: dict[str, Any] | None, leave_out: Collection[str] = ()) -> dict[str, Any] | None:
+    """The identity without its shard (and the keys in ``leave_out``): a store shows a
+    sharded series only once all its shards are in, and the whole series equals the
+    unsharded run."""
+    if run_identity is None:
+        return None
+    return {k: v for k, v in run_identity.items() if k != "shard" and k not in leave_out}
 
 
 def stale_because(

@@ -87,8 +87,16 @@ class ModelFiles:
 class LoadedModel:
     model: Any
     tokenizer: Any
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # model_class and loaded: {role: files}
     files: ModelFiles | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # transformers' loading info (missing keys, ...)
+
+    def missing_head(self) -> str | None:
+        """The first weight outside the base model that the checkpoint lacks (a head that
+        was newly initialised, so not trained), or None."""
+        base = getattr(self.model, "base_model_prefix", "")
+        missing = [k for k in self.info.get("missing_keys", []) if not k.startswith(base + ".")]
+        return missing[0] if missing else None
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}  # (real path, size, mtime) -> sha256, per process
@@ -363,6 +371,48 @@ def _first_line(e: BaseException | str, limit: int = 200) -> str:
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
+def load(
+    files: ModelFiles,
+    cls=None,
+    *,
+    role: str = "target",
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    seed: int | None = None,
+    **kwargs: Any,
+) -> LoadedModel:
+    """The one way every model loads (target, attacker, parent, teacher): its tokenizer and
+    ``cls.from_pretrained`` (default: the class its config names) from its checked files
+    (see model_files: safetensors, else weights-only pickles unless trusted), in eval mode,
+    on ``device`` when given. ``seed`` seeds transformers just before the weights load (a
+    new head's initialisation); ``kwargs`` go to from_pretrained. The provenance names the
+    class and records the files under ``role``."""
+    import transformers as tf
+
+    tf.logging.set_verbosity_error()  # ce reports a missing head itself, in one line
+    tokenizer = load_tokenizer(files, trust_remote_code)
+    cls = cls or _config_class(files)
+    if seed is not None:
+        tf.set_seed(seed)
+    model, info = load_pretrained(files, cls, trust_remote_code=trust_remote_code, **kwargs)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    provenance = {"model_class": cls.__name__, "loaded": {role: files.record()}}
+    return LoadedModel(model, tokenizer, provenance, files, info)
+
+
+def _config_class(files: ModelFiles):
+    """The model class the config names (with its head), else AutoModel; config.json is
+    data, so only a transformers model class is taken from it."""
+    import transformers as tf
+
+    config = tf.AutoConfig.from_pretrained(files.folder)
+    arch = (config.architectures or ["AutoModel"])[0]
+    cls = getattr(tf, arch, None) if isinstance(arch, str) else None
+    return cls if isinstance(cls, type) and issubclass(cls, tf.PreTrainedModel) else tf.AutoModel
+
+
 def load_model(
     resolved: ResolvedModel,
     task: str | None,
@@ -373,37 +423,37 @@ def load_model(
     trust_remote_code: bool = False,
     revision: str | None = None,
 ) -> LoadedModel:
-    """The model for ``task`` (or the bare encoder for ``stage='pretrained'``), in eval mode."""
-    import transformers as tf
-
-    tf.logging.set_verbosity_error()  # ce reports a missing head itself, in one line
-    if stage == "pretrained":
-        cls = tf.AutoModel
-    elif task == "qa":
-        cls = tf.AutoModelForQuestionAnswering
-    else:
-        cls = tf.AutoModelForSequenceClassification
+    """The target model for ``task`` (or the bare encoder for ``stage='pretrained'``), in
+    eval mode on ``device``, with what a ce-made model's card asks for applied."""
     files = model_files(resolved, revision, allow_pickle, code=trust_remote_code)
-    tokenizer = load_tokenizer(files, trust_remote_code)
-    model, info = load_pretrained(files, cls, trust_remote_code=trust_remote_code)
-    if not getattr(tokenizer, "is_fast", False):
+    loaded = load(files, task_class(task, stage), trust_remote_code=trust_remote_code)
+    if not getattr(loaded.tokenizer, "is_fast", False):
         raise CeError(
             f"{resolved.source} has no fast tokenizer (tokenizer.json); ce needs"
             " offsets for question answering"
         )
-    if stage == "finetuned":
-        _check_head(resolved, task, model, info)
-    provenance: dict[str, Any] = {
-        "model_source": resolved.source,
-        "model_class": cls.__name__,
-        "loaded": {"target": files.record()},
-    }
+    missing = loaded.missing_head() if stage == "finetuned" else None
+    if missing:
+        raise CeError(
+            f"{resolved.source} has no trained {HEADS[task]} head (missing"
+            f" {missing}); fine-tune it first, or use --stage pretrained"
+        )
+    loaded.provenance = {"model_source": resolved.source, **loaded.provenance}
     if resolved.local:
-        model = _apply_card(Path(resolved.source), model, device, provenance)
-    provenance["architecture"] = type(model).__name__
-    model.eval()
-    model.to(device)
-    return LoadedModel(model, tokenizer, provenance, files)
+        loaded.model = _apply_card(Path(resolved.source), loaded.model, device, loaded.provenance)
+    loaded.provenance["architecture"] = type(loaded.model).__name__
+    loaded.model.eval()
+    loaded.model.to(device)
+    return loaded
+
+
+def task_class(task: str | None, stage: str):
+    """The transformers Auto class of a task's fine-tuned model, or of the bare encoder."""
+    import transformers as tf
+
+    if stage == "pretrained":
+        return tf.AutoModel
+    return tf.AutoModelForQuestionAnswering if task == "qa" else tf.AutoModelForSequenceClassification
 
 
 def _load_error(files: ModelFiles, e: Exception) -> CeError:
@@ -445,14 +495,3 @@ def _apply_card(folder: Path, model, device: str, provenance: dict):
             warnings.simplefilter("ignore", UserWarning)
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return model
-
-
-def _check_head(resolved: ResolvedModel, task: str, model, info: dict) -> None:
-    """A task head that was newly initialised means the checkpoint is not fine-tuned for it."""
-    base = getattr(model, "base_model_prefix", "")
-    missing = [k for k in info.get("missing_keys", []) if not k.startswith(base + ".")]
-    if missing:
-        raise CeError(
-            f"{resolved.source} has no trained {HEADS[task]} head (missing"
-            f" {missing[0]}); fine-tune it first, or use --stage pretrained"
-        )

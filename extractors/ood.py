@@ -9,18 +9,18 @@ Embeddings are read from the store; a dataset the store lacks is extracted once.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from ce.query.read import read_embeddings
 from ce.store.errors import CeError, NotFound
-from ce.store.store import Store, parse_shard, series_id
+from ce.store.store import Store, parse_shard
 
-from .datasets import Dataset, load_dataset
+from .datasets import Dataset, load_dataset, shard_rows
 from .extract import ExtractOptions, extract, extract_identity, resolve_device, same_embeddings
-from .identity import identity, live_identities, stale_because
+from .identity import identity, live_identities, not_identity, sharding, stale_because
 from .loading import model_files
 from .neighbors import BLOCK, normalize
 from .registry import resolve_model
@@ -32,11 +32,22 @@ class OodOptions:
     k_max: int = 100
     val_fraction: float = 0.2
     limit: int | None = None
-    device: str = "cpu"
-    batch_size: int = 32
+    device: str = not_identity("cpu")
+    batch_size: int = not_identity(32)
     shard: str | None = None  # "I/N": score only the I-th of N slices of id-val and test
-    revision: str | None = None  # Hub branch, tag or commit of the model
-    allow_pickle: bool = False  # trust pickled weights fully (they can run code)
+    revision: str | None = not_identity(None)  # Hub branch, tag or commit of the model
+    allow_pickle: bool = not_identity(False)  # trust pickled weights fully (they can run code)
+
+
+@dataclass(frozen=True)
+class OodResult:
+    model: str
+    ran: bool = True  # False: the store held a run of the same identity, kept as it is (reuse)
+    run_id: str | None = None
+    bank: int = 0  # bank examples scored against
+    id_val: int = 0  # id-val examples scored
+    test: int = 0  # test examples scored
+    why: list[str] = field(default_factory=list)  # why it ran: nothing stored, or what differs
 
 
 def groups(dataset: Dataset) -> list[str]:
@@ -115,14 +126,6 @@ def _check(options: OodOptions) -> None:
         parse_shard(options.shard)
 
 
-def shard_rows(n: int, shard: str | None) -> slice:
-    """The rows of shard "I/N" among ``n`` (all rows when unsharded)."""
-    if shard is None:
-        return slice(0, n)
-    i, count = parse_shard(shard)
-    return slice(i * n // count, (i + 1) * n // count)
-
-
 def _target(store: Store, model: str, name: str | None, bank: Dataset, options: OodOptions):
     """(store name, checked files or None): None for a name the store has embeddings of
     that resolves to no model (its stored embeddings are used as they are)."""
@@ -135,16 +138,13 @@ def _target(store: Store, model: str, name: str | None, bank: Dataset, options: 
     return resolved.name, model_files(resolved, options.revision, options.allow_pickle)
 
 
+# the options an OOD run passes on to the extraction whose embeddings it reads
+EXTRACTED_WITH = ("stage", "limit", "device", "batch_size", "revision", "allow_pickle")
+
+
 def _extract_options(options: OodOptions) -> ExtractOptions:
-    """The extraction whose embeddings the OOD run reads."""
-    return ExtractOptions(
-        stage=options.stage,
-        limit=options.limit,
-        device=options.device,
-        batch_size=options.batch_size,
-        revision=options.revision,
-        allow_pickle=options.allow_pickle,
-    )
+    """The extraction whose embeddings the OOD run reads (ExtractOptions' defaults else)."""
+    return ExtractOptions(**{key: getattr(options, key) for key in EXTRACTED_WITH})
 
 
 def _stored_fit(store: Store, partition: dict, wanted: dict) -> bool:
@@ -208,15 +208,6 @@ def ood_identity(options: OodOptions, files, datasets: dict[str, Dataset], store
     return identity(options, loaded, {role: d.fingerprint for role, d in datasets.items()})
 
 
-def _sharded(params: dict, name: str, options: OodOptions) -> dict:
-    """Series and shard of a sharded OOD run: its N shards share the series."""
-    if options.shard is None:
-        return {}
-    same = {k: v for k, v in params.items() if k not in ("shard", "device", "batch_size")}
-    series = series_id("ood", same, name, parse_shard(options.shard)[1])
-    return {"series": series, "shard": options.shard}
-
-
 def run_ood(
     store: Store,
     model: str,
@@ -227,9 +218,9 @@ def run_ood(
     name: str | None = None,
     progress: bool = True,
     reuse: bool = False,
-) -> dict:
+) -> OodResult:
     """Score ``test`` (and id-val) against ``bank``. With ``reuse`` (ce run), a stored run
-    of the same identity is kept: the result then says ``ran: False``."""
+    of the same identity is kept: the result then says ``ran=False``."""
     from tqdm.auto import tqdm
 
     _check(options)
@@ -241,10 +232,11 @@ def run_ood(
     name, files = _target(store, model, name, bank_data, options)
     roles = {"bank": bank_data, "id_val": val_data or bank_data, "test": test_data}
     run_identity = ood_identity(options, files, roles, store, name)
+    sharded = sharding("ood", options, run_identity)
     partition = {"model": name, "stage": options.stage, "bank": bank_data.name, "dataset": test_data.name}
     why = stale_because(store, "ood_scores", partition, run_identity)
     if reuse and why is None:
-        return {"model": name, "ran": False}
+        return OodResult(name, ran=False)
     if val_data is None and files is not None:  # a split that cannot work fails before extracting
         split_bank(bank_data, np.arange(min(options.limit or len(bank_data), len(bank_data))), options)
     bank_ids, bank_idx, bank_vec = _embeddings(store, model, name, files, bank_data, options, progress)
@@ -313,14 +305,13 @@ def run_ood(
             "ood_scores",
             partition,
             pa.concat_tables(rows),
-            **_sharded(params, name, options),
+            **sharded,
         )
-    return {
-        "run_id": run.run_id,
-        "model": name,
-        "bank": len(bank_vec),
-        "id_val": len(val_vec),
-        "test": len(test_vec),
-        "ran": True,
-        "why": why or ["the same run again"],
-    }
+    return OodResult(
+        name,
+        run_id=run.run_id,
+        bank=len(bank_vec),
+        id_val=len(val_vec),
+        test=len(test_vec),
+        why=why or ["the same run again"],
+    )

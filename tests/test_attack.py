@@ -49,7 +49,7 @@ def test_bert_attack_rows_and_summary_equal_a_recount(sharp_classifier, tiny_mod
     info = run_attack(store, str(sharp_classifier), "sst2-dev", options(tiny_models), progress=False)
     got = rows(store, "select * from attacks order by example_id::int")
     assert [r["example_id"] for r in got] == [str(i) for i in range(12)]
-    assert info["succeeded"] + info["failed"] + info["skipped"] == 12
+    assert info.succeeded + info.failed + info.skipped == 12
     for r in got:
         if r["result"] == "skipped":
             assert r["original_output"] != r["ground_truth"] and r["queries"] >= 1
@@ -60,7 +60,7 @@ def test_bert_attack_rows_and_summary_equal_a_recount(sharp_classifier, tiny_mod
         else:
             assert r["original_output"] == r["ground_truth"] == r["perturbed_output"]
         assert 0.5 <= r["original_score"] <= 1.0
-    assert info["succeeded"] >= 1  # the tiny model does break
+    assert info.succeeded >= 1  # the tiny model does break
     [summary] = rows(store, "select * from attack_summary()")
     n = len(got)
     before = sum(r["result"] != "skipped" for r in got) / n
@@ -150,14 +150,14 @@ def test_a_killed_attack_resumes_without_duplicates(sharp_classifier, tiny_model
     info = run_attack(
         store, str(sharp_classifier), "sst2-dev", options(tiny_models, checkpoint_every=1), progress=False
     )
-    assert info["resumed_from"] >= done
+    assert info.resumed_from >= done
     got = rows(store, "select example_id from attacks")
     assert sorted(int(r["example_id"]) for r in got) == list(range(12))  # once each
     assert not [p for p in store_dir.rglob("*.tmp")]
     again = run_attack(
         store, str(sharp_classifier), "sst2-dev", options(tiny_models, checkpoint_every=1), progress=False
     )
-    assert again["resumed_from"] == 12 and again["succeeded"] == 0  # nothing left to do
+    assert again.resumed_from == 12 and again.succeeded == 0  # nothing left to do
 
 
 @pytest.mark.parametrize(
@@ -192,10 +192,10 @@ def test_attack_shards_add_up_to_one_attack(sharp_classifier, tiny_models, tmp_p
         assert rows(sharded, "select count(*) as n from attacks") == [{"n": 0}]
         opts = options(tiny_models, limit=8, shard=f"{i}/2", checkpoint_every=2)
         info = run_attack(sharded, str(sharp_classifier), "sst2-dev", opts, progress=False)
-        assert info["examples"] == 4
+        assert info.examples == 4
     again = run_attack(
         sharded, str(sharp_classifier), "sst2-dev", options(tiny_models, limit=8, shard="1/2"), progress=False
     )
-    assert again["resumed_from"] == 4  # a finished shard resumes with nothing left to do
+    assert again.resumed_from == 4  # a finished shard resumes with nothing left to do
     sql = "select * exclude (run_id) from attacks order by example_id"
     assert rows(sharded, sql) == rows(whole, sql)

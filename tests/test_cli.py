@@ -104,7 +104,7 @@ def one_line_error(result, contains: str, code: int | None = None):
         (["compare", "--dataset", "squad2"], "(did you mean squad2-dev?)"),
         (["query", "accuracy", "--format", "parquet"], "needs an output file"),
         (["qury"], "no command 'qury' (did you mean query?)"),
-        (["compare", "--tpr", "2"], "--tpr 2.0 must lie strictly between 0 and 1"),
+        (["compare", "--tpr", "2"], "tpr 2.0 must lie strictly between 0 and 1"),
         (["compare", "--format", "csv"], "add --table 2 or --table 3"),
         (["compare", "--by", "colour"], "Invalid value for '--by'"),
         (["compress", "--model", "minilm", "--method", "fp4", "-o", "x"], "unknown compression method 'fp4'"),
@@ -244,6 +244,13 @@ def test_store_of_another_schema_version(store_dir):
         "schema version",
     )
     assert snapshot(store_dir) == before
+
+
+def test_debug_works_on_every_command():
+    """--debug anywhere, also on commands without a store (it was an unknown option there)."""
+    for args in (["models", "--debug"], ["datasets", "--debug"], ["--debug", "models"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
 
 
 def test_debug_shows_the_traceback(store_dir):

@@ -28,7 +28,7 @@ def test_layers_keeps_evenly_spaced_layers(tiny_models, store_dir):
 
     store = Store(store_dir)
     info = compress(store, str(tiny_models["classification"]), "layers:1", "one-layer")
-    assert info["kept_layers"] == [0]
+    assert info.details["kept_layers"] == [0]
     model = AutoModelForSequenceClassification.from_pretrained(store.model_dir("one-layer"))
     parent = AutoModelForSequenceClassification.from_pretrained(tiny_models["classification"])
     assert model.config.num_hidden_layers == 1
@@ -44,7 +44,7 @@ def test_layers_keeps_evenly_spaced_layers(tiny_models, store_dir):
 def test_prune_reaches_the_sparsity_and_int8_quantises_at_load(tiny_models, store_dir):
     store = Store(store_dir)
     info = compress(store, str(tiny_models["classification"]), "prune:0.5", "half")
-    assert info["sparsity_reached"] == pytest.approx(0.5, abs=0.01)
+    assert info.details["sparsity_reached"] == pytest.approx(0.5, abs=0.01)
     compress(store, str(tiny_models["classification"]), "int8", "int8")
     for name in ("half", "int8"):
         extract(store, name, "sst2-dev", ExtractOptions(limit=8), progress=False)
@@ -64,6 +64,7 @@ def test_prune_reaches_the_sparsity_and_int8_quantises_at_load(tiny_models, stor
         ("prune:-0.1", CeError, r"must lie in \[0, 1\)"),
         ("layers:3", CeError, "more layers than the model has \\(2\\)"),
         ("layers:x", CeError, "layers needs a positive number"),
+        ("distil:2", NotFound, r"did you mean distill\?\); use int8, prune:S, layers:N, distill:N"),
     ],
 )
 def test_bad_methods_write_nothing(tiny_models, store_dir, method, error, message):
@@ -78,11 +79,32 @@ def test_finetune_classification_learns_and_registers(tiny_models, store_dir):
         task="classification", epochs=15, learning_rate=5e-3, batch_size=16, limit=64, max_length=32
     )
     info = finetune(store, str(tiny_models["base"]), "sst2-dev", "tuned", options, progress=False)
-    assert info["steps"] == 60 and info["parent"] == "tiny-base"
+    assert info.steps == 60 and info.parent == "tiny-base"
     extract(store, "tuned", "sst2-dev", ExtractOptions(limit=64), progress=False)
     [(accuracy,)] = connect(store).sql("select avg(correct::int) from predictions").fetchall()
     assert accuracy > 0.6  # the training set itself: the head did learn
     assert not list((store_dir / "models").glob(".train-*"))  # checkpoints cleaned up
+
+
+def test_finetune_records_its_start_before_training(tiny_models, store_dir, monkeypatch):
+    """The run record starts with the job, not once the training is over."""
+    import transformers
+
+    from ce.store.store import now
+
+    seen = {}
+    train = transformers.Trainer.train
+
+    def timed(self, *args, **kwargs):
+        seen["training"] = now()
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "train", timed)
+    store = Store(store_dir)
+    options = FinetuneOptions(task="classification", epochs=1, batch_size=16, limit=16, max_length=32)
+    finetune(store, str(tiny_models["base"]), "sst2-dev", "tuned", options, progress=False)
+    [record] = store.runs()
+    assert record["started"] <= seen["training"] < record["ended"]
 
 
 def test_finetune_resumes_only_checkpoints_of_the_same_settings(tiny_models, store_dir):
@@ -93,7 +115,7 @@ def test_finetune_resumes_only_checkpoints_of_the_same_settings(tiny_models, sto
     (work / "checkpoint-1").mkdir(parents=True)
     (work / "ce-identity.json").write_text('{"epochs": 99}')
     info = finetune(store, str(tiny_models["base"]), "sst2-dev", "tuned", options, progress=False)
-    assert info["resumed"] is False and info["steps"] == 2
+    assert info.resumed is False and info.steps == 2
     assert not work.exists()
 
 
@@ -101,7 +123,7 @@ def test_finetune_qa_on_squad_windows(tiny_models, store_dir):
     store = Store(store_dir)
     options = FinetuneOptions(task="qa", epochs=1, batch_size=8, limit=16, max_length=96, doc_stride=32)
     info = finetune(store, str(tiny_models["base"]), "squad2-dev", "tuned-qa", options, progress=False)
-    assert info["features"] > 16  # long contexts give several windows
+    assert info.features > 16  # long contexts give several windows
     extract(
         store, "tuned-qa", "squad2-dev", ExtractOptions(limit=4, max_length=96, doc_stride=32), progress=False
     )
@@ -133,8 +155,8 @@ def test_distill_trains_a_smaller_student_on_the_teacher(tiny_models, store_dir)
         distill_options=options,
         progress=False,
     )
-    assert info["kept_layers"] == [0] and info["distill_steps"] == 16
-    assert info["distill_loss_last"] < info["distill_loss_first"]
+    assert info.details["kept_layers"] == [0] and info.details["distill_steps"] == 16
+    assert info.details["distill_loss_last"] < info.details["distill_loss_first"]
     extract(store, "student", "sst2-dev", ExtractOptions(limit=8), progress=False)
     with pytest.raises(CeError, match="add --dataset"):
         compress(store, str(tiny_models["classification"]), "distill:1", "other")

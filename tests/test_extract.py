@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ce.extractors import extract as extract_module
-from ce.extractors.datasets import load_dataset
-from ce.extractors.extract import ExtractOptions, extract, subset
+from ce.extractors.datasets import load_dataset, subset
+from ce.extractors.extract import ExtractOptions, extract
 from ce.extractors.features import tokenize
 from ce.extractors.heads import QaDecoder, QaSettings
 from ce.extractors.loading import load_model
@@ -207,3 +207,41 @@ def test_plain_pickle_weights_load_through_the_weights_only_unpickler(tiny_model
     assert "pytorch_model.bin" in files and "config.json" in files and "model.safetensors" not in files
     got = rows(store, "select model, example_id, pred_label from predictions order by 2, 1")
     assert [r["pred_label"] for r in got[0::2]] == [r["pred_label"] for r in got[1::2]]
+
+
+def test_identities_and_series_keys_are_derived_from_the_option_dataclasses():
+    """Each option dataclass marks the fields that change no result; the identity takes the
+    rest, and the series keys stay those of the stores already written."""
+    from dataclasses import fields
+
+    from ce.extractors.attack import AttackOptions
+    from ce.extractors.finetune import FinetuneOptions
+    from ce.extractors.identity import identity, series_key, settings
+    from ce.extractors.ood import OodOptions
+
+    left_out = {
+        cls.__name__: sorted({f.name for f in fields(cls)} - set(settings(cls())))
+        for cls in (ExtractOptions, OodOptions, AttackOptions, FinetuneOptions)
+    }
+    assert left_out == {
+        "ExtractOptions": ["allow_pickle", "batch_size", "device", "revision", "trust_remote_code"],
+        "OodOptions": ["allow_pickle", "batch_size", "device", "revision"],
+        "AttackOptions": [
+            "allow_pickle",
+            "attacker_revision",
+            "batch_size",
+            "checkpoint_every",
+            "device",
+            "restart",
+            "revision",
+        ],
+        "FinetuneOptions": ["allow_pickle", "device", "revision"],
+    }
+    loaded, data = {"target": {"sha256": {"model.safetensors": "ab"}}}, {"dataset": "cd"}
+    attack = AttackOptions(limit=50, shard="1/4", device="cuda")
+    assert series_key("attack", attack, identity(attack, loaded, data)) == "attack-33f381d85f01c057"
+    longer = AttackOptions(limit=80, shard="1/4")  # a longer attack continues the series
+    assert series_key("attack", longer, identity(longer, loaded, data)) == "attack-33f381d85f01c057"
+    shard = ExtractOptions(limit=50, shard="1/4", device="cuda")
+    run_identity = identity(shard, loaded, data, precision="fp32", max_length=512)
+    assert series_key("extract", shard, run_identity) == "extract-a2717013dbc22f71"

@@ -7,11 +7,11 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
+import ce
 from ce.cli import cli
 from ce.extractors.datasets import load_dataset
 from ce.extractors.neighbors import NeighborSearch, recompute_neighbors
 from ce.extractors.ood import OodOptions, kth_distances, run_ood, split_groups
-from ce.query.compare import sweep, table2
 from ce.query.sql import connect
 from ce.store import Store
 from ce.store.errors import CeError, NotFound
@@ -206,7 +206,7 @@ def test_ood_with_a_split_bank(tmp_path, store_dir):
     put_embeddings(store, "a", test, rng.normal(size=(30, 4)).astype(np.float32))
     info = run_ood(store, "a", bank, None, test, OodOptions(k_max=5, val_fraction=0.3), progress=False)
     held = split_groups(load_dataset(bank), 0.3).sum()
-    assert (info["bank"], info["id_val"], info["test"]) == (100 - held, held, 30)
+    assert (info.bank, info.id_val, info.test) == (100 - held, held, 30)
     roles = dict(connect(store).sql("select role, count(*) from ood_scores group by role").fetchall())
     assert roles == {"id_val": held, "test": 30}
 
@@ -303,17 +303,19 @@ def test_missing_embeddings_and_bad_k(three_models):
     with pytest.raises(NotFound, match="no pretrained embeddings of a on points"):
         recompute_neighbors(store, "a", "points", stage="pretrained", progress=False)
     with pytest.raises(CeError, match="above K_max = 30"):
-        table2(store, k=31)
+        ce.open(store).table2(k=31)
     with pytest.raises(CeError, match="strictly between 0 and 1"):
-        sweep(store, [5], tpr=1.0)
+        ce.open(store).sweep([5], tpr=1.0)
     assert snapshot(store.root) == before
 
 
 def test_sweep_has_a_row_per_pair_and_k(three_models):
     store, _ = three_models
-    rows = sweep(store, [1, 10, 30]).read_all().to_pylist()
+    rows = ce.open(store).sweep([1, 10, 30]).rows()
     assert len(rows) == 3 * 3  # three pairs, three k, one stage
-    assert {r["characteristic"] for r in rows} == {"representation after"}
+    assert {r["characteristic"] for r in rows} == {
+        "repr_after"
+    }  # the measure's name, as in Table 2 and the slices
     # the same numbers as the macro
     [a_b_10] = [r for r in rows if (r["model_i"], r["model_j"], r["k"]) == ("a", "b", 10)]
     [direct] = (

@@ -74,7 +74,9 @@ def test_imports_only_point_down():
             own = layer(module_name(path))
             for line, target in imports(path):
                 if RANK[layer(target)] > RANK[own]:
-                    wrong.append(f"{path.relative_to(ROOT)}:{line} ({own}) imports {target} ({layer(target)})")
+                    wrong.append(
+                        f"{path.relative_to(ROOT)}:{line} ({own}) imports {target} ({layer(target)})"
+                    )
     assert not wrong, "imports that point up a layer:\n" + "\n".join(wrong)
 
 
@@ -94,7 +96,8 @@ def test_import_ce_and_a_table_load_no_model_library():
     """``import ce; ce.open(STORE).table2()`` imports neither torch nor transformers."""
     code = (
         "import sys, ce, tempfile; s = ce.open(tempfile.mkdtemp()); s.table2().arrow();"
-        " heavy = [m for m in ('torch', 'transformers', 'datasets', 'faiss', 'textattack') if m in sys.modules];"
+        " heavy = [m for m in ('torch', 'transformers', 'datasets', 'faiss', 'textattack')"
+        " if m in sys.modules];"
         " print(heavy)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

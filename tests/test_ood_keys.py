@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import ce
 from ce.cli import cli
 from ce.cli.report_page import render
 from ce.extractors.ood import OodOptions, run_ood
-from ce.query.compare import sweep, table2
 from ce.query.sql import connect
 from ce.store import Store
 from ce.store.bundle import export_bundle, import_bundle
@@ -98,7 +98,7 @@ def test_compare_shows_the_bank_and_stage_of_every_ood_row(ood_store):
         assert float(r["distribution"]) == pytest.approx(
             expected_jaccard(vectors, r["ood_bank"], r["ood_stage"])
         )
-    with_ci = table2(store, k=K, tpr=TPR, ci=0.9, replicates=50).read_all().to_pylist()
+    with_ci = ce.open(store).table2(k=K, tpr=TPR, ci=0.9, replicates=50).rows()
     for r in (r for r in with_ci if r["ood_dataset"]):  # an interval per bank and stage, around its value
         assert r["distribution_lo"] <= r["distribution"] <= r["distribution_hi"]
 
@@ -115,7 +115,7 @@ def test_sweep_shows_the_bank_and_stage_of_every_ood_row(ood_store):
             assert float(r["jaccard"]) == pytest.approx(expected_jaccard(vectors, r["bank"], r["stage"]))
     representation = [r for r in rows if r["characteristic"].startswith("representation")]
     assert all(r["bank"] == "" for r in representation)
-    by_python = sweep(store, [1, K], TPR).read_all().to_pylist()
+    by_python = ce.open(store).sweep([1, K], TPR).rows()
     assert [(r["bank"], r["stage"]) for r in by_python if r["characteristic"] == "distribution"] == [
         (b, s) for b, s in sorted(RUNS) for _ in (1, K)
     ]
@@ -132,7 +132,7 @@ def test_slices_keep_the_bank_and_stage_of_every_ood_row(ood_store):
 
 def test_report_draws_a_panel_per_bank_and_stage(ood_store):
     store, _, _ = ood_store
-    page = render(store, k=K, tpr=TPR, ks=(1, K))
+    page = render(ce.open(store), k=K, tpr=TPR, ks=(1, K))
     for bank, stage in RUNS:
         assert f"distribution, val: test against bank {bank} ({stage})" in page  # heatmap
         assert f"distribution, test, bank {bank} ({stage})" in page  # K curve

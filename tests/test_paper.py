@@ -1,4 +1,5 @@
-"""The paper's Table 2 prediction-error column from the authors' published error lists."""
+"""The paper's Table 2 prediction-error column from the authors' published error lists,
+ingested as the demo's experiment file lists them."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import json
 
 import pytest
 
-from ce.extractors.demo import PAPER_LISTS
+import ce
+from ce.cli.demo import demo_file
+from ce.extractors.experiment import load_experiment
 from ce.extractors.ingest import ingest_errors
-from ce.query.compare import table2
 from ce.query.sql import connect
 from ce.store import Store
 
 from .conftest import DATA_DIR, needs_data
 
 LISTS = DATA_DIR / "paper" / "squad2-dev-errors"
+PAPER_LISTS = {  # file stem -> model, as data/experiments/demo.toml ingests them
+    entry["file"].rsplit("/", 1)[1].removesuffix(".json"): entry["model"]
+    for entry in load_experiment(demo_file())["ingest"]
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,7 @@ def test_all_fifteen_pairs_match_a_recount_of_the_lists(paper_store):
     errors = {
         alias: set(json.loads((LISTS / f"{stem}.json").read_text())) for stem, alias in PAPER_LISTS.items()
     }
-    got = {(r["model_i"], r["model_j"]): r for r in table2(paper_store).read_all().to_pylist()}
+    got = {(r["model_i"], r["model_j"]): r for r in ce.open(paper_store).table2().rows()}
     assert len(got) == 15
     for a, b in itertools.combinations(sorted(errors), 2):
         expected = len(errors[a] & errors[b]) / len(errors[a] | errors[b])
@@ -40,7 +46,7 @@ def test_all_fifteen_pairs_match_a_recount_of_the_lists(paper_store):
 
 @needs_data("paper/squad2-dev-errors/bert_large.json", "squad2/dev-v2.0.json")
 def test_published_values_to_three_decimals(paper_store):
-    got = {(r["model_i"], r["model_j"]): r["errors"] for r in table2(paper_store).read_all().to_pylist()}
+    got = {(r["model_i"], r["model_j"]): r["errors"] for r in ce.open(paper_store).table2().rows()}
     assert round(got[("bert-base", "bert-large")], 3) == 0.528
     assert round(got[("bert-mini", "bert-tiny")], 3) == 0.487
 

@@ -50,7 +50,7 @@ def test_attack_on_ray_equals_one_local_run(ray_cluster, sharp_classifier, tiny_
 
     run_attack(local, str(sharp_classifier), "sst2-dev", opts, progress=False)
     infos = attack_on_ray(on_ray, str(sharp_classifier), "sst2-dev", opts, shards=2, progress=False)
-    assert [i["examples"] for i in infos] == [3, 3]
+    assert [i.examples for i in infos] == [3, 3]
     sql = "select * exclude (run_id) from attacks order by example_id"
     assert connect(on_ray).sql(sql).fetchall() == connect(local).sql(sql).fetchall()
 

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
+import ce
 from ce.cli import cli
 from ce.cli.report_page import render
 from ce.store import Store
@@ -27,7 +28,7 @@ def full_store(store_dir) -> Store:
 
 
 def test_report_has_every_section_and_no_external_resource(full_store):
-    page = render(full_store, k=1, tpr=0.5, ks=(1, 2))
+    page = render(ce.open(full_store), k=1, tpr=0.5, ks=(1, 2))
     for heading in (
         "Table 2",
         "Table 3",
@@ -52,7 +53,7 @@ def test_report_command_writes_the_file(full_store, tmp_path):
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make install adds it)")
 def test_every_figure_is_drawn_in_chromium_without_console_errors(full_store, tmp_path):
     out = tmp_path / "report.html"
-    out.write_text(render(full_store, k=1, tpr=0.5, ks=(1, 2)))
+    out.write_text(render(ce.open(full_store), k=1, tpr=0.5, ks=(1, 2)))
     run = subprocess.run(
         [
             CHROMIUM,

@@ -6,14 +6,14 @@ import math
 
 import pytest
 
-from ce.query.compare import table2
+import ce
 from ce.store.errors import CeError
 
 from .test_sql import write_neighbors, write_store
 
 
 def rows(store, **kw) -> list[dict]:
-    return table2(store, k=1, tpr=0.5, **kw).read_all().to_pylist()
+    return ce.open(store).table2(k=1, tpr=0.5, **kw).rows()
 
 
 def test_mcnemar_p_value_hand_checked(store_dir):
@@ -41,7 +41,7 @@ def test_intervals_hold_the_estimate_are_seeded_and_degenerate_when_certain(stor
 
 def test_bad_levels(store_dir):
     store = write_store(store_dir, {"a": {"x1"}, "b": {"x2"}})
-    with pytest.raises(CeError, match="--ci 1.5 must lie strictly between 0 and 1"):
+    with pytest.raises(CeError, match="ci 1.5 must lie strictly between 0 and 1"):
         rows(store, ci=1.5)
     with pytest.raises(CeError, match="at least 10 replicates"):
         rows(store, ci=0.95, replicates=3)
@@ -73,13 +73,12 @@ def test_the_seed_changes_the_resamples(store_dir):
 
 
 def test_slices_by_label_hand_checked(store_dir):
-    from ce.query.compare import sliced
 
     store = write_store(store_dir, {"a": {"x1", "x2"}, "b": {"x2", "x3"}})
     write_neighbors(store, {"a": [[1, 2], [0, 2], [0, 1]], "b": [[2, 1], [0, 2], [1, 0]]})
     got = {
         (r["characteristic"], r["slice"]): (r["n"], r["jaccard"])
-        for r in sliced(store, "label", k=1).read_all().to_pylist()
+        for r in ce.open(store).sliced("label", k=1).rows()
     }
     # labels: x1 -> 0, x2 and x3 -> 1. errors: x1 only a wrong -> 0; x2 both, x3 only b -> 1/2
     assert got[("errors", "label 0")] == (1, 0.0)
@@ -88,4 +87,4 @@ def test_slices_by_label_hand_checked(store_dir):
     assert got[("repr_after", "label 0")] == (1, 0.0)
     assert got[("repr_after", "label 1")] == (2, 0.5)
     with pytest.raises(CeError, match="unknown slice 'lable' \\(did you mean label"):
-        sliced(store, "lable")
+        ce.open(store).sliced("lable")

@@ -83,6 +83,8 @@ class CeGroup(click.Group):
     def main(self, args=None, prog_name=None, **extra):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv
+        if debug:  # anywhere on the line, for every command: taken here, not by each command
+            argv = [a for a in argv if a != "--debug"]
         try:
             rv = super().main(
                 args=argv,

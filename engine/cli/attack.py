@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 from ce.store.errors import CeError
 
-from .common import (
-    allow_pickle_option,
-    engine_options,
-    open_store,
-    revision_option,
-    shard_option,
-    store_option,
-)
+from .common import engine_options, model_job_options, open_session, open_store
 
 
 @click.command()
@@ -55,36 +50,10 @@ from .common import (
 @click.option("--restart", is_flag=True, help="Start over instead of resuming.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True, help="Texts per model query batch.")
-@revision_option
 @click.option("--attacker-revision", help="Hub branch, tag or commit of the attacker masked LM.")
-@allow_pickle_option
-@shard_option
 @engine_options
-@store_option
-def attack(
-    model,
-    dataset,
-    attack,
-    attacker,
-    max_candidates,
-    sentence_encoder,
-    name,
-    limit,
-    query_budget,
-    seed,
-    checkpoint_every,
-    restart,
-    device,
-    batch_size,
-    revision,
-    attacker_revision,
-    allow_pickle,
-    shard,
-    engine,
-    shards,
-    ray_address,
-    store_path,
-):
+@model_job_options
+def attack(model, dataset, name, engine, shards, ray_address, store_path, **settings):
     """Attack MODEL on DATASET and store one result per example.
 
     BERT-Attack (Li et al. 2020) from TextAttack's components: masked-LM word swaps,
@@ -99,31 +68,13 @@ def attack(
       ce attack --model bert-base --attack deepwordbug --shard 3/8   # job 3 of 8
       ce attack --model bert-base --attack deepwordbug --engine ray
     """
-    from ce.extractors.attack import AttackOptions, run_attack
-
-    options = AttackOptions(
-        attack=attack,
-        attacker=attacker,
-        max_candidates=max_candidates,
-        sentence_encoder=sentence_encoder,
-        query_budget=query_budget,
-        limit=limit,
-        seed=seed,
-        batch_size=batch_size,
-        device=device,
-        checkpoint_every=checkpoint_every,
-        restart=restart,
-        shard=shard,
-        revision=revision,
-        attacker_revision=attacker_revision,
-        allow_pickle=allow_pickle,
-    )
-    store = open_store(store_path)
     if engine == "ray":
+        from ce.extractors.attack import AttackOptions
         from ce.extractors.distributed import attack_on_ray
 
+        options = AttackOptions(**settings)  # every other option is a field of AttackOptions
         infos = attack_on_ray(
-            store,
+            open_store(store_path),
             model,
             dataset,
             options,
@@ -131,15 +82,17 @@ def attack(
             address=ray_address,
             name=name,
         )
-        totals = {k: sum(i[k] for i in infos) for k in ("succeeded", "failed", "skipped", "resumed_from")}
-        info = {**infos[0], **totals, "seconds": max(i["seconds"] for i in infos)}
+        totals = {
+            k: sum(getattr(i, k) for i in infos) for k in ("succeeded", "failed", "skipped", "resumed_from")
+        }
+        info = replace(infos[0], **totals, seconds=max(i.seconds for i in infos))
     elif shards is not None or ray_address is not None:
         raise CeError("--shards and --ray-address go with --engine ray")
     else:
-        info = run_attack(store, model, dataset, options, name=name)
+        info = open_session(store_path).attack(model, dataset, name=name, **settings)
     click.echo(
-        f"{info['model']} under {info['attack']} on {info['dataset']}:"
-        f" {info['succeeded']} succeeded, {info['failed']} failed, {info['skipped']}"
-        f" skipped ({info['resumed_from']} done before) in {info['seconds']:.0f}s",
+        f"{info.model} under {info.attack} on {info.dataset}:"
+        f" {info.succeeded} succeeded, {info.failed} failed, {info.skipped}"
+        f" skipped ({info.resumed_from} done before) in {info.seconds:.0f}s",
         err=True,
     )

@@ -27,9 +27,6 @@ def _store_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def store_option(f):
-    f = click.option(
-        "--debug", is_flag=True, hidden=True, expose_value=False, help="Show the full traceback of an error."
-    )(f)
     return click.option(
         "--store",
         "store_path",
@@ -59,6 +56,13 @@ def output_options(f):
     )(f)
 
 
+def open_session(path: str, read_only: bool = False):
+    """A session on the store at ``path`` (see :func:`open_store`)."""
+    from ce.session import Session
+
+    return Session(open_store(path, read_only))
+
+
 def open_store(path: str, read_only: bool = False) -> Store:
     """The store at ``path``; commands that only read (``read_only``) also take a URL."""
     from ce.store.errors import StoreError
@@ -74,22 +78,20 @@ def open_store(path: str, read_only: bool = False) -> Store:
     return RemoteStore(path)
 
 
-def tpr_option(f):
-    return click.option(
-        "--tpr",
-        default=0.95,
-        show_default=True,
-        help="Share of in-distribution points kept by the OOD threshold.",
-    )(f)
-
-
-def shard_option(f):
-    return click.option(
-        "--shard",
-        metavar="I/N",
-        help="Only the I-th of N equal slices of the examples (0 <= I < N), as one of N jobs"
-        " (Slurm array, Kubernetes); the N shards together equal one unsharded run.",
-    )(f)
+# Options that several commands share, each declared once (a click option decorator can be
+# applied to any number of commands).
+tpr_option = click.option(
+    "--tpr",
+    default=0.95,
+    show_default=True,
+    help="Share of in-distribution points kept by the OOD threshold.",
+)
+shard_option = click.option(
+    "--shard",
+    metavar="I/N",
+    help="Only the I-th of N equal slices of the examples (0 <= I < N), as one of N jobs"
+    " (Slurm array, Kubernetes); the N shards together equal one unsharded run.",
+)
 
 
 def engine_options(f):
@@ -111,17 +113,40 @@ def engine_options(f):
     )(f)
 
 
-def revision_option(f):
-    return click.option(
-        "--revision",
-        help="Hub branch, tag or commit of the model [default: main]; the run records the commit read.",
-    )(f)
+revision_option = click.option(
+    "--revision",
+    help="Hub branch, tag or commit of the model [default: main]; the run records the commit read.",
+)
 
 
-def allow_pickle_option(f):
+allow_pickle_option = click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Trust pickled (.bin) weights fully. Without it they load through torch's weights-only"
+    " unpickler, which refuses a pickle that could run code.",
+)
+
+
+def model_job_options(f):
+    """The options of every command that loads a model: --shard, --revision, --allow-pickle
+    and --store."""
+    for option in (store_option, allow_pickle_option, revision_option, shard_option):
+        f = option(f)
+    return f
+
+
+def choice_option(flag: str, choices: list[str], help: str, name: str | None = None):  # noqa: A002
+    """An option taking one of ``choices``, the first being the default."""
+    names = [flag, name] if name else [flag]
+    return click.option(*names, type=click.Choice(choices), default=choices[0], show_default=True, help=help)
+
+
+def stage_option(help: str):  # noqa: A002 - click's own name
+    """--stage: which embeddings (those of the fine-tuned model, or of its base encoder)."""
     return click.option(
-        "--allow-pickle",
-        is_flag=True,
-        help="Trust pickled (.bin) weights fully. Without it they load through torch's weights-only"
-        " unpickler, which refuses a pickle that could run code.",
-    )(f)
+        "--stage",
+        type=click.Choice(["finetuned", "pretrained"]),
+        default="finetuned",
+        show_default=True,
+        help=help,
+    )

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ce.query.compare import sweep as sweep_reader
-from ce.query.compare import table2, table3
 from ce.store.errors import CeError
 
-from .common import open_store, output_options, store_option, tpr_option
-from .output import write_result
+from .common import open_session, output_options, store_option, tpr_option
+from .output import write_results
 
 
 @click.command()
@@ -56,31 +54,19 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, fmt, output, store
       ce compare --table 2 --ci 0.95 --bootstrap 1000
       ce compare --by answerable
     """
+    session = open_session(store_path, read_only=True)
     if by is not None:
-        from ce.query.compare import sliced
-
-        notes: list[str] = []
-        write_result(
-            sliced(open_store(store_path, read_only=True), by, k, tpr, notes), fmt, output, max_rows=1000
-        )
-        for note in notes:
-            click.echo(note, err=True)
+        write_results([(None, session.sliced(by, k, tpr))], fmt, output)
         return
     if table == "all" and (fmt != "table" or output):
         raise CeError(f"--format {fmt} and -o write one table: add --table 2 or --table 3")
-    store = open_store(store_path, read_only=True)
-    notes: list[str] = []
+    results = []
     if table in ("2", "all"):
-        if table == "all":
-            click.echo("Table 2: agreement between models (Jaccard)")
-        reader = table2(store, dataset, k, tpr, notes, ci=ci, replicates=replicates, seed=seed)
-        write_result(reader, fmt, output, max_rows=1000)
+        table2 = session.table2(dataset, k, tpr, ci=ci, replicates=replicates, seed=seed)
+        results.append(("Table 2: agreement between models (Jaccard)", table2))
     if table in ("3", "all"):
-        if table == "all":
-            click.echo("\nTable 3: accuracy under adversarial attack")
-        write_result(table3(store), fmt, output, max_rows=1000)
-    for note in notes:
-        click.echo(note, err=True)
+        results.append(("Table 3: accuracy under adversarial attack", session.table3()))
+    write_results(results if table == "all" else [(None, r) for _, r in results], fmt, output)
 
 
 def _ks(ctx, param, value: str) -> list[int]:
@@ -116,9 +102,4 @@ def sweep(ks, tpr, fmt, output, store_path):
       ce sweep --k 5,10,20,50,100
       ce sweep --format csv -o figure1.csv
     """
-    notes: list[str] = []
-    write_result(
-        sweep_reader(open_store(store_path, read_only=True), ks, tpr, notes), fmt, output, max_rows=1000
-    )
-    for note in notes:
-        click.echo(note, err=True)
+    write_results([(None, open_session(store_path, read_only=True).sweep(ks, tpr))], fmt, output)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import allow_pickle_option, open_store, revision_option, store_option
+from .common import allow_pickle_option, open_session, revision_option, store_option
 
 
 @click.command()
@@ -15,7 +15,10 @@ from .common import allow_pickle_option, open_store, revision_option, store_opti
     help="Model to compress: a model the store made, an alias, a folder or a Hub id.",
 )
 @click.option(
-    "--method", required=True, help="int8 (dynamic quantisation), prune:S (sparsity S in [0, 1)) or layers:N."
+    "--method",
+    required=True,
+    help="int8 (dynamic quantisation), prune:S (sparsity S in [0, 1)), layers:N (N evenly spaced"
+    " layers) or distill:N (a student of N layers trained on the teacher's outputs over --dataset).",
 )
 @click.option("-o", "--output", "name", required=True, help="Name of the new model.")
 @click.option("--dataset", "-d", help="distill: the texts to learn the teacher's outputs on.")
@@ -38,10 +41,15 @@ def compress(model, method, name, dataset, limit, epochs, revision, allow_pickle
       ce compress --model my-classifier --method distill:2 --dataset sst2-train -o student
       ce extract --model minilm-l3 --dataset sst2-dev --stage pretrained
     """
-    from ce.extractors.compress import DistillOptions
-    from ce.extractors.compress import compress as run_compress
-
-    distill = DistillOptions(dataset=dataset, limit=limit, epochs=epochs)
-    card = run_compress(open_store(store_path), model, method, name, allow_pickle, distill, revision=revision)
-    extra = {k: v for k, v in card.items() if k in ("kept_layers", "sparsity_reached")}
-    click.echo(f"{name}: {card['method']} of {card['parent']} {extra or ''}".rstrip(), err=True)
+    made = open_session(store_path).compress(
+        model,
+        method,
+        name,
+        dataset=dataset,
+        limit=limit,
+        epochs=epochs,
+        revision=revision,
+        allow_pickle=allow_pickle,
+    )
+    extra = {k: v for k, v in made.details.items() if k in ("kept_layers", "sparsity_reached")}
+    click.echo(f"{name}: {made.method} of {made.parent} {extra or ''}".rstrip(), err=True)

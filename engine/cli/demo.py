@@ -1,45 +1,86 @@
-"""ce demo: run the study on the embedded default store, offline."""
+"""ce demo: run data/experiments/demo.toml on the embedded default store, offline, then
+print the tables and write the HTML report."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
-from ce.query.compare import table2, table3
-from ce.query.sql import connect, execute, library
+from ce.store.errors import CeError, NotFound
 
-from .common import open_store, store_option
-from .output import write_result
+from .common import open_session, store_option
+from .output import write_results
+
+QUICK_LIMIT = 60  # --quick: every step on at most this many examples
+
+
+def demo_file() -> Path:
+    """The demo's experiment file, in the source checkout ce runs from."""
+    path = Path(__file__).resolve().parents[2] / "data" / "experiments" / "demo.toml"
+    if not path.is_file():
+        raise NotFound(
+            f"the demo's experiment file {path} is missing (ce demo runs from a source"
+            " checkout); run an experiment file of your own with ce run FILE"
+        )
+    return path
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Smaller subsets, same code paths (about 3 minutes).")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help=f"Every step on at most {QUICK_LIMIT} examples: same code paths, a few minutes.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    help="HTML report to write [default: report.html beside the store folder].",
+)
 @store_option
-def demo(quick, store_path):
+def demo(quick, report_path, store_path):
     """Run the whole study on real data and real weights, offline, then compare.
 
-    The paper's published SQuAD 2.0 error lists, and all-MiniLM-L6-v2 with three variants
-    derived from it (int8, prune:0.3, layers:3) fine-tuned on SST-2 and compared on
-    prediction errors, representations before and after fine-tuning, OOD detection of IMDB
-    reviews, and DeepWordBug attacks. Data come from CE_DATA_DIR; what the store already
-    holds is reused, so a second run is fast. Write the report with ce report.
+    Runs data/experiments/demo.toml (read it to see every step): the paper's published
+    SQuAD 2.0 error lists, and all-MiniLM-L6-v2 with three variants derived from it (int8,
+    prune:0.3, layers:3) fine-tuned on SST-2 and compared on prediction errors,
+    representations before and after fine-tuning, OOD detection of IMDB reviews, and
+    DeepWordBug attacks. Data come from CE_DATA_DIR; what the store already holds is
+    reused, so a second run is fast. Prints accuracy, Table 2 and Table 3, and writes the
+    HTML report.
 
     \b
     Example:
       CE_DATA_DIR=../shared/data ce demo
-      ce report -o report.html
+      ce demo --quick --store /tmp/demo-store --report /tmp/demo.html
     """
-    from ce.extractors.demo import run_demo
+    from ce.extractors.datasets import data_dir
 
-    store = open_store(store_path)
+    from .report_page import write_report
+
+    root = data_dir()
+    if root is None or not root.is_dir():
+        raise CeError(
+            "the demo reads real data from CE_DATA_DIR; set it to the shared data"
+            " folder (e.g. CE_DATA_DIR=../shared/data)"
+        )
+    session = open_session(store_path)
     started = time.perf_counter()
-    run_demo(store, quick=quick, say=lambda line: click.echo(line, err=True))
+    session.run(
+        demo_file(), limit=QUICK_LIMIT if quick else None, say=lambda line: click.echo(line, err=True)
+    )
     click.echo("\nAccuracy per model and dataset")
-    con = connect(store)
-    write_result(execute(con, library()["accuracy"].text).to_arrow_reader(), "table", None)
-    click.echo("\nTable 2: agreement between models (Jaccard)")
-    write_result(table2(store), "table", None, max_rows=1000)
-    click.echo("\nTable 3: accuracy under adversarial attack")
-    write_result(table3(store), "table", None, max_rows=1000)
-    click.echo(f"\ndemo done in {time.perf_counter() - started:.0f}s", err=True)
+    write_results([(None, session.sql.accuracy())], "table", None)
+    write_results(
+        [
+            ("\nTable 2: agreement between models (Jaccard)", session.table2()),
+            ("Table 3: accuracy under adversarial attack", session.table3()),
+        ],
+        "table",
+        None,
+    )
+    report = Path(report_path) if report_path else Path(store_path).resolve().parent / "report.html"
+    write_report(session, str(report))
+    click.echo(f"\ndemo done in {time.perf_counter() - started:.0f}s; report: {report}", err=True)

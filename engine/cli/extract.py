@@ -6,14 +6,7 @@ import click
 
 from ce.store.errors import CeError
 
-from .common import (
-    allow_pickle_option,
-    engine_options,
-    open_store,
-    revision_option,
-    shard_option,
-    store_option,
-)
+from .common import choice_option, engine_options, model_job_options, open_session, open_store, stage_option
 
 
 @click.command()
@@ -26,13 +19,7 @@ from .common import (
     required=True,
     help="Name from 'ce datasets', or a data file (.json, .jsonl, .csv, .tsv, .parquet).",
 )
-@click.option(
-    "--stage",
-    type=click.Choice(["finetuned", "pretrained"]),
-    default="finetuned",
-    show_default=True,
-    help="finetuned: task predictions and embeddings; pretrained: embeddings of the base encoder.",
-)
+@stage_option("finetuned: task predictions and embeddings; pretrained: embeddings of the base encoder.")
 @click.option("--name", help="Name of the model in the store (default: the alias or folder name).")
 @click.option("--dataset-name", help="Name of a data file's dataset in the store (default: its stem).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
@@ -44,57 +31,23 @@ from .common import (
 )
 @click.option("--k-max", default=100, show_default=True, help="Neighbours kept per example (cosine, FAISS).")
 @click.option("--no-neighbors", is_flag=True, help="Do not compute neighbour lists.")
-@click.option(
-    "--index",
-    type=click.Choice(["exact", "hnsw"]),
-    default="exact",
-    show_default=True,
-    help="Neighbour search; hnsw is approximate (recall recorded).",
-)
-@click.option(
+@choice_option("--index", ["exact", "hnsw"], "Neighbour search; hnsw is approximate (recall recorded).")
+@choice_option(
     "--embedding-dtype",
-    type=click.Choice(["float32", "float16"]),
-    default="float32",
-    show_default=True,
-    help="Stored CLS vectors; float16 halves them (neighbours are searched on what is stored).",
+    ["float32", "float16"],
+    "Stored CLS vectors; float16 halves them (neighbours are searched on what is stored).",
+    name="vector_dtype",
 )
-@click.option(
+@choice_option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-    default="auto",
-    show_default=True,
-    help="Forward pass under autocast; auto: fp16 on CUDA, fp32 on CPU.",
+    ["auto", "fp32", "fp16", "bf16"],
+    "Forward pass under autocast; auto: fp16 on CUDA, fp32 on CPU.",
 )
-@shard_option
-@engine_options
-@revision_option
-@allow_pickle_option
 @click.option("--trust-remote-code", is_flag=True, help="Run model code shipped with a Hub model.")
-@store_option
+@engine_options
+@model_job_options
 def extract(
-    model,
-    dataset,
-    stage,
-    name,
-    dataset_name,
-    device,
-    batch_size,
-    limit,
-    max_length,
-    doc_stride,
-    k_max,
-    no_neighbors,
-    index,
-    embedding_dtype,
-    precision,
-    shard,
-    engine,
-    shards,
-    ray_address,
-    revision,
-    allow_pickle,
-    trust_remote_code,
-    store_path,
+    model, dataset, name, dataset_name, no_neighbors, engine, shards, ray_address, store_path, **settings
 ):
     """Run MODEL once over DATASET; store predictions, CLS embeddings and neighbour lists.
 
@@ -111,30 +64,16 @@ def extract(
       ce extract --model bert-base --dataset squad2-dev --engine ray --shards 8
     """
     from ce.extractors.extract import ExtractOptions
-    from ce.extractors.extract import extract as run_extract
 
-    options = ExtractOptions(
-        stage=stage,
-        batch_size=batch_size,
-        max_length=max_length,
-        doc_stride=doc_stride,
-        limit=limit,
-        device=device,
-        k_max=None if no_neighbors else k_max,
-        index=index,
-        vector_dtype=embedding_dtype,
-        precision=precision,
-        shard=shard,
-        revision=revision,
-        allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
-    )
-    settings = {"name": name, "dataset_name": dataset_name}
+    if no_neighbors:
+        settings["k_max"] = None
+    names = {"name": name, "dataset_name": dataset_name}
     if engine == "ray":
         from ce.extractors.distributed import extract_on_ray
 
+        options = ExtractOptions(**settings)  # every other option is a field of ExtractOptions
         results = extract_on_ray(
-            open_store(store_path), model, dataset, options, shards=shards, address=ray_address, **settings
+            open_store(store_path), model, dataset, options, shards=shards, address=ray_address, **names
         )
         first = results[0]
         click.echo(
@@ -145,11 +84,11 @@ def extract(
         return
     if shards is not None or ray_address is not None:
         raise CeError("--shards and --ray-address go with --engine ray")
-    result = run_extract(open_store(store_path), model, dataset, options, **settings)
-    where = f" (shard {shard})" if shard else ""
+    result = open_session(store_path).extract(model, dataset, **names, **settings)
+    where = f" (shard {settings['shard']})" if settings["shard"] else ""
     click.echo(
         f"{result.model} on {result.dataset}{where}: {result.examples} examples,"
         f" {result.predictions} predictions, {result.embeddings} embeddings"
-        f" ({stage}) in {result.seconds:.1f}s; run {result.run_id}",
+        f" ({settings['stage']}) in {result.seconds:.1f}s; run {result.run_id}",
         err=True,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import allow_pickle_option, open_store, revision_option, store_option
+from .common import allow_pickle_option, open_session, revision_option, store_option
 
 
 @click.command()
@@ -29,24 +29,7 @@ from .common import allow_pickle_option, open_store, revision_option, store_opti
 @revision_option
 @allow_pickle_option
 @store_option
-def finetune(
-    model,
-    task,
-    dataset,
-    name,
-    epochs,
-    learning_rate,
-    batch_size,
-    warmup_ratio,
-    max_length,
-    doc_stride,
-    seed,
-    limit,
-    device,
-    revision,
-    allow_pickle,
-    store_path,
-):
+def finetune(model, dataset, name, store_path, **settings):
     """Fine-tune MODEL on DATASET and register the result in the store as NAME.
 
     Defaults are the paper's SQuAD setting (3 epochs, lr 3e-5, batch 32, warmup 0.1,
@@ -58,27 +41,10 @@ def finetune(
       ce finetune --model minilm --task classification --dataset sst2-train -o minilm-sst2
       ce finetune --model bert-base --task qa --dataset squad2-train -o bert-base-squad2
     """
-    from ce.extractors.finetune import FinetuneOptions
-    from ce.extractors.finetune import finetune as run_finetune
-
-    options = FinetuneOptions(
-        task=task,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        warmup_ratio=warmup_ratio,
-        max_length=max_length,
-        doc_stride=doc_stride,
-        seed=seed,
-        limit=limit,
-        device=device,
-        revision=revision,
-        allow_pickle=allow_pickle,
-    )
-    card = run_finetune(open_store(store_path), model, dataset, name, options)
+    made = open_session(store_path).finetune(model, dataset, name, **settings)
     click.echo(
-        f"{name}: {task} fine-tuned from {card['parent']} on {card['examples']}"
-        f" examples of {card['dataset']}, {card['steps']} steps, train loss"
-        f" {card['train_loss']:.3f}",
+        f"{name}: {settings['task']} fine-tuned from {made.parent} on {made.examples}"
+        f" examples of {made.dataset}, {made.steps} steps, train loss"
+        f" {made.train_loss:.3f}",
         err=True,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, store_option
+from .common import open_session, store_option
 
 
 @click.group()
@@ -33,9 +33,7 @@ def errors(file, model, dataset, dataset_name, store_path):
     Example:
       ce ingest errors bert_base.json --model bert-base --dataset squad2-dev
     """
-    from ce.extractors.ingest import ingest_errors
-
-    info = ingest_errors(open_store(store_path), file, model, dataset, dataset_name)
+    info = open_session(store_path).ingest(file, model, dataset, dataset_name)
     click.echo(
         f"{info['model']} on {info['dataset']}: {info['errors']} errors of"
         f" {info['examples']} examples; run {info['run_id']}",

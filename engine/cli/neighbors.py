@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import click
 
-from .common import allow_pickle_option, open_store, revision_option, shard_option, store_option
+from .common import model_job_options, open_session, open_store, stage_option, store_option
 
 
 @click.command()
 @click.option("--model", "-m", required=True, help="Model name in the store.")
 @click.option("--dataset", "-d", required=True, help="Dataset name in the store.")
-@click.option(
-    "--stage", type=click.Choice(["finetuned", "pretrained"]), default="finetuned", show_default=True
-)
+@stage_option("Whose embeddings: the fine-tuned model's or its base encoder's.")
 @click.option("--k-max", default=100, show_default=True, help="Neighbours kept per example.")
 @click.option(
     "--index",
@@ -49,13 +47,7 @@ def neighbors(model, dataset, stage, k_max, index, store_path):
 @click.option("--id-val", help="Held-out in-distribution data [default: a split of --bank].")
 @click.option("--dataset", "-d", "test", required=True, help="Test set to score (e.g. newsqa).")
 @click.option("--name", help="Name of the model in the store.")
-@click.option(
-    "--stage",
-    type=click.Choice(["finetuned", "pretrained"]),
-    default="finetuned",
-    show_default=True,
-    help="Which embeddings give the features.",
-)
+@stage_option("Which embeddings give the features.")
 @click.option("--k-max", default=100, show_default=True, help="k-th distances kept, k = 1..K_max.")
 @click.option(
     "--val-fraction",
@@ -67,27 +59,8 @@ def neighbors(model, dataset, stage, k_max, index, store_path):
 @click.option("--limit", type=int, help="Only the first N examples of each dataset.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
-@shard_option
-@revision_option
-@allow_pickle_option
-@store_option
-def ood(
-    model,
-    bank,
-    id_val,
-    test,
-    name,
-    stage,
-    k_max,
-    val_fraction,
-    limit,
-    device,
-    batch_size,
-    shard,
-    revision,
-    allow_pickle,
-    store_path,
-):
+@model_job_options
+def ood(model, bank, id_val, test, name, store_path, **settings):
     """Deep-kNN OOD scores (Sun et al. 2022) of a test set against an in-distribution bank.
 
     Features are the model's L2-normalised CLS embeddings, reused from the store when they
@@ -103,22 +76,9 @@ def ood(
       ce ood --model minilm --stage pretrained --bank squad2-dev --dataset covidqa
       ce ood --model bert-base --bank squad2-train --dataset newsqa --shard 0/4
     """
-    from ce.extractors.ood import OodOptions, run_ood
-
-    options = OodOptions(
-        stage=stage,
-        k_max=k_max,
-        val_fraction=val_fraction,
-        limit=limit,
-        device=device,
-        batch_size=batch_size,
-        shard=shard,
-        revision=revision,
-        allow_pickle=allow_pickle,
-    )
-    info = run_ood(open_store(store_path), model, bank, id_val, test, options, name=name)
+    result = open_session(store_path).ood(model, bank, test, id_val=id_val, name=name, **settings)
     click.echo(
-        f"{info['model']} ({stage}): {info['id_val']} id-val and {info['test']} test examples"
-        f" scored against a bank of {info['bank']}; run {info['run_id']}",
+        f"{result.model} ({settings['stage']}): {result.id_val} id-val and {result.test} test examples"
+        f" scored against a bank of {result.bank}; run {result.run_id}",
         err=True,
     )

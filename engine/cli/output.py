@@ -100,3 +100,15 @@ def _write(reader: pa.RecordBatchReader, fmt: str, stream: IO[str], max_rows) ->
                 stream.write(json.dumps(row, default=str) + "\n")
     else:
         raise CeError("--format parquet needs an output file: add -o FILE.parquet")
+
+
+def write_results(results: list, fmt: str, out: str | None, max_rows: int = 1000) -> None:
+    """Write each ``(title or None, Result)`` in turn (titles only in table format), then
+    every result's notes on stderr."""
+    for n, (title, result) in enumerate(results):
+        if title:
+            print(("\n" if n else "") + title, file=sys.stdout)
+        write_result(result.reader(), fmt, out, max_rows=max_rows)
+    for _, result in results:
+        for note in result.notes:
+            print(note, file=sys.stderr)

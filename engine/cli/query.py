@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import textwrap
 
 import click
 
-from ce.query.sql import catalogue, connect, execute, resolve
+from ce.query.sql import catalogue
 
-from .common import open_store, output_options, store_option
+from .common import open_session, output_options, store_option
 from .output import write_result
 
 
@@ -51,10 +53,8 @@ def query(sql_or_name, params, list_, max_rows, fmt, output, store_path):
         return
     if not sql_or_name:
         raise click.UsageError("give a query name or SQL, or --list")
-    sql, bound = resolve(sql_or_name, dict(params))
-    con = connect(open_store(store_path, read_only=True))
-    reader = execute(con, sql, bound).to_arrow_reader(batch_size=65536)
-    write_result(reader, fmt, output, max_rows=max_rows)
+    result = open_session(store_path, read_only=True).query(sql_or_name, **dict(params))
+    write_result(result.reader(), fmt, output, max_rows=max_rows)
 
 
 def _not_negative(value: int) -> int:
@@ -64,9 +64,12 @@ def _not_negative(value: int) -> int:
 
 
 def _print_list(files) -> None:
+    """One entry per name: its call and kind on the first line, its help wrapped below it
+    to the terminal's width."""
     kinds = {"base": "view", "views": "view", "macros": "macro", "queries": "query"}
-    names = [f.name + (f"({', '.join(f.params)})" if f.category == "macros" else "") for f in files]
-    width = max(map(len, names))
-    for name, f in zip(names, files, strict=True):
-        params = f"  [-p {' -p '.join(f.params)}]" if f.category == "queries" and f.params else ""
-        click.echo(f"{name.ljust(width)}  {kinds[f.category]:<5}  {f.help}{params}")
+    width = min(shutil.get_terminal_size((100, 24)).columns, 100)
+    for f in files:
+        params = f"  -p {' -p '.join(f.params)}" if f.category == "queries" and f.params else ""
+        click.echo(f"{f.signature}  ({kinds[f.category]}){params}")
+        for line in textwrap.wrap(f.help, width - 4) or [""]:
+            click.echo(f"    {line}")

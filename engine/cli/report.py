@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, store_option
+from .common import open_session, store_option
 
 
 @click.command()
@@ -30,5 +30,5 @@ def report(output, k, tpr, store_path):
     """
     from .report_page import write_report
 
-    write_report(open_store(store_path, read_only=True), output, k, tpr)
+    write_report(open_session(store_path, read_only=True), output, k, tpr)
     click.echo(f"wrote {output}", err=True)

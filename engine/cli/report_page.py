@@ -9,9 +9,9 @@ import html
 import json
 from datetime import UTC, datetime
 
-from ce.query.compare import k_limits, sweep, table2, table3
-from ce.query.sql import connect
-from ce.store.store import Store
+from ce.query.compare import k_limits
+from ce.query.measures import MEASURES
+from ce.session import Session
 
 PALETTE = [
     "#1f77b4",
@@ -25,12 +25,7 @@ PALETTE = [
     "#7f7f7f",
     "#bcbd22",
 ]
-CHARACTERISTICS = [
-    ("errors", "prediction errors"),
-    ("repr_before", "representation before"),
-    ("repr_after", "representation after"),
-    ("distribution", "distribution"),
-]
+LABELS = {m.name: m.label for m in MEASURES}
 
 
 def esc(value) -> str:
@@ -160,12 +155,12 @@ def bar_chart(title: str, rows: list[dict]) -> str:
     return "".join(parts)
 
 
-def render(store: Store, k: int = 10, tpr: float = 0.95, ks=(1, 5, 10, 20, 50, 100)) -> str:
-    rows2 = table2(store, k=k, tpr=tpr).read_all().to_pylist()
-    rows3 = table3(store).read_all().to_pylist()
-    k_max = _largest_k(store)
+def render(session: Session, k: int = 10, tpr: float = 0.95, ks=(1, 5, 10, 20, 50, 100)) -> str:
+    rows2 = session.table2(k=k, tpr=tpr).rows()
+    rows3 = session.table3().rows()
+    k_max = max((k for _, k in k_limits(session.con)), default=None)
     usable = [x for x in ks if k_max is None or x <= k_max]
-    rows_sweep = sweep(store, usable, tpr).read_all().to_pylist() if usable else []
+    rows_sweep = session.sweep(usable, tpr).rows() if usable else []
     sections = [
         "<h2>Table 2: agreement between models (Jaccard)</h2>",
         f"<p>k = {k} neighbours, OOD threshold keeps {tpr:.0%} of in-distribution points.</p>",
@@ -175,7 +170,7 @@ def render(store: Store, k: int = 10, tpr: float = 0.95, ks=(1, 5, 10, 20, 50, 1
     for dataset in sorted({r["dataset"] for r in rows2}):
         subset = [r for r in rows2 if r["dataset"] == dataset]
         models = sorted({r["model_i"] for r in subset} | {r["model_j"] for r in subset})
-        for field, label in CHARACTERISTICS:
+        for field, label in LABELS.items():
             for where, rows in _panels(field, subset).items():
                 values = {(r["model_i"], r["model_j"]): r[field] for r in rows if r[field] is not None}
                 if values:
@@ -205,7 +200,8 @@ def render(store: Store, k: int = 10, tpr: float = 0.95, ks=(1, 5, 10, 20, 50, 1
     charts: dict[str, dict[str, list]] = {}  # a chart per characteristic, dataset (bank, stage)
     for r in rows_sweep:
         where = f", bank {r['bank']} ({r['stage']})" if r["bank"] is not None else ""
-        series = charts.setdefault(f"{r['characteristic']}, {r['dataset']}{where}", {})
+        title = f"{LABELS.get(r['characteristic'], r['characteristic'])}, {r['dataset']}{where}"
+        series = charts.setdefault(title, {})
         series.setdefault(f"{r['model_i']} vs {r['model_j']}", []).append((r["k"], r["jaccard"]))
     for title, series in charts.items():
         sections.append(line_chart(title, series))
@@ -213,8 +209,8 @@ def render(store: Store, k: int = 10, tpr: float = 0.95, ks=(1, 5, 10, 20, 50, 1
     sections += ["<h2>Table 3: accuracy under adversarial attack</h2>", table_html(rows3, "Table 3")]
     if rows3:
         sections.append(bar_chart("Accuracy before and under attack", rows3))
-    sections += ["<h2>Provenance</h2>", provenance_html(store)]
-    return page("\n".join(sections), store)
+    sections += ["<h2>Provenance</h2>", provenance_html(session.runs())]
+    return page("\n".join(sections), session.store.root)
 
 
 def _panels(field: str, rows: list[dict]) -> dict[str, list[dict]]:
@@ -229,15 +225,10 @@ def _panels(field: str, rows: list[dict]) -> dict[str, list[dict]]:
     return panels
 
 
-def _largest_k(store: Store) -> int | None:
-    limits = k_limits(connect(store))
-    return max((k for _, k in limits), default=None)
-
-
-def provenance_html(store: Store) -> str:
+def provenance_html(records: list[dict]) -> str:
     rows = []
     notes = set()
-    for rec in store.runs():
+    for rec in records:
         recipe = rec.get("recipe") or {}
         if recipe.get("sentence_encoder") and "Universal" not in recipe["sentence_encoder"]:
             notes.add(
@@ -307,18 +298,18 @@ window.addEventListener('load', function () {
 """
 
 
-def page(body: str, store: Store) -> str:
+def page(body: str, root) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>ce report</title><style>{STYLE}</style></head><body>"
         f"<h1>Are the compressed models miniatures of the large one?</h1>"
-        f"<p>Store <code>{esc(store.root)}</code>, written {stamp} by ce.</p>{body}"
+        f"<p>Store <code>{esc(root)}</code>, written {stamp} by ce.</p>{body}"
         f"<script>{CHECK}</script></body></html>"
     )
 
 
-def write_report(store: Store, path: str, k: int = 10, tpr: float = 0.95) -> None:
+def write_report(session: Session, path: str, k: int = 10, tpr: float = 0.95) -> None:
     from pathlib import Path
 
     from ce.store import atomic
@@ -327,4 +318,4 @@ def write_report(store: Store, path: str, k: int = 10, tpr: float = 0.95) -> Non
     target = Path(path)
     if not target.parent.exists():
         raise CeError(f"cannot write {path}: folder {target.parent} does not exist")
-    atomic.write_bytes(target, render(store, k, tpr).encode())
+    atomic.write_bytes(target, render(session, k, tpr).encode())

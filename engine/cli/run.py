@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import open_store, store_option
+from .common import open_session, store_option
 
 
 @click.command()
@@ -31,13 +31,12 @@ def run(experiment, check, limit, store_path):
       ce run data/experiments/paper.toml --limit 50    # a quick pass over the whole grid
       ce run my-grid.toml --check
     """
-    from ce.extractors.experiment import load_experiment, run_experiment
+    from ce.extractors.experiment import load_experiment
 
     if check:
         spec = load_experiment(experiment)
         click.echo(f"{experiment}: " + ", ".join(f"{len(v)} [[{k}]]" for k, v in spec.items()))
         return
-    ran = run_experiment(
-        open_store(store_path), experiment, say=lambda line: click.echo(f"- {line}", err=True), limit=limit
-    )
+    session = open_session(store_path)
+    ran = session.run(experiment, limit=limit, say=lambda line: click.echo(f"- {line}", err=True))
     click.echo(f"{experiment}: {ran} step(s) run, the rest was in the store", err=True)

@@ -1,16 +1,48 @@
-"""Comparison tables assembled from the SQL library (the Python API behind ce compare/sweep)."""
+"""The comparisons of the paper over one connection: Table 2, Table 3, the K sweep and the
+slices, all generated from the table of measures (measures.py). Each returns a
+:class:`Result`: a DuckDB relation (``.df()``, ``.arrow()``, ``.pl()``, ...) with the notes
+on what it had to leave out."""
 
 from __future__ import annotations
 
 import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from ce.store.errors import CeError, NotFound, did_you_mean
-from ce.store.store import Store
 
-from .sql import connect, execute, library
+from . import measures
+from .measures import MEASURES, sliced_sql, sweep_sql, table2_sql
+from .sql import execute, library
+
+
+@dataclass
+class Result:
+    """A query's rows as a DuckDB relation, and the notes on what it left out (printed by
+    the CLI on stderr). Every method of the relation works on the result itself:
+    ``r.df()``, ``r.arrow()`` (a record batch reader), ``r.pl()``, ``r.fetchall()``."""
+
+    relation: duckdb.DuckDBPyRelation
+    notes: list[str] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.relation, name)
+
+    def reader(self, batch_size: int = 65536) -> pa.RecordBatchReader:
+        """The rows as a stream of Arrow record batches."""
+        return self.relation.to_arrow_reader(batch_size=batch_size)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as dictionaries (for small results)."""
+        return self.relation.to_arrow_table().to_pylist()
+
+    def __repr__(self) -> str:
+        notes = "".join(f"\n{n}" for n in self.notes)
+        return f"{self.relation}{notes}"
 
 
 def k_limits(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
@@ -26,14 +58,18 @@ def k_limits(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
 def check_k_tpr(con: duckdb.DuckDBPyConnection, ks: list[int], tpr: float) -> list[str]:
     """Raise unless tpr is in (0, 1) and every k is at most the largest stored K_max; return
     a note for each dataset whose lists are too short for some k (it is left out there)."""
+    if not all(type(k) is int for k in ks):  # k and tpr become SQL text: numbers only
+        raise CeError(f"k must be a whole number; got {', '.join(repr(k) for k in ks)}")
+    if not _real(tpr):
+        raise CeError(f"tpr must be a number between 0 and 1 (e.g. 0.95); got {tpr!r}")
     if not 0 < tpr < 1:
-        raise CeError(f"--tpr {tpr} must lie strictly between 0 and 1 (e.g. 0.95)")
+        raise CeError(f"tpr {tpr} must lie strictly between 0 and 1 (e.g. 0.95)")
     if any(k < 1 for k in ks):
-        raise CeError("--k must be at least 1")
+        raise CeError("k must be at least 1")
     limits = k_limits(con)
     if limits and max(ks) > max(k_max for _, k_max in limits):
         raise CeError(
-            f"--k {max(ks)} is above K_max = {max(k for _, k in limits)}, the largest"
+            f"k {max(ks)} is above K_max = {max(k for _, k in limits)}, the largest"
             " in the store; use a smaller k, or recompute with ce neighbors --k-max"
             " or ce ood --k-max"
         )
@@ -44,7 +80,12 @@ def check_k_tpr(con: duckdb.DuckDBPyConnection, ks: list[int], tpr: float) -> li
     ]
 
 
-def _check_dataset(con, store: Store, dataset: str | None) -> None:
+def _real(value: object) -> bool:
+    """A real number (not a bool, not text): safe to write into SQL as a number."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_dataset(con: duckdb.DuckDBPyConnection, dataset: str | None) -> None:
     if dataset is None:
         return
     known = [
@@ -55,29 +96,26 @@ def _check_dataset(con, store: Store, dataset: str | None) -> None:
     ]
     if dataset not in known:
         raise NotFound(
-            f"no predictions or neighbours for dataset {dataset!r} in {store.root}"
-            f"{did_you_mean(dataset, known)}"
+            f"no predictions or neighbours for dataset {dataset!r} in the store{did_you_mean(dataset, known)}"
         )
 
 
 def table2(
-    store: Store,
+    con: duckdb.DuckDBPyConnection,
     dataset: str | None = None,
     k: int = 10,
     tpr: float = 0.95,
-    notes: list[str] | None = None,
     ci: float | None = None,
     replicates: int = 1000,
     seed: int = 0,
-) -> pa.RecordBatchReader:
+) -> Result:
     """The paper's Table 2 rows for every model pair, optionally for one dataset, with the
     p-value of McNemar's test for the errors and, with ``ci``, bootstrap intervals of every
-    agreement. Notes on datasets left out at this k are appended to ``notes``."""
-    con = connect(store)
-    (notes if notes is not None else []).extend(check_k_tpr(con, [k], tpr))
-    _check_dataset(con, store, dataset)
-    sql = library()["table2"].text.rstrip().rstrip(";")
-    params = {"k": k, "tpr": tpr}
+    agreement."""
+    notes = check_k_tpr(con, [k], tpr)
+    tpr = float(tpr)
+    _check_dataset(con, dataset)
+    sql, params = table2_sql(), {"k": k, "tpr": tpr}
     if dataset is not None:
         sql, params = f"select * from ({sql}) where dataset = $dataset", params | {"dataset": dataset}
     table = execute(con, sql, params).to_arrow_table()  # one row per pair: small
@@ -86,55 +124,47 @@ def table2(
     position = table.column_names.index("errors_mcnemar_chi2") + 1
     table = table.add_column(position, "errors_mcnemar_p", pa.array(p_values, pa.float64()))
     if ci is not None:
+        if not _real(ci) or type(replicates) is not int or type(seed) is not int:
+            raise CeError(
+                f"ci must be a number, replicates and seed whole numbers"
+                f" (got {ci!r}, {replicates!r}, {seed!r})"
+            )
         table = _with_intervals(con, table, k, tpr, ci, replicates, seed)
-    return table.to_reader()
+    return Result(con.from_arrow(table), notes)
 
 
 def _with_intervals(
     con, table: pa.Table, k: int, tpr: float, level: float, replicates: int, seed: int
 ) -> pa.Table:
-    from .stats import intervals, metrics
+    from .stats import intervals
 
     bounds = intervals(con, k, tpr, level, replicates, seed)
-    key_columns = {m.column: m.keys for m in metrics(k, tpr)}
     rows = table.to_pylist()
-    for column, found in bounds.items():
-        keys = key_columns[column]
-        position = table.column_names.index(column) + 1
+    for name, found in bounds.items():
+        keys = measures.BY_NAME[name].keys
+        position = table.column_names.index(name) + 1
         for side, offset in (("lo", 0), ("hi", 1)):
             values = [found.get(tuple(r[c] for c in keys), (None, None))[offset] for r in rows]
-            table = table.add_column(position, f"{column}_{side}", pa.array(values, pa.float64()))
+            table = table.add_column(position, f"{name}_{side}", pa.array(values, pa.float64()))
             position += 1
     return table
 
 
+SWEEP_KS = (1, 5, 10, 20, 50, 100)
+
+
 def sweep(
-    store: Store, ks: list[int], tpr: float = 0.95, notes: list[str] | None = None
-) -> pa.RecordBatchReader:
-    """The data of the paper's Figure 1: agreement against k for every pair, long format;
-    distribution rows name their bank and all rows the stage of their embeddings."""
-    con = connect(store)
-    (notes if notes is not None else []).extend(check_k_tpr(con, ks, tpr))
-    parts = []
-    for k in sorted(set(ks)):
-        parts.append(
-            f"select 'representation ' || case stage when 'pretrained' then 'before' else"
-            f" 'after' end as characteristic, dataset, null::varchar as bank, stage, model_i,"
-            f" model_j, {k} as k, mean_jaccard as jaccard, var_jaccard as variance"
-            f" from knn_agreement({k})"
-        )
-        parts.append(
-            f"select 'distribution' as characteristic, dataset, bank, stage, model_i, model_j,"
-            f" {k} as k, jaccard, null::double as variance from ood_agreement({k}, tpr := $tpr)"
-        )
-    order = "characteristic, dataset, bank, stage, model_i, model_j, k"
-    sql = " union all ".join(parts) + f" order by {order}"
-    return execute(con, sql, {"tpr": tpr}).to_arrow_reader(batch_size=65536)
+    con: duckdb.DuckDBPyConnection, ks: list[int] | tuple[int, ...] = SWEEP_KS, tpr: float = 0.95
+) -> Result:
+    """The data of the paper's Figure 1: every k-dependent measure against k for every pair,
+    long format; distribution rows name their bank and all rows the stage of their embeddings."""
+    notes = check_k_tpr(con, list(ks), tpr)
+    return Result(execute(con, sweep_sql(list(ks)), {"tpr": float(tpr)}), notes)
 
 
-def table3(store: Store) -> pa.RecordBatchReader:
+def table3(con: duckdb.DuckDBPyConnection) -> Result:
     """The paper's Table 3: accuracy before and under each attack, per model."""
-    return execute(connect(store), library()["table3"].text).to_arrow_reader(batch_size=65536)
+    return Result(execute(con, library()["table3"].text))
 
 
 SLICES = {
@@ -146,56 +176,13 @@ SLICES = {
 }
 
 
-def sliced(
-    store: Store, by: str, k: int = 10, tpr: float = 0.95, notes: list[str] | None = None
-) -> pa.RecordBatchReader:
-    """Every agreement of Table 2 per slice of the examples (long format); distribution rows
+def sliced(con: duckdb.DuckDBPyConnection, by: str, k: int = 10, tpr: float = 0.95) -> Result:
+    """Every measure of Table 2 per slice of the examples (long format); distribution rows
     name their bank, representation and distribution rows the stage of their embeddings."""
     if by not in SLICES:
         raise NotFound(f"unknown slice {by!r}{did_you_mean(by, SLICES)}; use {', '.join(SLICES)}")
-    con = connect(store)
-    (notes if notes is not None else []).extend(check_k_tpr(con, [k], tpr))
-    examples = (
-        "select *, len(string_split(trim(coalesce(text, question || ' ' || context)),"
-        " ' ')) as w from examples"
-    )
-    no_bank = "null::varchar as bank"
-    parts = {
-        "errors": (
-            "error_agreement_examples()",
-            "example_id",
-            f"{no_bank}, null::varchar as stage",
-            "count(*) filter (where wrong_i and wrong_j)"
-            " / nullif(count(*) filter (where wrong_i or wrong_j), 0)",
-        ),
-        "repr_before": (
-            f"knn_agreement_examples({k}) where stage = 'pretrained'",
-            "idx",
-            f"{no_bank}, e.stage",
-            "avg(jaccard)",
-        ),
-        "repr_after": (
-            f"knn_agreement_examples({k}) where stage = 'finetuned'",
-            "idx",
-            f"{no_bank}, e.stage",
-            "avg(jaccard)",
-        ),
-        "distribution": (
-            f"ood_agreement_examples({k}, tpr := {tpr})",
-            "example_id",
-            "e.bank, e.stage",
-            "count(*) filter (where ood_i and ood_j) / nullif(count(*) filter (where ood_i or ood_j), 0)",
-        ),
-    }
-    selects = []
-    for name, (source, key, bank_stage, value) in parts.items():
-        selects.append(
-            f"select '{name}' as characteristic, e.dataset, {bank_stage}, {SLICES[by]} as slice,"
-            f" e.model_i, e.model_j, count(*) as n, {value} as jaccard"
-            f" from (select * from {source}) e join ({examples}) x"
-            f" on x.dataset = e.dataset and x.{key} = e.{key}"
-            f" group by all"
-        )
-    order = "characteristic, dataset, bank, stage, model_i, model_j, slice"
-    sql = " union all ".join(selects) + f" order by {order}"
-    return execute(con, sql).to_arrow_reader(batch_size=65536)
+    notes = check_k_tpr(con, [k], tpr)
+    return Result(execute(con, sliced_sql(SLICES[by], k, float(tpr))), notes)
+
+
+__all__ = ["MEASURES", "Result", "k_limits", "sliced", "sweep", "table2", "table3"]

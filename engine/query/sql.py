@@ -51,6 +51,16 @@ class SqlFile:
     help: str
     params: tuple[str, ...]  # $names for queries, macro arguments for macros
     optional: tuple[str, ...] = ()  # macro arguments with a default
+    defaults: tuple[str, ...] = ()  # their defaults, as the SQL writes them
+
+    @property
+    def signature(self) -> str:
+        """How the file is called: ``name(k, tpr := 0.95)`` for a macro, the name otherwise."""
+        if self.category != "macros":
+            return self.name
+        given = dict(zip(self.optional, self.defaults, strict=True))
+        args = [f"{p} := {given[p]}" if p in given else p for p in self.params]
+        return f"{self.name}({', '.join(args)})"
 
 
 def _help_of(text: str) -> str:
@@ -70,16 +80,19 @@ def parameters(sql: str) -> list[str]:
     return list(seen)
 
 
-def _macro_args(signature: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(all argument names, those with a default) of a macro signature '(k, tpr := 0.95)'."""
+def _macro_args(signature: str | None) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(all argument names, those with a default, the defaults) of a macro signature
+    '(k, tpr := 0.95)'."""
     args = [a.strip() for a in (signature or "()").strip()[1:-1].split(",") if a.strip()]
     names = tuple(a.split(":=")[0].strip() for a in args)
-    return names, tuple(a.split(":=")[0].strip() for a in args if ":=" in a)
+    with_default = [a.split(":=") for a in args if ":=" in a]
+    return names, tuple(n.strip() for n, _ in with_default), tuple(d.strip() for _, d in with_default)
 
 
 @cache
 def library() -> dict[str, SqlFile]:
-    """Every SQL file shipped in ``sql/``, by name (views first, then macros, then queries)."""
+    """Every SQL file shipped in ``sql/``, by name (views first, then macros, then queries),
+    and the query ``table2``, generated from the table of measures."""
     found: dict[str, SqlFile] = {}
     root = resources.files("ce.sql")
     for category in CATEGORIES:
@@ -88,14 +101,19 @@ def library() -> dict[str, SqlFile]:
                 continue
             name, text = entry.name[:-4], entry.read_text()
             optional: tuple[str, ...] = ()
+            defaults: tuple[str, ...] = ()
             if category == "queries":
                 params = tuple(parameters(text))
             else:
                 m = _CREATE.search(_STRINGS_AND_COMMENTS.sub(" ", text))
                 if not m or m.group(2) != name or m.group(1).lower() + "s" != category:
                     raise RuntimeError(f"sql/{category}/{entry.name} must create the {category[:-1]} {name}")
-                params, optional = _macro_args(m.group(3))
-            found[name] = SqlFile(name, category, text, _help_of(text), params, optional)
+                params, optional, defaults = _macro_args(m.group(3))
+            found[name] = SqlFile(name, category, text, _help_of(text), params, optional, defaults)
+    from .measures import TABLE2_HELP, table2_sql  # generated from the table of measures
+
+    text = table2_sql()
+    found["table2"] = SqlFile("table2", "queries", text, TABLE2_HELP, tuple(parameters(text)))
     return found
 
 
@@ -125,8 +143,11 @@ def _source(files: list[str]) -> str:
 
 
 def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """The views over the store's live parts and its run records, read once."""
     store.register(con)
-    live = store.live_parts()
+    con.execute(f"create or replace macro list_head_length() as {HEAD}")
+    records = store.runs()
+    live = store.live_parts(records)
     for name in KINDS:
         if not live[name]:
             con.register(f"_empty_{name}", _empty_arrow(name))
@@ -140,7 +161,7 @@ def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         selects = [_select(name, *group, files) for group, files in sorted(groups.items())]
         con.execute(f"create or replace view {name} as {' union all by name '.join(selects)}")
     _create_list_limits(con, store, live)
-    con.register("_runs", runs_table(store))
+    con.register("_runs", runs_table(records))
     con.execute("create or replace view runs as select * from _runs")
 
 
@@ -195,10 +216,10 @@ def _text(value: str | None) -> str:
 RUN_FIELDS = ("run_id", "command", "status", "model", "dataset", "started", "ended")
 
 
-def runs_table(store: Store) -> pa.Table:
+def runs_table(records: list[dict[str, Any]]) -> pa.Table:
     """One row per run record: its main fields, parameters and the rest as JSON, part counts."""
     rows = []
-    for rec in store.runs():
+    for rec in records:
         known = set(RUN_FIELDS) | {"params", "parts", "argv"}
         rows.append(
             {
@@ -284,11 +305,14 @@ def bind(name: str, declared, given: dict[str, str], optional=()) -> dict:
             if missing
             else f"unknown parameter {', '.join(unknown)}"
         )
-        raise QueryError(f"{name}: {problem}; it takes: {expected} (pass -p NAME VALUE)")
-    return {k: _value(v) for k, v in given.items()}
+        raise QueryError(
+            f"{name}: {problem}; it takes: {expected} (ce query -p NAME VALUE; in Python NAME=VALUE)"
+        )
+    return {k: value(v) for k, v in given.items()}
 
 
-def _value(text: Any) -> Any:
+def value(text: Any) -> Any:
+    """A parameter given as text as SQL should see it: a number where it reads as one."""
     if not isinstance(text, str):
         return text
     for convert in (int, float):

@@ -11,64 +11,16 @@ interval of the replicates. OOD thresholds are held fixed (test examples are res
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import duckdb
 
 from ce.store.errors import CeError
 
+from . import measures
+from .measures import Measure
 from .sql import execute
 
 # Poisson(1) cumulative probabilities for 0..5; a uniform draw above the last gives 6.
 POISSON_CDF = (0.367879, 0.735759, 0.919699, 0.981012, 0.996340, 0.999406)
-
-
-@dataclass(frozen=True)
-class Metric:
-    column: str  # the Table 2 column it bounds
-    source: str  # SQL of the per-example rows
-    keys: tuple[str, ...]  # the pair's key columns, named as in Table 2
-    numerator: str
-    denominator: str
-    example: str = "example_id"
-
-
-def metrics(k: int, tpr: float) -> list[Metric]:
-    pair = ("model_i", "model_j")
-    return [
-        Metric(
-            "errors",
-            "select * from error_agreement_examples()",
-            ("dataset", *pair),
-            "(wrong_i and wrong_j)::int",
-            "(wrong_i or wrong_j)::int",
-        ),
-        Metric(
-            "repr_before",
-            f"select * from knn_agreement_examples({k}) where stage = 'pretrained'",
-            ("dataset", *pair),
-            "jaccard",
-            "1",
-            "idx",
-        ),
-        Metric(
-            "repr_after",
-            f"select * from knn_agreement_examples({k}) where stage = 'finetuned'",
-            ("dataset", *pair),
-            "jaccard",
-            "1",
-            "idx",
-        ),
-        Metric(
-            "distribution",
-            f"select id_val as dataset, dataset as ood_dataset, bank as ood_bank, stage as ood_stage,"
-            f" model_i, model_j, example_id, ood_i, ood_j from ood_agreement_examples({k},"
-            f" tpr := {tpr})",
-            ("dataset", *pair, "ood_dataset", "ood_bank", "ood_stage"),
-            "(ood_i and ood_j)::int",
-            "(ood_i or ood_j)::int",
-        ),
-    ]
 
 
 def poisson_weight(u: str) -> str:
@@ -76,14 +28,14 @@ def poisson_weight(u: str) -> str:
     return f"case {cases} else {len(POISSON_CDF)} end"
 
 
-def interval_sql(m: Metric, replicates: int, level: float, seed: int) -> str:
+def interval_sql(m: Measure, k: int, tpr: float, replicates: int, level: float, seed: int) -> str:
     keys = ", ".join(m.keys)
-    u = f"(hash({m.example}, r.b, {seed}) % 1000000) / 1000000.0"
+    u = f"(hash(x_key, r.b, {seed}) % 1000000) / 1000000.0"
     lo, hi = (1 - level) / 2, (1 + level) / 2
     return f"""
-with rows as ({m.source}),
+with rows as ({m.rows(k, tpr)}),
 draws as (
-    select {keys}, r.b, {poisson_weight(u)} as w, {m.numerator} as num, {m.denominator} as den
+    select {keys}, r.b, {poisson_weight(u)} as w, num, den
     from rows, range({replicates}) r(b)
 ),
 replicates as (
@@ -103,13 +55,13 @@ def intervals(
     replicates: int = 1000,
     seed: int = 0,
 ) -> dict[str, dict[tuple, tuple]]:
-    """{Table 2 column: {pair key: (lo, hi)}} for every agreement metric."""
+    """{measure: {pair key: (lo, hi)}} for every measure of Table 2."""
     if not 0 < level < 1:
-        raise CeError(f"--ci {level} must lie strictly between 0 and 1 (e.g. 0.95)")
+        raise CeError(f"ci {level} must lie strictly between 0 and 1 (e.g. 0.95)")
     if replicates < 10:
-        raise CeError("--bootstrap needs at least 10 replicates (1000 is usual)")
+        raise CeError("the bootstrap needs at least 10 replicates (1000 is usual)")
     out = {}
-    for m in metrics(k, tpr):
-        rows = execute(con, interval_sql(m, replicates, level, seed)).fetchall()
-        out[m.column] = {tuple(r[:-2]): (r[-2], r[-1]) for r in rows}
+    for m in measures.MEASURES:
+        rows = execute(con, interval_sql(m, k, tpr, replicates, level, seed)).fetchall()
+        out[m.name] = {tuple(r[:-2]): (r[-2], r[-1]) for r in rows}
     return out

@@ -3,16 +3,16 @@
 -- intervals aggregate these rows.
 create or replace macro knn_agreement_examples(k) as table
 with lists as (  -- lists shorter than k (datasets of at most k examples) are left out
-    -- k <= 10 reads only the narrow column neighbors_head (the first HEAD = 10 ids, see
-    -- schema.py); k is a constant, so DuckDB drops the branch that does not apply unread
+    -- k <= list_head_length() reads only the narrow column neighbors_head (the first HEAD
+    -- ids, see schema.py); k is a constant, so DuckDB drops the branch that does not apply unread
     select dataset, stage, model, idx, neighbors_head[1:k] as nearest,
         len(neighbors_head) >= k as long_enough
     from neighbors
-    where k <= 10
+    where k <= list_head_length()
     union all
     select dataset, stage, model, idx, neighbors[1:k] as nearest, len(neighbors) >= k as long_enough
     from neighbors
-    where k > 10
+    where k > list_head_length()
 ),
 checked as (
     select *

@@ -4,16 +4,16 @@
 -- is kept); id_val names the in-distribution data the threshold came from, threshold is the
 -- threshold itself.
 create or replace macro ood_flags(k, tpr := 0.95) as table
-with heads as (  -- k <= 10 reads only the narrow column distances_head (see knn_agreement)
+with heads as (  -- small k reads only the narrow column distances_head (see knn_agreement)
     select model, stage, bank, dataset, example_id, role, source, distances_head[k] as distance,
         len(distances_head) >= k as long_enough
     from ood_scores
-    where k <= 10
+    where k <= list_head_length()
     union all
     select model, stage, bank, dataset, example_id, role, source, distances[k] as distance,
         len(distances) >= k as long_enough
     from ood_scores
-    where k > 10
+    where k > list_head_length()
 ),
 scored as (  -- scores with fewer than k distances (banks of fewer than k) are left out
     select model, stage, bank, dataset, example_id, role, source, distance

@@ -1,0 +1,259 @@
+"""Layer 4: one store opened for comparisons and jobs, the same for notebooks and the CLI.
+
+    import ce
+    s = ce.open("data/store")
+    s.table2(k=10, ci=0.95).df()          # a Result: a DuckDB relation, with .notes
+    s.sql.knn_agreement(k=20).df()        # every SQL file is a method with its signature
+    s.extract("minilm", "sst2-dev", stage="pretrained", limit=100)
+
+A session reads the run records once and holds one read-only DuckDB connection over the
+parts that were live when it was made; a job run through the session writes to the store
+and the next query sees its parts (the connection is made again). Nothing here imports
+torch: the jobs load it when they run a model.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ce.query.compare import Result, sliced, sweep, table2, table3
+from ce.query.sql import SqlFile, catalogue, connect, execute, resolve, value
+from ce.store.errors import CeError, StoreError, did_you_mean
+from ce.store.store import Store
+
+
+def _on_connection(comparison: Callable[..., Result]) -> Callable[..., Result]:
+    """A comparison of ce.query.compare as a session method: on the session's connection,
+    with the comparison's own parameters, defaults and help."""
+
+    @functools.wraps(comparison)
+    def method(self: Session, *args: Any, **kwargs: Any) -> Result:
+        return comparison(self.con, *args, **kwargs)
+
+    signature = inspect.signature(comparison)
+    own = list(signature.parameters.values())[1:]  # every parameter but the connection
+    first = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = signature.replace(parameters=[first, *own])
+    return method
+
+
+class Session:
+    """A store opened for comparisons and jobs (make one with :func:`ce.open`)."""
+
+    def __init__(self, store: str | Path | Store | None = None):
+        if isinstance(store, Store):
+            self.store = store
+        elif store is not None and _is_url(str(store)):
+            from ce.store.remote import RemoteStore
+
+            self.store = RemoteStore(str(store))
+        else:
+            self.store = Store(store)
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self.sql = SqlFunctions(self)
+
+    def __repr__(self) -> str:
+        return f"<ce session on {self.store.root}>"
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection; its reader's lease ends once no result of it is left."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The session's read-only DuckDB connection, with every view and macro."""
+        if self._con is None:
+            self._con = connect(self.store)
+        return self._con
+
+    def _changed(self) -> None:
+        """Before and after a job: the next query connects again and sees the new parts.
+        The old connection is dropped, not closed: results taken from it keep reading their
+        snapshot (and its lease keeps their parts on disk); with none left, it goes now,
+        lease and all, so the job's commit can remove the parts it supersedes."""
+        self._con = None
+
+    # -- reading ---------------------------------------------------------------------------
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run record of the store, oldest first."""
+        return self.store.runs()
+
+    def query(self, sql_or_name: str, **params: Any) -> Result:
+        """Any read-only SQL over the store (``$name`` parameters given as keywords), or the
+        name of a view, macro or query of the library."""
+        text, bound = resolve(sql_or_name, {k: v for k, v in params.items()})
+        return Result(execute(self.con, text, bound))
+
+    table2 = _on_connection(table2)
+    table3 = _on_connection(table3)
+    sweep = _on_connection(sweep)
+    sliced = _on_connection(sliced)
+
+    # -- jobs ------------------------------------------------------------------------------
+    def _writable(self) -> Store:
+        from ce.store.remote import RemoteStore
+
+        if isinstance(self.store, RemoteStore):
+            raise StoreError(
+                f"the store {self.store.root} is read-only here (a URL); jobs write to a local store folder"
+            )
+        self._changed()
+        return self.store
+
+    def extract(
+        self,
+        model: str,
+        dataset: str,
+        name: str | None = None,
+        dataset_name: str | None = None,
+        **options: Any,
+    ):
+        """Run ``model`` once over ``dataset``: predictions, embeddings and neighbour lists
+        (options: the fields of ``ExtractOptions``, e.g. stage, limit, k_max)."""
+        from ce.extractors.extract import ExtractOptions, extract
+
+        store, settings = self._writable(), _options(ExtractOptions, options)
+        result = extract(store, model, dataset, settings, name=name, dataset_name=dataset_name)
+        self._changed()
+        return result
+
+    def ood(
+        self,
+        model: str,
+        bank: str,
+        dataset: str,
+        id_val: str | None = None,
+        name: str | None = None,
+        **options,
+    ):
+        """Deep-kNN OOD scores of ``dataset`` (and the id-val split) against ``bank``
+        (options: the fields of ``OodOptions``)."""
+        from ce.extractors.ood import OodOptions, run_ood
+
+        store = self._writable()
+        result = run_ood(store, model, bank, id_val, dataset, _options(OodOptions, options), name=name)
+        self._changed()
+        return result
+
+    def attack(self, model: str, dataset: str = "imdb-1k", name: str | None = None, **options: Any):
+        """Adversarial attacks on ``model`` (options: the fields of ``AttackOptions``, e.g.
+        attack, limit)."""
+        from ce.extractors.attack import AttackOptions, run_attack
+
+        result = run_attack(self._writable(), model, dataset, _options(AttackOptions, options), name=name)
+        self._changed()
+        return result
+
+    def ingest(self, path: str | Path, model: str, dataset: str, dataset_name: str | None = None):
+        """Record a JSON list of the example ids ``model`` got wrong as its predictions."""
+        from ce.extractors.ingest import ingest_errors
+
+        result = ingest_errors(self._writable(), path, model, dataset, dataset_name)
+        self._changed()
+        return result
+
+    def compress(self, model: str, method: str, output: str, **options: Any):
+        """A compressed copy of ``model`` in the store: ``method`` is int8, layers:N,
+        prune:F or distill:N (options: allow_pickle, revision, and for distill the fields of
+        ``DistillOptions``)."""
+        from ce.extractors.compress import DistillOptions, compress
+
+        own = {k: options.pop(k) for k in ("allow_pickle", "revision") if k in options}
+        result = compress(
+            self._writable(), model, method, output, distill_options=_options(DistillOptions, options), **own
+        )
+        self._changed()
+        return result
+
+    def finetune(self, model: str, dataset: str, output: str, **options: Any):
+        """Fine-tune ``model`` on ``dataset`` into the store's model ``output`` (options: the
+        fields of ``FinetuneOptions``)."""
+        from ce.extractors.finetune import FinetuneOptions, finetune
+
+        result = finetune(self._writable(), model, dataset, output, _options(FinetuneOptions, options))
+        self._changed()
+        return result
+
+    def run(
+        self, experiment: str | Path, limit: int | None = None, say: Callable[[str], None] = print
+    ) -> int:
+        """Run an experiment file (see ``ce run --help``); returns how many steps ran."""
+        from ce.extractors.experiment import run_experiment
+
+        try:
+            return run_experiment(self._writable(), experiment, say=say, limit=limit)
+        finally:
+            self._changed()
+
+
+def _options(cls: type, given: dict[str, Any]):
+    """``cls(**given)``, an unknown option named as such, with the close ones."""
+    known = {f.name for f in fields(cls)}
+    for key in given:
+        if key not in known:
+            raise CeError(
+                f"unknown option {key!r}{did_you_mean(key, known)};"
+                f" {cls.__name__} has: {', '.join(sorted(known))}"
+            )
+    return cls(**given)
+
+
+def _is_url(text: str) -> bool:
+    from ce.store.remote import is_remote
+
+    return is_remote(text)
+
+
+class SqlFunctions:
+    """Every view, macro and query of the SQL library as a method returning a Result:
+    ``s.sql.knn_agreement(k=20)``, ``s.sql.accuracy()``; ``help(s.sql.NAME)`` shows its
+    parameters and what it computes."""
+
+    def __init__(self, session: Session):
+        for f in catalogue():
+            if f.name.isidentifier():
+                setattr(self, f.name, _sql_function(session, f))
+
+    def __repr__(self) -> str:
+        return f"<SQL library: {', '.join(sorted(vars(self)))}>"
+
+
+def _sql_function(session: Session, f: SqlFile) -> Callable[..., Result]:
+    required = [p for p in f.params if p not in f.optional]
+    defaults = dict(zip(f.optional, f.defaults, strict=True))
+    parameters = [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in required] + [
+        inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=value(defaults[p]))
+        for p in f.optional
+    ]
+
+    def call(*args: Any, **kwargs: Any) -> Result:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return session.query(f.name, **bound.arguments)
+
+    signature = inspect.Signature(parameters)
+    call.__signature__ = signature  # type: ignore[attr-defined]
+    call.__name__ = call.__qualname__ = f.name
+    call.__doc__ = f"{f.help}\n\n({f.category[:-1] if f.category != 'base' else 'view'} {f.name} of sql/)"
+    return call
+
+
+def open(store: str | Path | Store | None = None) -> Session:  # noqa: A001 - ce.open reads well
+    """The store at ``store`` (a folder, or an https://, s3:// or hf:// URL to read;
+    default: $CE_STORE or data/store) as a :class:`Session`."""
+    return Session(store)
