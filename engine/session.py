@@ -96,7 +96,7 @@ class Session:
     def query(self, sql_or_name: str, **params: Any) -> Result:
         """Any read-only SQL over the store (``$name`` parameters given as keywords), or the
         name of a view, macro or query of the library."""
-        text, bound = resolve(sql_or_name, {k: v for k, v in params.items()})
+        text, bound = resolve(sql_or_name, params)
         return Result(execute(self.con, text, bound))
 
     table2 = _on_connection(table2)
@@ -226,8 +226,7 @@ class SqlFunctions:
 
     def __init__(self, session: Session):
         for f in catalogue():
-            if f.name.isidentifier():
-                setattr(self, f.name, _sql_function(session, f))
+            setattr(self, f.name, _sql_function(session, f))
 
     def __repr__(self) -> str:
         return f"<SQL library: {', '.join(sorted(vars(self)))}>"

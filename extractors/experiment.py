@@ -133,6 +133,10 @@ def load_experiment(path: str | Path) -> dict[str, list[dict]]:
             )
         for i, entry in enumerate(entries, 1):
             _check_entry(path, section, i, entry)
+            if section == "ingest" and not _file(path, entry["file"]).is_file():
+                raise NotFound(
+                    f"{path}: [[ingest]] number {i}: no such error list: {_file(path, entry['file'])}"
+                )
     _model_steps(path, spec)  # no circle of models made from each other
     return spec
 
@@ -248,11 +252,12 @@ def _check_options(section: str, entry: dict) -> None:
         check_attack(AttackOptions(**opts))
     elif section == "finetune":
         check_finetune(FinetuneOptions(**opts))
-    if "output" in entry:
+    named = "model" if section == "ingest" else "output"  # the name a step gives a model
+    if named in entry:
         try:
-            check_name("model", entry["output"])
+            check_name("model", entry[named])
         except CeError as e:
-            raise CeError(f"output: {e}") from None
+            raise CeError(f"{named}: {e}") from None
 
 
 def _as_keys(message: str, keys: set[str]) -> str:
@@ -360,13 +365,9 @@ def _ingest_stale(store: Store, file: Path, model: str, data) -> list[str] | Non
     this very file (same sha256) for the same examples; else why the step runs."""
     from .loading import sha256_of
 
-    parts = [
-        p for p in store.live_parts()["predictions"] if p.partition == {"model": model, "dataset": data.name}
-    ]
-    if not parts:
+    records = store.live_records("predictions", {"model": model, "dataset": data.name})
+    if not records:
         return ["not in the store"]
-    run_ids = {p.path.rsplit("part-", 1)[1].removesuffix(".parquet") for p in parts}
-    records = [r for r in store.runs() if r["run_id"] in run_ids]
     digest = sha256_of(file) if file.is_file() else None
     same = all(
         r.get("command") == "ingest-errors"
@@ -374,7 +375,7 @@ def _ingest_stale(store: Store, file: Path, model: str, data) -> list[str] | Non
         and r.get("dataset_fingerprint") == data.fingerprint
         for r in records
     )
-    return None if same and records else ["a different error list or dataset"]
+    return None if same else ["a different error list or dataset"]
 
 
 def _because(why: list[str]) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import asdict, field, fields
-from pathlib import PurePosixPath
 from typing import Any
 
 from ce.store.store import Store, parse_shard, series_id
@@ -103,13 +102,7 @@ def _short(value: Any) -> str:
 def live_identities(store: Store, kind_name: str, partition: dict[str, str]) -> list[dict[str, Any] | None]:
     """The identities of the runs whose parts of ``kind_name`` are live in ``partition``
     (None for a run recorded without one); empty when the store has none."""
-    records = store.runs()
-    live = {
-        PurePosixPath(p.path).stem.removeprefix("part-")
-        for p in store.live_parts(records)[kind_name]
-        if p.partition == partition
-    }
-    return [r.get("identity") for r in records if r["run_id"] in live]
+    return [r.get("identity") for r in store.live_records(kind_name, partition)]
 
 
 def unsharded(run_identity: dict[str, Any] | None, leave_out: Collection[str] = ()) -> dict[str, Any] | None:

@@ -84,6 +84,15 @@ FINETUNE = "[[finetune]]\nmodel = 'm'\ntask = 'classification'\ndataset = 'sst2-
         (EXTRACT + "limit = 'ten'\n", ["limit must be an integer", 'found the string "ten"', "limit = 10"]),
         (EXTRACT + "stages = 'pretrained'\n", ["stages must be a list of strings", "stages = ["]),
         (EXTRACT + "k_max = -5\n", ["[[extract]] number 1", "k_max must be at least 1", "found -5"]),
+        (
+            "[[ingest]]\nfile = 'gone.json'\nmodel = 'm'\ndataset = 'sst2-dev'\n",
+            ["[[ingest]] number 1", "no such error list", "gone.json"],
+        ),
+        (
+            "[[compress]]\nmodel = 'b'\nmethod = 'int8'\noutput = 'a'\n"
+            "[[compress]]\nmodel = 'a'\nmethod = 'int8'\noutput = 'b'\n",
+            ["make each other's models in a circle", "b -> a, a -> b"],
+        ),
         (EXTRACT + "limit = true\n", ["limit must be an integer", "found true"]),
         (EXTRACT + "batch_size = 2.5\n", ["batch_size must be an integer", "found the number 2.5"]),
         (EXTRACT + "stages = []\n", ["stages is empty", "list at least one"]),

@@ -16,7 +16,7 @@ import pyarrow as pa
 from ce.store.errors import CeError, NotFound, did_you_mean
 
 from . import measures
-from .measures import MEASURES, sliced_sql, sweep_sql, table2_sql
+from .measures import sliced_sql, sweep_sql, table2_sql
 from .sql import execute, library
 
 
@@ -185,4 +185,4 @@ def sliced(con: duckdb.DuckDBPyConnection, by: str, k: int = 10, tpr: float = 0.
     return Result(execute(con, sliced_sql(SLICES[by], k, float(tpr))), notes)
 
 
-__all__ = ["MEASURES", "Result", "k_limits", "sliced", "sweep", "table2", "table3"]
+__all__ = ["Result", "k_limits", "sliced", "sweep", "table2", "table3"]

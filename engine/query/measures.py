@@ -28,6 +28,7 @@ class Measure:
     value: str  # the column of ``summary`` holding the measure
     companions: dict[str, str] = field(default_factory=dict)  # Table 2 column -> ``summary`` column
     where: str = "true"  # which rows of both macros are this measure's
+    stage: bool = False  # its rows name the stage of the embeddings they compare
     variance: str | None = None  # the ``summary`` column of the per-example variance (sweeps)
     by_k: bool = False  # depends on the number of neighbours k (swept in Figure 1)
     ood: bool = False  # rows per test set, bank and stage; pairs are named by id_val
@@ -48,7 +49,7 @@ class Measure:
                 " stage as ood_stage, bank, stage, dataset as x_dataset"
             )
         else:
-            stage = "stage" if "stage" in self.where else "null::varchar"
+            stage = "stage" if self.stage else "null::varchar"
             named = (
                 f"dataset, model_i, model_j, null::varchar as bank, {stage} as stage, dataset as x_dataset"
             )
@@ -96,6 +97,7 @@ def _representation(stage: str, when: str) -> Measure:
         value="mean_jaccard",
         companions={f"repr_{when}_var": "var_jaccard"},
         where=f"stage = '{stage}'",
+        stage=True,
         variance="var_jaccard",
         by_k=True,
     )

@@ -154,7 +154,7 @@ def export_bundle(store: Store, out: str | Path, selection: Selection = Selectio
     records = {r["run_id"]: r for r in store.runs()}
     by_run: dict[str, list[str]] = {}
     for p in parts:
-        by_run.setdefault(PurePosixPath(p.path).stem.removeprefix("part-"), []).append(p.path)
+        by_run.setdefault(p.run_id, []).append(p.path)
     small: dict[str, bytes] = {}
     for run_id, paths in by_run.items():
         rec = {k: v for k, v in records[run_id].items() if k not in LOCAL_ONLY}
@@ -600,7 +600,7 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
     for parts in live.values():
         for p in parts:
             key = (p.kind, tuple(sorted(p.partition.items())))
-            owner.setdefault(key, set()).add(PurePosixPath(p.path).stem.removeprefix("part-"))
+            owner.setdefault(key, set()).add(p.run_id)
     known = _local_fingerprints(store, live, local)
     mine = {_dataset_of(p): fp for p, fp in bundle.fingerprints.items()}
     for p, fp in bundle.fingerprints.items():
@@ -691,7 +691,7 @@ def _local_fingerprints(store: Store, live: dict, local: dict) -> dict[str, str]
     found = {}
     for p in live["examples"]:
         dataset = p.partition["dataset"]
-        record = local.get(PurePosixPath(p.path).stem.removeprefix("part-"), {})
+        record = local.get(p.run_id, {})
         if record.get("dataset") == dataset and record.get("dataset_fingerprint"):
             found[dataset] = record["dataset_fingerprint"]
         else:

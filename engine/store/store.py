@@ -100,6 +100,11 @@ class Part:
     resumable: bool = False  # parts of a resumable shard add up; else a re-run shard replaces
     lengths: list[int] | None = None  # [min, max] length of the kind's list column (K_max)
 
+    @property
+    def run_id(self) -> str:
+        """The run that wrote the part (its file is part-<run_id>.parquet)."""
+        return self.path.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet")
+
 
 def series_id(prefix: str, *settings: Any) -> str:
     """A series name that every run with the same ``settings`` (JSON-able) derives alike,
@@ -336,6 +341,13 @@ class Store:
             for p in live[kind_name] + waiting
             if p.kind == kind_name and p.partition == partition and p.series == series
         ]
+
+    def live_records(self, kind_name: str, partition: dict[str, str]) -> list[dict[str, Any]]:
+        """The records of the runs whose parts of ``kind_name`` are live in ``partition``
+        (oldest first); empty when the store has none there."""
+        records = self.runs()
+        live = {p.run_id for p in self.live_parts(records)[kind_name] if p.partition == partition}
+        return [r for r in records if r["run_id"] in live]
 
     def has(self, kind_name: str, **partition: str) -> bool:
         return any(p.partition == partition for p in self._resolve()[0][kind_name])
