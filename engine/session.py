@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 
 from ce.query.compare import Result, sliced, sweep, table2, table3
-from ce.query.sql import SqlFile, catalogue, connect, execute, resolve, value
+from ce.query.sql import SqlFile, catalogue, connect, execute, default_value, resolve
 from ce.store.errors import CeError, StoreError, did_you_mean
 from ce.store.store import Store
 
@@ -236,7 +236,7 @@ def _sql_function(session: Session, f: SqlFile) -> Callable[..., Result]:
     required = [p for p in f.params if p not in f.optional]
     defaults = dict(zip(f.optional, f.defaults, strict=True))
     parameters = [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in required] + [
-        inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=value(defaults[p]))
+        inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default_value(defaults[p]))
         for p in f.optional
     ]
 

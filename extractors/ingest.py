@@ -13,6 +13,7 @@ from ce.store.store import Store
 
 from .datasets import check_examples, load_dataset
 from .loading import sha256_of
+from .registry import MODELS
 
 
 def read_error_ids(path: Path) -> list[str]:
@@ -62,6 +63,7 @@ def ingest_errors(
         dataset_fingerprint=data.fingerprint,
         source_sha256=sha256_of(path),
         examples=len(ids),
+        published_parameters=MODELS[model].parameters if model in MODELS else None,
     ) as run:
         if not have_examples:
             run.write("examples", {"dataset": data.name}, data.table)

@@ -25,6 +25,7 @@ class ModelSpec:
     finetuned: dict[str, str] = field(default_factory=dict)
     description: str = ""
     sha256: str | None = None  # of model.safetensors, checked on load when set
+    parameters: int | None = None  # as published (ingested results of the alias are ranked by it)
 
 
 def _minilm_dir() -> str:
@@ -41,12 +42,14 @@ MODELS: dict[str, ModelSpec] = {
             "google-bert/bert-large-uncased",
             {"qa": "deepset/bert-large-uncased-whole-word-masking-squad2"},
             "BERT-large, 24 layers, hidden 1024 (the paper's large model)",
+            parameters=340_000_000,
         ),
         ModelSpec(
             "bert-base",
             "google-bert/bert-base-uncased",
             {"qa": "deepset/bert-base-uncased-squad2", "classification": "textattack/bert-base-uncased-imdb"},
             "BERT-base, 12 layers, hidden 768",
+            parameters=110_000_000,
         ),
         ModelSpec(
             "distilbert",
@@ -56,24 +59,28 @@ MODELS: dict[str, ModelSpec] = {
                 "classification": "textattack/distilbert-base-uncased-imdb",
             },
             "DistilBERT, 6 layers, hidden 768 (distilled from BERT-base)",
+            parameters=66_000_000,
         ),
         ModelSpec(
             "bert-medium",
             "google/bert_uncased_L-8_H-512_A-8",
             {"qa": "mrm8488/bert-medium-finetuned-squadv2"},
             "BERT-medium, 8 layers, hidden 512 (Turc et al. 2019)",
+            parameters=41_700_000,
         ),
         ModelSpec(
             "bert-mini",
             "google/bert_uncased_L-4_H-256_A-4",
             {"qa": "mrm8488/bert-mini-finetuned-squadv2"},
             "BERT-mini, 4 layers, hidden 256 (Turc et al. 2019)",
+            parameters=11_300_000,
         ),
         ModelSpec(
             "bert-tiny",
             "google/bert_uncased_L-2_H-128_A-2",
             {"qa": "mrm8488/bert-tiny-finetuned-squadv2"},
             "BERT-tiny, 2 layers, hidden 128 (the paper's 'Tiny-BERT')",
+            parameters=4_400_000,
         ),
         ModelSpec(
             "minilm",
@@ -81,6 +88,7 @@ MODELS: dict[str, ModelSpec] = {
             {},
             "all-MiniLM-L6-v2, 6 layers, hidden 384, packaged on PyPI (no task head)",
             sha256=MINILM_SHA256,
+            parameters=22_700_000,
         ),
     ]
 }

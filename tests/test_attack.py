@@ -72,8 +72,11 @@ def test_bert_attack_rows_and_summary_equal_a_recount(sharp_classifier, tiny_mod
     assert summary["drop_abs"] == pytest.approx(before - under)
     assert summary["drop_rel"] == pytest.approx((before - under) / before)
     assert summary["success_rate"] == pytest.approx(len(succeeded) / (n * before))
-    assert summary["mean_words_perturbed"] == pytest.approx(
+    assert summary["mean_share_perturbed"] == pytest.approx(
         sum(r["words_perturbed"] / r["words"] for r in succeeded) / len(succeeded)
+    )
+    assert summary["mean_words_perturbed"] == pytest.approx(
+        sum(r["words_perturbed"] for r in succeeded) / len(succeeded)
     )
     runs = [r for r in store.runs() if r["command"] == "attack"]
     assert len(runs) == 3  # 12 examples committed 5 at a time

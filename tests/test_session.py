@@ -118,7 +118,16 @@ def test_table2_and_the_measures_agree_on_their_columns():
     text = library()["table2"].text
     for m in measures.MEASURES:
         assert f" as {m.name}," in text or f" as {m.name} " in text
-    assert measures.table2_columns()[:4] == ["errors", "errors_chance", "errors_kappa", "errors_mcnemar_chi2"]
+    assert measures.table2_columns()[:8] == [
+        "errors",
+        "errors_n",
+        "errors_i",
+        "errors_j",
+        "errors_few",
+        "errors_chance",
+        "errors_kappa",
+        "errors_mcnemar_chi2",
+    ]
 
 
 def test_a_new_measure_is_a_row(toy, monkeypatch):
@@ -132,10 +141,14 @@ def test_a_new_measure_is_a_row(toy, monkeypatch):
         denominator="(not wrong_i or not wrong_j)::int",
         value="jaccard_right",
         summary="(select *, 1.0 * both_right / nullif(either_right, 0) as jaccard_right from"
-        " (select dataset, model_i, model_j, count(*) filter (not wrong_i and not wrong_j) as both_right,"
+        " (select dataset, model_i, model_j, count(*) as n, count(*) filter (not wrong_i) as right_i,"
+        " count(*) filter (not wrong_j) as right_j,"
+        " count(*) filter (not wrong_i and not wrong_j) as both_right,"
         " count(*) filter (not wrong_i or not wrong_j) as either_right from error_agreement_examples()"
         " group by all))",
         companions={},
+        sizes=("right_i", "right_j"),
+        support="either_right",
     )
     monkeypatch.setattr(measures, "MEASURES", (*measures.MEASURES, right))
     monkeypatch.setattr(measures, "BY_NAME", {**measures.BY_NAME, "rights": right})
@@ -145,6 +158,7 @@ def test_a_new_measure_is_a_row(toy, monkeypatch):
         [row] = s.table2(k=1, ci=0.9, replicates=50).rows()
         # right answers: a on {x3}, b on {x1}: both none, either {x1, x3}: 0
         assert row["rights"] == 0.0
+        assert (row["rights_n"], row["rights_i"], row["rights_j"], row["rights_few"]) == (3, 1, 1, True)
         assert row["rights_lo"] == 0.0 and row["rights_hi"] == 0.0
         sliced = {
             r["slice"]: r["jaccard"] for r in s.sliced("label", k=1).rows() if r["characteristic"] == "rights"

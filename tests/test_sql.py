@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import duckdb
 import pyarrow as pa
 import pytest
@@ -95,16 +97,23 @@ def test_accuracy_query_hand_checked(toy):
         ("a", 3, pytest.approx(1 / 3), pytest.approx(1 / 3)),
         ("b", 3, pytest.approx(1 / 3), pytest.approx(1 / 3)),
     ]
+    assert got[0]["accuracy_lo"] == pytest.approx(0.0615, abs=1e-4)  # Wilson, 1 of 3
+    assert got[0]["accuracy_hi"] == pytest.approx(0.7923, abs=1e-4)
 
 
 def test_table2_query_hand_checked(toy):
-    [r] = rows(toy, library()["table2"].text, {"k": 1, "tpr": 0.5})
+    [r] = rows(toy, library()["table2"].text, {"k": 1, "tpr": 0.5, "reference": None})
     assert (r["dataset"], r["model_i"], r["model_j"]) == ("toy", "a", "b")
     assert (r["errors"], r["errors_chance"], r["errors_kappa"]) == (
         pytest.approx(1 / 3),
         pytest.approx(0.5),
         pytest.approx(-0.5),
     )
+    # beside the Jaccard: the examples compared, both sets' sizes, and a flag: 3 < 20 items
+    assert (r["errors_n"], r["errors_i"], r["errors_j"], r["errors_few"]) == (3, 2, 2, True)
+    # the reference leads its pairs: b named, the pair reads (b, a), sizes swapped along
+    [r] = rows(toy, library()["table2"].text, {"k": 1, "tpr": 0.5, "reference": "b"})
+    assert (r["model_i"], r["model_j"], r["errors"]) == ("b", "a", pytest.approx(1 / 3))
 
 
 def write_neighbors(store: Store, lists: dict[str, list[list[int]]]) -> None:
@@ -125,6 +134,13 @@ def test_knn_agreement_hand_checked(toy):
     assert r["mean_jaccard"] == pytest.approx(1 / 3)
     assert r["var_jaccard"] == pytest.approx(2 / 9)  # ((1/3)^2 * 2 + (2/3)^2) / 3
     assert r["mutual_knn"] == pytest.approx(1 / 3)
+    # random 1-sets of the other 2 examples: the same one (J = 1) half the time
+    assert r["chance_jaccard"] == pytest.approx(1 / 2)
+    # an independent recount: random 2-sets of 5 items, by enumerating every pair of sets
+    sets = [set(c) for c in itertools.combinations(range(5), 2)]
+    expected = sum(len(a & b) / len(a | b) for a in sets for b in sets) / len(sets) ** 2
+    [c] = rows(toy, "select chance_knn_jaccard(2, 5) as c, chance_knn_jaccard(3, 2) as too_many")
+    assert c["c"] == pytest.approx(expected) and c["too_many"] is None
     got = rows(toy, "select idx, shared, size_i, jaccard from knn_agreement_examples(1) order by idx")
     assert [(r["idx"], r["shared"], r["size_i"], r["jaccard"]) for r in got] == [
         (0, 0, 1, 0.0),
@@ -253,6 +269,8 @@ def test_ood_agreement_hand_checked(toy):
     )
     assert (r["ood_i"], r["ood_j"], r["both"], r["either"]) == (2, 2, 1, 3)
     assert r["jaccard"] == pytest.approx(1 / 3) and r["ood_rate_i"] == pytest.approx(2 / 3)
+    # independent detectors flagging 2/3 each: (4/9) / (4/3 - 4/9) = 1/2
+    assert r["expected_jaccard"] == pytest.approx(0.5)
     flags = rows(
         toy, "select example_id, ood_i, ood_j from ood_agreement_examples(1, tpr := 0.5) order by example_id"
     )
@@ -271,7 +289,7 @@ def test_ood_agreement_hand_checked(toy):
         ("b", "x3", True),
     ]
     assert [r["threshold"] for r in flags] == [pytest.approx(0.3)] * 6
-    [t] = rows(toy, library()["table2"].text, {"k": 1, "tpr": 0.5})
+    [t] = rows(toy, library()["table2"].text, {"k": 1, "tpr": 0.5, "reference": None})
     assert (t["ood_dataset"], t["ood_bank"], t["ood_stage"]) == ("shift", "toy", "finetuned")
     assert t["distribution"] == pytest.approx(1 / 3)
     with pytest.raises(duckdb.Error, match="tpr = 1.0 must lie strictly between 0 and 1"):
@@ -307,7 +325,23 @@ def test_attack_summary_hand_checked(toy):
     assert (r["drop_abs"], r["drop_rel"]) == (pytest.approx(1 / 3), pytest.approx(0.5))
     assert r["success_rate"] == pytest.approx(0.5)
     assert r["mean_queries"] == pytest.approx(15.0)  # over the attacked examples
-    assert r["mean_words_perturbed"] == pytest.approx(0.2)
+    assert r["mean_words_perturbed"] == 2.0  # a count of words, in the successful attack
+    assert r["mean_share_perturbed"] == pytest.approx(0.2)  # 2 of its 10 words
+    # 95% Wilson intervals, by hand: 1 of 3 under attack, 1 of 2 broken
+    assert (r["accuracy_under_attack_lo"], r["accuracy_under_attack_hi"]) == (
+        pytest.approx(0.0615, abs=1e-4),
+        pytest.approx(0.7923, abs=1e-4),
+    )
+    assert (r["success_rate_lo"], r["success_rate_hi"]) == (
+        pytest.approx(0.0945, abs=1e-4),
+        pytest.approx(0.9055, abs=1e-4),
+    )
+    [w] = rows(
+        toy, "select wilson_interval(0, 10) as a, wilson_interval(10, 10) as b, wilson_interval(0, 0) as c"
+    )
+    assert w["a"]["lo"] == 0.0 and w["a"]["hi"] == pytest.approx(0.2775, abs=1e-4)
+    assert w["b"]["hi"] == 1.0 and w["b"]["lo"] == pytest.approx(0.7225, abs=1e-4)
+    assert w["c"] is None  # no trials, no proportion: empty, not zero
 
 
 def test_attack_agreement_hand_checked(toy):
@@ -328,21 +362,58 @@ def test_attack_agreement_hand_checked(toy):
 def test_table3_query_hand_checked(toy):
     write_attacks(toy, {"a": ["succeeded", "failed", "skipped"], "b": ["failed", "failed", "failed"]})
     got = rows(toy, library()["table3"].text)
+    # in model_rank order: no parameter counts here, so by name
     assert [(r["model"], r["accuracy_before"], r["accuracy_under_attack"]) for r in got] == [
-        ("b", 1.0, 1.0),
         ("a", pytest.approx(2 / 3), pytest.approx(1 / 3)),
+        ("b", 1.0, 1.0),
     ]
 
 
+def test_models_and_their_rank_hand_checked(toy):
+    # a and b hold rows from a run that names no model; the others come with records as
+    # extract and ingest write them (provenance fields at the record's top level)
+    facts = {
+        "big": {"model_parameters": 100, "model_bytes": 400, "architecture": "BertModel"},
+        "pruned": {"model_parameters": 100, "model_nonzero_parameters": 70, "model_bytes": 400},
+        "paper": {"published_parameters": 50},
+    }
+    for model, provenance in facts.items():
+        command = "ingest-errors" if model == "paper" else "extract"
+        with toy.run(command, {"model_arg": f"{model}-folder"}, model=model, **provenance) as run:
+            run.write(
+                "predictions",
+                {"model": model, "dataset": "toy"},
+                pa.table({"example_id": ["x1"], "correct": [True]}),
+            )
+    found = {r["model"]: r for r in rows(toy, "select * from models")}
+    assert set(found) == {"a", "b", "big", "pruned", "paper"}
+    assert (found["big"]["parameters"], found["big"]["bytes"], found["big"]["source"]) == (
+        100,
+        400,
+        "big-folder",
+    )
+    assert found["pruned"]["parameters"] == 70  # non-zero weights count where known
+    assert (found["paper"]["parameters"], found["paper"]["method"]) == (50, "ingested error list")
+    assert found["a"]["kinds"] == ["predictions"] and found["a"]["parameters"] is None
+    ranked = [r["model"] for r in rows(toy, "select * from model_rank() order by rank")]
+    assert ranked == ["big", "pruned", "paper", "a", "b"]  # parameters, largest first; then names
+    ranked = [r["model"] for r in rows(toy, "select * from model_rank(reference := 'paper') order by rank")]
+    assert ranked == ["paper", "big", "pruned", "a", "b"]
+
+
 HAND_CHECKED = {
+    "models": test_models_and_their_rank_hand_checked,
+    "model_rank": test_models_and_their_rank_hand_checked,
     "error_agreement_examples": test_error_agreement_examples_hand_checked,
     "knn_agreement_examples": test_knn_agreement_hand_checked,
     "ood_agreement_examples": test_ood_agreement_hand_checked,
     "attack_agreement_examples": test_attack_agreement_hand_checked,
     "attack_summary": test_attack_summary_hand_checked,
+    "wilson_interval": test_attack_summary_hand_checked,
     "attack_agreement": test_attack_agreement_hand_checked,
     "table3": test_table3_query_hand_checked,
     "knn_agreement": test_knn_agreement_hand_checked,
+    "chance_knn_jaccard": test_knn_agreement_hand_checked,
     "ood_agreement": test_ood_agreement_hand_checked,
     "ood_flags": test_ood_agreement_hand_checked,
     "error_agreement": test_error_agreement_hand_checked,

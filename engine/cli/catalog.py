@@ -5,32 +5,38 @@ from __future__ import annotations
 import click
 import pyarrow as pa
 
-from .output import render_table
+from .output import WIDTH, render_table
 
 
 @click.command()
-def models():
-    """List the model aliases and the checkpoints they stand for.
+@click.option("--wide", is_flag=True, help="Also the fine-tuned checkpoints per task.")
+def models(wide):
+    """List the model aliases, their published size and the checkpoints they stand for.
 
     Any model folder or Hub id (org/name) works as --model too.
 
     \b
     Example:
       ce models
+      ce models --wide
     """
     from ce.extractors.registry import MODELS
 
-    rows = [
-        {
+    rows = []
+    for m in MODELS.values():
+        row = {
             "alias": m.alias,
+            "parameters": f"{m.parameters / 1e6:.1f}M" if m.parameters else "",
             "pretrained": m.pretrained,
-            "qa (squad2)": m.finetuned.get("qa", ""),
-            "classification (imdb)": m.finetuned.get("classification", ""),
-            "description": m.description,
         }
-        for m in MODELS.values()
-    ]
-    click.echo(render_table(pa.Table.from_pylist(rows), max_rows=1000), nl=False)
+        if wide:
+            row |= {
+                "qa (squad2)": m.finetuned.get("qa", ""),
+                "classification (imdb)": m.finetuned.get("classification", ""),
+            }
+        rows.append(row | {"description": m.description})
+    width = None if wide else WIDTH
+    click.echo(render_table(pa.Table.from_pylist(rows), max_rows=1000, width=width), nl=False)
 
 
 @click.command()

@@ -7,7 +7,8 @@ import click
 from ce.store.errors import CeError
 
 from .common import open_session, output_options, store_option, tpr_option
-from .output import write_results
+from .output import WIDTH, write_results
+from .tables import comparison_tables
 
 
 @click.command()
@@ -35,38 +36,52 @@ from .output import write_results
     type=click.Choice(["answerable", "label", "length"]),
     help="Every agreement per slice of the examples instead of Table 2.",
 )
+@click.option(
+    "--reference",
+    help="The model every pair names first [default: the one with the most parameters].",
+)
+@click.option("--wide", is_flag=True, help="Table 2 as one wide table (as csv/json/parquet write it).")
 @output_options
 @store_option
-def compare(dataset, table, k, tpr, ci, replicates, seed, by, fmt, output, store_path):
+def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, fmt, output, store_path):
     """Table 2 and Table 3 of the paper for every model pair in the store.
 
-    Table 2, per dataset and model pair: agreement of prediction errors (Jaccard, with the
-    chance baseline and Cohen's kappa), of representations before and after fine-tuning
-    (mean and variance of the per-example k-NN Jaccard), and of OOD sets (Jaccard at k,
-    tpr; a row per test set, bank and stage: ood_dataset, ood_bank, ood_stage). Table 3,
-    per model and attack: accuracy before and under attack, the drop, the success rate.
-    Columns stay empty where the store has no such artifact yet.
+    Table 2, per dataset and model pair (the reference first): agreement of prediction
+    errors (Jaccard, with the chance baseline, Cohen's kappa and McNemar's test), of
+    representations before and after fine-tuning (mean and variance of the per-example
+    k-NN Jaccard), and of OOD sets (Jaccard at k, tpr; a row per test set, bank and stage).
+    Each Jaccard comes with n (examples compared) and the two sets' sizes; a * marks one
+    resting on fewer than 20 items. On a terminal, one table per characteristic (--wide:
+    one table). Table 3, per model and attack: accuracy before and under attack, the drop,
+    the success rate, with 95% intervals. Empty where the store has no such artifact yet.
 
     \b
     Example:
       ce compare
       ce compare --table 2 --dataset squad2-dev --k 20 --format csv -o table2.csv
       ce compare --table 2 --ci 0.95 --bootstrap 1000
-      ce compare --by answerable
+      ce compare --by answerable --reference bert-large
     """
     session = open_session(store_path, read_only=True)
     if by is not None:
-        write_results([(None, session.sliced(by, k, tpr))], fmt, output)
+        write_results([(None, session.sliced(by, k, tpr, reference=reference))], fmt, output)
         return
     if table == "all" and (fmt != "table" or output):
         raise CeError(f"--format {fmt} and -o write one table: add --table 2 or --table 3")
-    results = []
+    table2 = table3 = None
     if table in ("2", "all"):
-        table2 = session.table2(dataset, k, tpr, ci=ci, replicates=replicates, seed=seed)
-        results.append(("Table 2: agreement between models (Jaccard)", table2))
+        table2 = session.table2(dataset, k, tpr, ci=ci, replicates=replicates, seed=seed, reference=reference)
     if table in ("3", "all"):
-        results.append(("Table 3: accuracy under adversarial attack", session.table3()))
-    write_results(results if table == "all" else [(None, r) for _, r in results], fmt, output)
+        table3 = session.table3()
+    if fmt == "table" and not output and not wide:
+        shown, notes = comparison_tables(table2, table3)
+        write_results(shown, fmt, None)
+        for note in notes:
+            click.echo(note, err=True)
+        return
+    results = [(t, r) for t, r in (("Table 2", table2), ("Table 3", table3)) if r is not None]
+    width = None if wide else WIDTH
+    write_results(results if table == "all" else [(None, r) for _, r in results], fmt, output, width=width)
 
 
 def _ks(ctx, param, value: str) -> list[int]:

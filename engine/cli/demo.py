@@ -12,6 +12,7 @@ from ce.store.errors import CeError, NotFound
 
 from .common import open_session, store_option
 from .output import write_results
+from .tables import comparison_tables
 
 QUICK_LIMIT = 60  # --quick: every step on at most this many examples
 
@@ -73,14 +74,11 @@ def demo(quick, report_path, store_path):
     )
     click.echo("\nAccuracy per model and dataset")
     write_results([(None, session.sql.accuracy())], "table", None)
-    write_results(
-        [
-            ("\nTable 2: agreement between models (Jaccard)", session.table2()),
-            ("Table 3: accuracy under adversarial attack", session.table3()),
-        ],
-        "table",
-        None,
-    )
+    shown, notes = comparison_tables(session.table2(), session.table3())
+    click.echo()
+    write_results(shown, "table", None)
+    for note in notes:
+        click.echo(note, err=True)
     report = Path(report_path) if report_path else Path(store_path).resolve().parent / "report.html"
     write_report(session, str(report))
     click.echo(f"\ndemo done in {time.perf_counter() - started:.0f}s; report: {report}", err=True)

@@ -85,6 +85,19 @@ def _real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _reference(con: duckdb.DuckDBPyConnection, reference: str | None) -> str | None:
+    """``reference`` if the store holds runs of it (None: the largest model leads)."""
+    if reference is None:
+        return None
+    known = [r[0] for r in execute(con, "select model from models order by model").fetchall()]
+    if reference not in known:
+        raise NotFound(
+            f"no model {reference!r} in the store{did_you_mean(reference, known)}; name one of"
+            f" {', '.join(known[:8]) or 'none'} as the reference"
+        )
+    return reference
+
+
 def _check_dataset(con: duckdb.DuckDBPyConnection, dataset: str | None) -> None:
     if dataset is None:
         return
@@ -108,14 +121,15 @@ def table2(
     ci: float | None = None,
     replicates: int = 1000,
     seed: int = 0,
+    reference: str | None = None,
 ) -> Result:
     """The paper's Table 2 rows for every model pair, optionally for one dataset, with the
     p-value of McNemar's test for the errors and, with ``ci``, bootstrap intervals of every
-    agreement."""
+    agreement. Each pair names the reference (else the larger model) first."""
     notes = check_k_tpr(con, [k], tpr)
     tpr = float(tpr)
     _check_dataset(con, dataset)
-    sql, params = table2_sql(), {"k": k, "tpr": tpr}
+    sql, params = table2_sql(), {"k": k, "tpr": tpr, "reference": _reference(con, reference)}
     if dataset is not None:
         sql, params = f"select * from ({sql}) where dataset = $dataset", params | {"dataset": dataset}
     table = execute(con, sql, params).to_arrow_table()  # one row per pair: small
@@ -144,22 +158,34 @@ def _with_intervals(
         keys = measures.BY_NAME[name].keys
         position = table.column_names.index(name) + 1
         for side, offset in (("lo", 0), ("hi", 1)):
-            values = [found.get(tuple(r[c] for c in keys), (None, None))[offset] for r in rows]
+            values = [found.get(_in_name_order(r, keys), (None, None))[offset] for r in rows]
             table = table.add_column(position, f"{name}_{side}", pa.array(values, pa.float64()))
             position += 1
     return table
+
+
+def _in_name_order(row: dict, keys: tuple[str, ...]) -> tuple:
+    """A row's key with its pair in name order, as the per-example macros (and so the
+    intervals) name pairs; Table 2 shows the reference first."""
+    values = {c: row[c] for c in keys}
+    values["model_i"], values["model_j"] = sorted((row["model_i"], row["model_j"]))
+    return tuple(values[c] for c in keys)
 
 
 SWEEP_KS = (1, 5, 10, 20, 50, 100)
 
 
 def sweep(
-    con: duckdb.DuckDBPyConnection, ks: list[int] | tuple[int, ...] = SWEEP_KS, tpr: float = 0.95
+    con: duckdb.DuckDBPyConnection,
+    ks: list[int] | tuple[int, ...] = SWEEP_KS,
+    tpr: float = 0.95,
+    reference: str | None = None,
 ) -> Result:
     """The data of the paper's Figure 1: every k-dependent measure against k for every pair,
     long format; distribution rows name their bank and all rows the stage of their embeddings."""
     notes = check_k_tpr(con, list(ks), tpr)
-    return Result(execute(con, sweep_sql(list(ks)), {"tpr": float(tpr)}), notes)
+    params = {"tpr": float(tpr), "reference": _reference(con, reference)}
+    return Result(execute(con, sweep_sql(list(ks)), params), notes)
 
 
 def table3(con: duckdb.DuckDBPyConnection) -> Result:
@@ -167,22 +193,40 @@ def table3(con: duckdb.DuckDBPyConnection) -> Result:
     return Result(execute(con, library()["table3"].text))
 
 
-SLICES = {
-    "answerable": "case when x.is_impossible then 'unanswerable' when x.is_impossible is null"
-    " then 'n/a' else 'answerable' end",
-    "label": "coalesce('label ' || x.label::varchar, 'no label')",
-    "length": "case when w < 20 then '0-19 words' when w < 50 then '20-49 words' when w < 100"
-    " then '50-99 words' when w < 200 then '100-199 words' else '200+ words' end",
+LENGTHS = (20, 50, 100, 200)  # the bounds of the length slices, in words
+
+
+def _length_slices() -> tuple[str, str]:
+    """(label, sort key) of the length slices: '0-19 words', ..., '200+ words'."""
+    lows = (0, *LENGTHS)
+    cases = " ".join(
+        f"when w < {hi} then '{lo}-{hi - 1} words'" for lo, hi in zip(lows, LENGTHS, strict=False)
+    )
+    return f"case {cases} else '{LENGTHS[-1]}+ words' end", "w"
+
+
+SLICES = {  # name -> (the slice's label, what slices sort by), over examples x with w words
+    "answerable": (
+        "case when x.is_impossible then 'unanswerable' when x.is_impossible is null"
+        " then 'n/a' else 'answerable' end",
+        "0",
+    ),
+    "label": ("coalesce('label ' || x.label::varchar, 'no label')", "coalesce(x.label, 1e9)"),
+    "length": _length_slices(),
 }
 
 
-def sliced(con: duckdb.DuckDBPyConnection, by: str, k: int = 10, tpr: float = 0.95) -> Result:
+def sliced(
+    con: duckdb.DuckDBPyConnection, by: str, k: int = 10, tpr: float = 0.95, reference: str | None = None
+) -> Result:
     """Every measure of Table 2 per slice of the examples (long format); distribution rows
     name their bank, representation and distribution rows the stage of their embeddings."""
     if by not in SLICES:
         raise NotFound(f"unknown slice {by!r}{did_you_mean(by, SLICES)}; use {', '.join(SLICES)}")
     notes = check_k_tpr(con, [k], tpr)
-    return Result(execute(con, sliced_sql(SLICES[by], k, float(tpr))), notes)
+    label, order = SLICES[by]
+    params = {"reference": _reference(con, reference)}
+    return Result(execute(con, sliced_sql(label, order, k, float(tpr)), params), notes)
 
 
 __all__ = ["Result", "k_limits", "sliced", "sweep", "table2", "table3"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 PAIR = ("dataset", "model_i", "model_j")
 OOD_KEYS = ("ood_dataset", "ood_bank", "ood_stage")  # a distribution row's test set, bank, stage
+MIN_SUPPORT = 20  # a value resting on fewer items (sets' union, or examples) is flagged "few"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Measure:
     variance: str | None = None  # the ``summary`` column of the per-example variance (sweeps)
     by_k: bool = False  # depends on the number of neighbours k (swept in Figure 1)
     ood: bool = False  # rows per test set, bank and stage; pairs are named by id_val
+    n: str = "n"  # the ``summary`` column counting the examples compared
+    sizes: tuple[str, str] | None = None  # the ``summary`` columns of the two sets' sizes
+    support: str = "n"  # the ``summary`` count the value rests on: flagged below MIN_SUPPORT
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -66,10 +70,11 @@ def _fill(call: str, k, tpr) -> str:
     return call.replace("$k", str(k)).replace("$tpr", str(tpr))
 
 
-def _set_agreement(name: str, label: str, flag: str, macro: str, **more) -> Measure:
+def _set_agreement(name: str, label: str, flag: str, macro: str, sizes: tuple[str, str], **more) -> Measure:
     """The Jaccard of two models' sets of examples (those ``flag``-ged: wrong, OOD): examples
     in both over examples in either, from the per-example macro ``macro_examples(...)`` and
-    the summary ``macro(...)`` (``macro`` written with its arguments)."""
+    the summary ``macro(...)`` (``macro`` written with its arguments; ``sizes`` its columns
+    of the two sets' sizes)."""
     call, args = macro.split("(", 1)
     return Measure(
         name=name,
@@ -80,6 +85,8 @@ def _set_agreement(name: str, label: str, flag: str, macro: str, **more) -> Meas
         denominator=f"({flag}_i or {flag}_j)::int",
         summary=macro,
         value="jaccard",
+        sizes=sizes,
+        support="either",
         **more,
     )
 
@@ -90,12 +97,12 @@ def _representation(stage: str, when: str) -> Measure:
         name=f"repr_{when}",
         label=f"representation {when} fine-tuning",
         examples="knn_agreement_examples($k)",
-        example="idx",
+        example="example_id",
         numerator="jaccard",
         denominator="1",
         summary="knn_agreement($k)",
         value="mean_jaccard",
-        companions={f"repr_{when}_var": "var_jaccard"},
+        companions={f"repr_{when}_chance": "chance_jaccard", f"repr_{when}_var": "var_jaccard"},
         where=f"stage = '{stage}'",
         stage=True,
         variance="var_jaccard",
@@ -109,11 +116,25 @@ ERROR_COMPANIONS = {
     "errors_mcnemar_chi2": "mcnemar_chi2",
 }
 MEASURES: tuple[Measure, ...] = (
-    _set_agreement("errors", "prediction errors", "wrong", "error_agreement()", companions=ERROR_COMPANIONS),
+    _set_agreement(
+        "errors",
+        "prediction errors",
+        "wrong",
+        "error_agreement()",
+        ("errors_i", "errors_j"),
+        companions=ERROR_COMPANIONS,
+    ),
     _representation("pretrained", "before"),
     _representation("finetuned", "after"),
     _set_agreement(
-        "distribution", "distribution", "ood", "ood_agreement($k, tpr := $tpr)", by_k=True, ood=True
+        "distribution",
+        "distribution",
+        "ood",
+        "ood_agreement($k, tpr := $tpr)",
+        ("ood_i", "ood_j"),
+        companions={"distribution_chance": "expected_jaccard"},
+        by_k=True,
+        ood=True,
     ),
 )
 BY_NAME = {m.name: m for m in MEASURES}
@@ -128,10 +149,33 @@ TABLE2_HELP = (
 )
 
 
+def oriented(
+    sql: str, first: str, then: str, swapped: tuple[tuple[str, str], ...] = (), hidden: tuple[str, ...] = ()
+) -> str:
+    """The rows of ``sql`` (pairs in name order, model_i < model_j) with the better-ranked
+    model of each pair first (``model_rank($reference)``: the reference, then the largest),
+    and the ``swapped`` column pairs (its set sizes) swapped along; ordered by ``first``, the
+    pair's ranks, then ``then``; the ``hidden`` columns (sort keys) left out."""
+    hide = ", ".join(("_swap", "_rank_first", "_rank_second", *hidden))
+    columns = (("model_i", "model_j"), *swapped)
+    replace = ", ".join(f"if(_swap, {b}, {a}) as {a}, if(_swap, {a}, {b}) as {b}" for a, b in columns)
+    return (
+        f"with t as ({sql}), r as (select * from model_rank(reference := $reference)),"
+        " o as (select t.*, coalesce(ri.rank, 1e9) > coalesce(rj.rank, 1e9) as _swap,"
+        " least(coalesce(ri.rank, 1e9), coalesce(rj.rank, 1e9)) as _rank_first,"
+        " greatest(coalesce(ri.rank, 1e9), coalesce(rj.rank, 1e9)) as _rank_second"
+        " from t left join r ri on ri.model = t.model_i left join r rj on rj.model = t.model_j)"
+        f" select * exclude ({hide}) replace ({replace}) from o"
+        f" order by {first}, _rank_first, _rank_second, model_i, model_j{', ' + then if then else ''}"
+    )
+
+
 def table2_sql() -> str:
-    """Table 2 with named parameters $k and $tpr: per dataset and model pair, every measure
-    and its companions; a distribution value per test set, bank and stage."""
-    ctes, pairs, columns, joins, order = [], [], [], [], []
+    """Table 2 with named parameters $k, $tpr and $reference: per dataset and model pair
+    (the better-ranked model first), every measure with the examples it compared (``_n``),
+    the two sets' sizes (``_i``, ``_j``), whether it rests on fewer than MIN_SUPPORT items
+    (``_few``) and its companions; a distribution value per test set, bank and stage."""
+    ctes, pairs, columns, joins, order, swapped = [], [], [], [], [], []
     for n, m in enumerate(MEASURES):
         alias = f"m{n}"
         ctes.append(f"{alias} as ({m.summary_sql('$k', '$tpr')})")
@@ -142,22 +186,33 @@ def table2_sql() -> str:
         )
         joins.append(f"left join {alias} on {on}")
         ood = dict(zip(OOD_KEYS, ("dataset", "bank", "stage"), strict=True)) if m.ood else {}
-        named = {**ood, m.name: m.value, **m.companions}
+        sizes = dict(zip(size_columns(m), m.sizes or (), strict=False))
+        named = {**ood, m.name: m.value, f"{m.name}_n": m.n, **sizes}
         columns += [f"{alias}.{source} as {column}" for column, source in named.items()]
-        order += [f"{alias}.{source}" for source in ood.values()]
-    return (
+        columns.append(f"{alias}.{m.support} < {MIN_SUPPORT} as {m.name}_few")
+        columns += [f"{alias}.{source} as {column}" for column, source in m.companions.items()]
+        order += list(ood)
+        if sizes:
+            swapped.append(tuple(sizes))
+    table = (
         f"with {', '.join(ctes)}, pairs as ({' union '.join(pairs)})"
         f" select p.dataset, p.model_i, p.model_j, {', '.join(columns)}"
         f" from pairs p {' '.join(joins)}"
-        f" order by p.dataset, p.model_i, p.model_j{''.join(', ' + o for o in order)}"
     )
+    return oriented(table, "dataset", ", ".join(order), tuple(swapped))
+
+
+def size_columns(m: Measure) -> tuple[str, ...]:
+    """Table 2's columns of the sizes of a set measure's two sets ('errors_i', 'errors_j')."""
+    return (f"{m.name}_i", f"{m.name}_j") if m.sizes else ()
 
 
 def table2_columns() -> list[str]:
-    """Table 2's value columns in order (those a bootstrap interval can follow)."""
+    """Table 2's columns after the pair, in order."""
     out = []
     for m in MEASURES:
-        out += [*(OOD_KEYS if m.ood else ()), m.name, *m.companions]
+        out += [*(OOD_KEYS if m.ood else ()), m.name, f"{m.name}_n", *size_columns(m), f"{m.name}_few"]
+        out += list(m.companions)
     return out
 
 
@@ -176,14 +231,14 @@ def sweep_sql(ks: list[int]) -> str:
                 f" {k} as k, {m.value} as jaccard, {variance} as variance"
                 f" from {_fill(m.summary, k, '$tpr')} where {m.where}"
             )
-    order = "characteristic, dataset, bank, stage, model_i, model_j, k"
-    return " union all ".join(parts) + f" order by {order}"
+    return oriented(" union all ".join(parts), "characteristic, dataset, bank, stage", "k")
 
 
-def sliced_sql(slice_expression: str, k: int, tpr: float) -> str:
+def sliced_sql(slice_expression: str, order_expression: str, k: int, tpr: float) -> str:
     """Every measure per slice of the examples (long format): a slice's value is the same
-    ratio of sums over the examples in it. ``slice_expression`` reads the examples as ``x``
-    with ``w``, their length in words."""
+    ratio of sums over the examples in it. ``slice_expression`` (the slice's label) and
+    ``order_expression`` (how slices sort) read the examples as ``x`` with ``w``, their
+    length in words."""
     words = "len(string_split(trim(coalesce(text, question || ' ' || context)), ' '))"
     examples = f"select *, {words} as w from examples"
     selects = []
@@ -191,11 +246,16 @@ def sliced_sql(slice_expression: str, k: int, tpr: float) -> str:
         key = m.example
         selects.append(
             f"select '{m.name}' as characteristic, e.x_dataset as dataset, e.bank, e.stage,"
-            f" {slice_expression} as slice, e.model_i, e.model_j, count(*) as n,"
+            f" {slice_expression} as slice, min({order_expression}) as slice_order,"
+            f" e.model_i, e.model_j, count(*) as n,"
             f" sum(e.num) / nullif(sum(e.den), 0) as jaccard"
             f" from ({m.rows(k, tpr)}) e join ({examples}) x"
             f" on x.dataset = e.x_dataset and x.{key} = e.x_key"
             f" group by all"
         )
-    order = "characteristic, dataset, bank, stage, model_i, model_j, slice"
-    return " union all ".join(selects) + f" order by {order}"
+    return oriented(
+        " union all ".join(selects),
+        "characteristic, dataset, bank, stage",
+        "slice_order, slice",
+        hidden=("slice_order",),
+    )

@@ -40,6 +40,7 @@ BASE_VIEW_HELP = {name: k.help for name, k in KINDS.items()} | {
     "runs": "One row per run: command, parameters, model and dataset provenance, versions, times, status.",
     "list_limits": "Per live part of neighbors and ood_scores (kind, model, stage, bank (OOD only),"
     " dataset): the shortest and longest list, i.e. the K_max queries can use.",
+    "model_parts": "Per kind of rows (predictions, embeddings, ...), each model the store holds rows of.",
 }
 
 
@@ -113,7 +114,8 @@ def library() -> dict[str, SqlFile]:
     from .measures import TABLE2_HELP, table2_sql  # generated from the table of measures
 
     text = table2_sql()
-    found["table2"] = SqlFile("table2", "queries", text, TABLE2_HELP, tuple(parameters(text)))
+    params = tuple(parameters(text))
+    found["table2"] = SqlFile("table2", "queries", text, TABLE2_HELP, params, ("reference",), ("null",))
     return found
 
 
@@ -161,6 +163,17 @@ def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         selects = [_select(name, *group, files) for group, files in sorted(groups.items())]
         con.execute(f"create or replace view {name} as {' union all by name '.join(selects)}")
     _create_list_limits(con, store, live)
+    held = sorted(
+        {(p.kind, p.partition["model"]) for parts in live.values() for p in parts if "model" in p.partition}
+    )
+    con.register(
+        "_model_parts",
+        pa.table(
+            {"kind": [k for k, _ in held], "model": [m for _, m in held]},
+            schema=pa.schema([("kind", pa.string()), ("model", pa.string())]),
+        ),
+    )
+    con.execute("create or replace view model_parts as select * from _model_parts")
     con.register("_runs", runs_table(records))
     con.execute("create or replace view runs as select * from _runs")
 
@@ -323,6 +336,11 @@ def value(text: Any) -> Any:
     return text
 
 
+def default_value(text: str) -> Any:
+    """A parameter's default as the SQL writes it ('null', '0.95') as Python sees it."""
+    return None if text.lower() == "null" else value(text)
+
+
 def resolve(sql_or_name: str, given: dict[str, str]) -> tuple[str, dict]:
     """Turn a query name, view or macro name, or an SQL statement into (sql, bound params)."""
     text = sql_or_name.strip()
@@ -334,7 +352,10 @@ def resolve(sql_or_name: str, given: dict[str, str]) -> tuple[str, dict]:
                 f"no query, view or macro named {text!r}{did_you_mean(text, known)}; see ce query --list"
             )
         if f.category == "queries":
-            return f.text, bind(text, f.params, given)
+            bound = bind(text, f.params, given, f.optional)
+            for p, default in zip(f.optional, f.defaults, strict=True):
+                bound.setdefault(p, default_value(default))
+            return f.text, bound
         if f.category == "macros":
             bound = bind(text, f.params, given, f.optional)
             args = ", ".join(f"{p} := ${p}" if p in f.optional else f"${p}" for p in f.params if p in bound)

@@ -63,6 +63,10 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "loaded": (dict, type(None)),  # role -> {source, revision (commit), format, sha256 per file}
     "identity": (dict, type(None)),  # what the run's results depend on (extractors/identity.py)
     "architecture": TEXT,
+    "model_parameters": (int, type(None)),  # weights of the model as loaded
+    "model_nonzero_parameters": (int, type(None)),  # of those, not zero (pruning zeroes weights)
+    "model_bytes": (int, type(None)),  # size on disk of the files it was loaded from
+    "published_parameters": (int, type(None)),  # ingested results: the count published for the alias
     "derived_from": (dict, type(None)),
     "neighbors": (dict, type(None)),
     "bank_size": (int, type(None)),

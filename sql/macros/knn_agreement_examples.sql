@@ -1,16 +1,17 @@
--- Per dataset, stage, model pair and example both models embedded: the two k-nearest
--- neighbour sets' overlap (shared), sizes and Jaccard. knn_agreement(k) and the bootstrap
--- intervals aggregate these rows.
+-- Per dataset, stage, model pair and example both models embedded (its idx, and its
+-- example_id as every per-example macro names it): the two k-nearest neighbour sets'
+-- overlap (shared), sizes and Jaccard. knn_agreement(k) and the bootstrap intervals
+-- aggregate these rows.
 create or replace macro knn_agreement_examples(k) as table
 with lists as (  -- lists shorter than k (datasets of at most k examples) are left out
     -- k <= list_head_length() reads only the narrow column neighbors_head (the first HEAD
     -- ids, see schema.py); k is a constant, so DuckDB drops the branch that does not apply unread
-    select dataset, stage, model, idx, neighbors_head[1:k] as nearest,
+    select dataset, stage, model, idx, example_id, neighbors_head[1:k] as nearest,
         len(neighbors_head) >= k as long_enough
     from neighbors
     where k <= list_head_length()
     union all
-    select dataset, stage, model, idx, neighbors[1:k] as nearest, len(neighbors) >= k as long_enough
+    select dataset, stage, model, idx, example_id, neighbors[1:k] as nearest, len(neighbors) >= k as long_enough
     from neighbors
     where k > list_head_length()
 ),
@@ -33,6 +34,7 @@ per_example as (
         a.model as model_i,
         b.model as model_j,
         a.idx,
+        a.example_id,
         len(a.nearest) as size_i,
         len(b.nearest) as size_j,
         len(list_filter(a.nearest, lambda x: list_contains(b.nearest, x))) as shared
@@ -46,6 +48,7 @@ select
     model_i,
     model_j,
     idx,
+    example_id,
     shared,
     size_i,
     size_j,

@@ -4,7 +4,8 @@
 -- in-distribution points is kept); a test example is OOD when its distance is above it
 -- (ood_flags). Set sizes, OOD rates and the Jaccard of the two OOD sets over the n test
 -- examples both models scored. Like error_agreement, the counts come from per-example bit
--- masks (models that scored it, models that flag it), linear in the examples.
+-- masks (models that scored it, models that flag it), linear in the examples. The Jaccard
+-- two independent detectors with these OOD rates would reach: expected_jaccard.
 create or replace macro ood_agreement(k, tpr := 0.95) as table
 with flags as (select * from ood_flags(k, tpr := tpr)),
 models as (  -- model number m: bit m of the masks (at most 128 models per stage, bank, test set)
@@ -62,5 +63,8 @@ select
     ood_j / n as ood_rate_j,
     "both",
     either,
-    case when either > 0 then "both" / either end as jaccard
+    case when either > 0 then "both" / either end as jaccard,
+    case when ood_i + ood_j > 0 then
+        (ood_i / n) * (ood_j / n) / (ood_i / n + ood_j / n - (ood_i / n) * (ood_j / n))
+    end as expected_jaccard
 from pairs;
