@@ -6,7 +6,22 @@ export CE_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: install demo test lint bench clean
 
+# `make install` also teaches the venv's activate scripts (bash/zsh, fish, csh) the data
+# folder: after `source .venv/bin/activate`, `ce` reads CE_DATA_DIR as these recipes do,
+# unless it is set already. Each install rewrites its one marked line in each script
+# (`python -m venv` rewrites the scripts themselves); a missing folder writes none.
+MARK := \# ce: default CE_DATA_DIR (make install)
+
 install: $(VENV)/.installed
+	@for f in $(BIN)/activate $(BIN)/activate.fish $(BIN)/activate.csh; do \
+		[ ! -f $$f ] || { sed -i.bak '/$(MARK)/d' $$f && rm -f $$f.bak; }; done
+	@[ ! -d '$(CE_DATA_DIR)' ] || { \
+		printf '[ -n "$${CE_DATA_DIR:-}" ] || export CE_DATA_DIR=%s  %s\n' "'$(CE_DATA_DIR)'" '$(MARK)' \
+			>> $(BIN)/activate; \
+		[ ! -f $(BIN)/activate.fish ] || printf 'set -q CE_DATA_DIR; or set -gx CE_DATA_DIR %s  %s\n' \
+			"'$(CE_DATA_DIR)'" '$(MARK)' >> $(BIN)/activate.fish; \
+		[ ! -f $(BIN)/activate.csh ] || printf 'if (! $$?CE_DATA_DIR) setenv CE_DATA_DIR %s  %s\n' \
+			"'$(CE_DATA_DIR)'" '$(MARK)' >> $(BIN)/activate.csh; }
 
 # torch is pinned and installed first: 2.13.0 is the local CPU wheel here, and a looser
 # requirement would pull the newest CUDA build (several GB). constraints.txt pins every

@@ -82,6 +82,10 @@ class ModelFiles:
             "sha256": self.sha256,
         }
 
+    def size(self) -> int:
+        """The bytes on disk of the files read: weights, config, tokenizer, ce's card."""
+        return sum((self.folder / name).stat().st_size for name in self.sha256)
+
 
 @dataclass
 class LoadedModel:
@@ -250,13 +254,20 @@ def hub_snapshot(repo_id: str, revision: str | None, code: bool = False) -> Path
     with the files loading reads: safetensors weights, else pickled ones (never both)."""
     from huggingface_hub import snapshot_download
 
+    from . import hub
+
     wanted = HUB_FILES + SAFETENSORS + (["*.py"] if code else [])
+    # a Hub that does not answer a few-second probe is not tried: the cache only, as offline
+    cached = {} if hub.models_offline() or hub.reachable() else {"local_files_only": True}
     try:
-        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=wanted))
-        if not COMMIT.fullmatch(folder.name):
-            raise CeError(f"the Hugging Face cache returned {folder} for {repo_id}, not a commit snapshot")
-        if not any(folder.glob("*.safetensors")):  # the same commit, not whatever main is now
-            snapshot_download(repo_id, revision=folder.name, allow_patterns=PICKLES)
+        with hub.quiet():
+            folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=wanted, **cached))
+            if not COMMIT.fullmatch(folder.name):
+                raise CeError(
+                    f"the Hugging Face cache returned {folder} for {repo_id}, not a commit snapshot"
+                )
+            if not any(folder.glob("*.safetensors")):  # the same commit, not whatever main is now
+                snapshot_download(repo_id, revision=folder.name, allow_patterns=PICKLES, **cached)
     except CeError:
         raise
     except Exception as e:  # huggingface_hub raises requests' and its own errors
@@ -278,12 +289,20 @@ def _absent(repo_id: str, folder: Path, what: str, marker: str) -> str:
     ``marker`` under .no_exist), or not downloaded yet and the Hub out of reach."""
     from huggingface_hub import constants
 
+    from . import hub
+
     commit = folder.name[:12]
     known_absent = (folder.parent.parent / ".no_exist" / folder.name / marker).exists()
     if constants.HF_HUB_OFFLINE and not known_absent:
         return (
             f"the Hugging Face cache holds only part of {repo_id} at commit {commit} (no {what}) and"
             " HF_HUB_OFFLINE is set; run once with Hub access to fetch it, or pass a local folder"
+        )
+    if hub.known_unreachable() and not known_absent:
+        return (
+            f"the Hugging Face cache holds only part of {repo_id} at commit {commit} (no {what}) and"
+            f" the Hub ({constants.ENDPOINT}) is unreachable; run once with Hub access to fetch it, or"
+            " pass a local folder"
         )
     return f"{repo_id} at commit {commit} has no {what}; pass another model, or a --revision that has them"
 
@@ -317,7 +336,8 @@ def hub_error(repo_id: str, revision: str | None, e: Exception) -> CeError | Non
             )
         return CeError(
             f"the Hugging Face Hub ({constants.ENDPOINT}) is unreachable and {repo_id}{at} is not in the"
-            f" cache ({constants.HF_HUB_CACHE}); check the connection, or pass a local model folder"
+            f" cache ({constants.HF_HUB_CACHE}); a Hub model must be cached (run once with Hub access)"
+            " or given as a local model folder (HF_HUB_OFFLINE=1 reads the cache without trying the Hub)"
         )
     if isinstance(e, errors.HfHubHTTPError) and e.response is not None:
         return CeError(
@@ -442,9 +462,45 @@ def load_model(
     if resolved.local:
         loaded.model = _apply_card(Path(resolved.source), loaded.model, device, loaded.provenance)
     loaded.provenance["architecture"] = type(loaded.model).__name__
+    loaded.provenance |= model_facts(loaded.model, files)
     loaded.model.eval()
     loaded.model.to(device)
     return loaded
+
+
+def model_facts(model, files: ModelFiles) -> dict[str, int | None]:
+    """What a run record says of the model as loaded: its weights (``model_parameters``), those
+    of them not zero (``model_nonzero_parameters``: pruning zeroes weights) and the bytes on
+    disk of the files it was loaded from (``model_bytes``)."""
+    parameters, nonzero = parameter_counts(model)
+    return {"model_parameters": parameters, "model_nonzero_parameters": nonzero, "model_bytes": files.size()}
+
+
+def parameter_counts(model) -> tuple[int | None, int | None]:
+    """(weights, non-zero weights) of ``model``, shared ones once. A dynamically quantised
+    linear layer keeps its int8 weight and its bias packed, out of ``parameters()``: they
+    are counted from the packed tensors. (None, None) for any other packed module."""
+    import torch
+    from torch.ao.nn.quantized import Linear as QuantizedLinear
+    from torch.ao.nn.quantized.modules.linear import LinearPackedParams
+
+    modules = list(model.modules())
+    counted = QuantizedLinear | LinearPackedParams
+    if any(hasattr(m, "_packed_params") and not isinstance(m, counted) for m in modules):
+        return None, None
+
+    def tensors():  # one dequantised weight at a time
+        yield from model.parameters()
+        for module in modules:
+            if isinstance(module, QuantizedLinear):
+                yield module.weight().dequantize()
+                yield from [b for b in [module.bias()] if b is not None]
+
+    total = nonzero = 0
+    for tensor in tensors():
+        total += tensor.numel()
+        nonzero += int(torch.count_nonzero(tensor))
+    return total, nonzero
 
 
 def task_class(task: str | None, stage: str):
