@@ -1,4 +1,6 @@
-"""ce report: one self-contained HTML file with the tables, figures and provenance."""
+"""ce report: one self-contained HTML file that answers whether the compressed models are
+miniatures of the large one: a summary with verdicts, the models and their accuracy, the
+tables, figures and provenance."""
 
 from __future__ import annotations
 
@@ -18,17 +20,31 @@ from .common import open_session, store_option
 )
 @click.option("--k", default=10, show_default=True, help="Neighbours for Table 2.")
 @click.option("--tpr", default=0.95, show_default=True, help="OOD threshold's TPR for Table 2.")
+@click.option(
+    "--reference",
+    help="Model every other model is compared with [default: the one with the most parameters].",
+)
+@click.option(
+    "--replicates",
+    default=500,  # report_page.REPLICATES
+    show_default=True,
+    type=click.IntRange(min=10),
+    help="Bootstrap replicates of the 95% intervals (more: finer, slower; 1000 takes about twice as long).",
+)
 @store_option
-def report(output, k, tpr, store_path):
-    """Write Table 2 and 3, heatmaps, K curves, attack bars and provenance to one HTML file.
+def report(output, k, tpr, reference, replicates, store_path):
+    """Write the summary (each model against the reference, with verdicts), models and
+    accuracy, Table 2 and 3, heatmaps, K curves, attack bars and provenance to one HTML file.
 
     The file needs nothing from the network to be viewed: figures are inline SVG.
 
     \b
     Example:
       ce report -o report.html
+      ce report -o report.html --reference bert-large --replicates 200
     """
     from .report_page import write_report
 
-    write_report(open_session(store_path, read_only=True), output, k, tpr)
+    session = open_session(store_path, read_only=True)
+    write_report(session, output, k, tpr, replicates=replicates, reference=reference)
     click.echo(f"wrote {output}", err=True)
