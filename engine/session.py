@@ -24,8 +24,8 @@ from typing import Any
 import duckdb
 
 from ce.query.compare import Result, sliced, sweep, table2, table3
-from ce.query.sql import SqlFile, catalogue, connect, execute, default_value, resolve
-from ce.store.errors import CeError, StoreError, did_you_mean
+from ce.query.sql import SqlFile, catalogue, connect, default_value, execute, resolve
+from ce.store.errors import CeError, NotFound, StoreError, did_you_mean
 from ce.store.store import Store
 
 
@@ -78,6 +78,11 @@ class Session:
     def con(self) -> duckdb.DuckDBPyConnection:
         """The session's read-only DuckDB connection, with every view and macro."""
         if self._con is None:
+            if not self.store.exists():  # a typo'd path must not read as an empty store
+                raise NotFound(
+                    f"no store at {self.store.root}: nothing to read; pass the folder of an"
+                    " existing store (--store), or make one with a job (ce run, ce extract, ...)"
+                )
             self._con = connect(self.store)
         return self._con
 
@@ -190,13 +195,19 @@ class Session:
         return result
 
     def run(
-        self, experiment: str | Path, limit: int | None = None, say: Callable[[str], None] = print
+        self,
+        experiment: str | Path,
+        limit: int | None = None,
+        say: Callable[[str], None] = print,
+        sample: str | None = None,
+        seed: int | None = None,
     ) -> int:
         """Run an experiment file (see ``ce run --help``); returns how many steps ran."""
         from ce.extractors.experiment import run_experiment
 
         try:
-            return run_experiment(self._writable(), experiment, say=say, limit=limit)
+            store = self._writable()
+            return run_experiment(store, experiment, say=say, limit=limit, sample=sample, seed=seed)
         finally:
             self._changed()
 

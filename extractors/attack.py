@@ -21,8 +21,8 @@ import pyarrow as pa
 from ce.store.errors import CeError, NotFound, did_you_mean
 from ce.store.store import Store, parse_shard
 
-from .attack_env import import_textattack
-from .datasets import Dataset, check_examples, load_dataset, subset
+from .attack_env import import_textattack, quiet_textattack
+from .datasets import Dataset, check_examples, check_sample, load_dataset, settled_sample, subset
 from .extract import resolve_device
 from .identity import (
     continues_series,
@@ -49,7 +49,8 @@ class AttackOptions:
     similarity_threshold: float = 0.2
     query_budget: int | None = None
     limit: int | None = continues_series(None)  # a longer attack continues a shorter one
-    seed: int = 0
+    sample: str = "stratified"  # how --limit chooses: stratified by label, or first (nested samples)
+    seed: int = 0  # seeds the attack of each example and the sample
     batch_size: int = not_identity(32)
     max_length: int = 512  # tokens of each text the target sees
     device: str = not_identity("cpu")
@@ -87,6 +88,7 @@ def check_options(o: AttackOptions) -> None:
         raise CeError("--max-percent-words must lie in (0, 1]")
     if o.limit is not None and o.limit < 1:
         raise CeError("--limit must be at least 1")
+    check_sample(o.sample)
     if o.checkpoint_every < 1:
         raise CeError("--checkpoint-every must be at least 1")
     if o.shard is not None:
@@ -291,7 +293,7 @@ def run_attack(
     progress: bool = True,
     name: str | None = None,
 ) -> AttackResult:
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     check_options(options)
     data = load_dataset(dataset)
@@ -310,11 +312,13 @@ def run_attack(
     )
     import_textattack()
     wrapper = classifier_wrapper(loaded.model, loaded.tokenizer, options.max_length)
-    attack, recipe = build_attack(options, wrapper, device, helpers)
+    with quiet_textattack():
+        attack, recipe = build_attack(options, wrapper, device, helpers)
     models = loaded.provenance["loaded"] | {role: files.record() for role, files in helpers.items()}
-    run_identity = identity(options, models, {"dataset": data.fingerprint})
+    sampled = settled_sample(options.limit, len(data), options.sample)  # no limit: the sample does not count
+    run_identity = identity(options, models, {"dataset": data.fingerprint}, **sampled)
     series = series_key("attack", options, run_identity)  # a longer attack continues a shorter one
-    todo = subset(data, options.limit, options.shard)
+    todo = subset(data, options.limit, options.shard, seed=options.seed, sample=options.sample)
     finished = set() if options.restart else done_ids(store, resolved.name, options.attack, data.name, series)
     ids, texts = todo.table["example_id"].to_pylist(), todo.table["text"].to_pylist()
     labels = todo.table["label"].to_pylist()
@@ -334,25 +338,20 @@ def run_attack(
     }
     counts = {"succeeded": 0, "failed": 0, "skipped": 0}
     started = time.perf_counter()
-    bar = tqdm(
-        total=len(ids),
-        initial=len(ids) - len(pending),
-        unit="example",
-        desc=f"attack {resolved.name}",
-        dynamic_ncols=True,
-        disable=not progress or None,
-    )
-    with bar:
+    label = f"attack {resolved.name} {options.attack}"
+    bar = progress_bar(label, len(ids), "example", progress=progress, initial=len(ids) - len(pending))
+    with bar, quiet_textattack():
         for start in range(0, len(pending), options.checkpoint_every):
-            rows = []
-            for i in pending[start : start + options.checkpoint_every]:
-                _seed(options.seed, ids[i])  # the same result however the examples are split
-                row = result_row(ids[i], labels[i], attack.attack(texts[i], labels[i]))
-                rows.append(row)
-                counts[row["result"]] += 1
-                bar.set_postfix(counts, refresh=False)
-                bar.update(1)
-            with store.run("attack", params, **provenance) as run:  # one checkpoint
+            # one checkpoint: its record starts before its first example and ends at its commit
+            with store.run("attack", params, **provenance) as run:
+                rows = []
+                for i in pending[start : start + options.checkpoint_every]:
+                    _seed(options.seed, ids[i])  # the same result however the examples are split
+                    row = result_row(ids[i], labels[i], attack.attack(texts[i], labels[i]))
+                    rows.append(row)
+                    counts[row["result"]] += 1
+                    bar.set_postfix(counts, refresh=False)
+                    bar.update(1)
                 if not have_examples:
                     run.write("examples", {"dataset": data.name}, data.table)
                     have_examples = True
@@ -368,6 +367,36 @@ def run_attack(
         **counts,
         seconds=time.perf_counter() - started,
     )
+
+
+def attack_stale(
+    store: Store,
+    model: str,
+    dataset: str | Dataset,
+    options: AttackOptions = AttackOptions(),
+    *,
+    name: str | None = None,
+) -> list[str] | None:
+    """None when the store holds every example of this attack in its series (the models'
+    files are hashed, not loaded); else why run_attack would attack some. The identity,
+    series and examples are computed as run_attack computes them."""
+    check_options(options)
+    data = load_dataset(dataset)
+    _labelled(data)
+    resolved = resolve_model(model, "classification", "finetuned", name, store=store)
+    target = model_files(resolved, options.revision, options.allow_pickle)
+    models = {"target": target.record()} | {role: f.record() for role, f in helper_files(options).items()}
+    sampled = settled_sample(options.limit, len(data), options.sample)
+    run_identity = identity(options, models, {"dataset": data.fingerprint}, **sampled)
+    series = series_key("attack", options, run_identity)
+    todo = subset(data, options.limit, options.shard, seed=options.seed, sample=options.sample)
+    finished = set() if options.restart else done_ids(store, resolved.name, options.attack, data.name, series)
+    ids = todo.table["example_id"].to_pylist()
+    done = sum(i in finished for i in ids)
+    if done == len(ids):
+        return None
+    partition = {"model": resolved.name, "attack": options.attack, "dataset": data.name}
+    return _why(store, partition, run_identity, options, done)
 
 
 def _why(store: Store, partition: dict, run_identity: dict, options: AttackOptions, done: int) -> list[str]:

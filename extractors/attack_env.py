@@ -9,11 +9,15 @@ variables TextAttack rewrites on import are restored.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 NLTK_DATA = Path(__file__).resolve().parent / "resources" / "nltk_data"
 POST_INSTALL_MARKER = "post_install_check_3"  # the name textattack 0.3.x looks for
+TEXTATTACK_LOGGER = "textattack.shared.utils.install"  # textattack.shared.logger, every module's
 
 
 def cache_dir() -> Path:
@@ -29,8 +33,6 @@ def import_textattack():
     ta_cache = Path(os.environ.setdefault("TA_CACHE_DIR", str(cache_dir() / "textattack")))
     ta_cache.mkdir(parents=True, exist_ok=True)
     (ta_cache / POST_INSTALL_MARKER).touch()
-    import logging
-
     # textattack points HF_HOME, XDG_CACHE_HOME and PYTORCH_TRANSFORMERS_CACHE at its own
     # folder when imported: later loads, child processes and Ray workers would then miss the
     # user's Hugging Face cache. Its import runs offline and the environment is put back.
@@ -41,6 +43,17 @@ def import_textattack():
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    # no per-attack chatter: textattack logs through its install module's logger at INFO
-    logging.getLogger("textattack.shared.utils.install").setLevel(logging.WARNING)
-    return textattack
+    return textattack  # its INFO lines are silenced where ce attacks (quiet_textattack)
+
+
+@contextlib.contextmanager
+def quiet_textattack() -> Iterator[None]:
+    """TextAttack's INFO lines ("Goal function ... compatible with model ...", logged each
+    time an attack is built) off for the duration, whatever its logger was set to."""
+    logger = logging.getLogger(TEXTATTACK_LOGGER)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

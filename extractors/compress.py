@@ -118,24 +118,32 @@ def prune(model, sparsity: float) -> float:
 @dataclass(frozen=True)
 class DistillOptions:
     dataset: str | None = None  # texts the student learns the teacher's outputs on
-    limit: int | None = 2000
+    limit: int | None = 2000  # a seeded sample of N texts
+    sample: str = "stratified"  # how limit chooses: stratified by label, or first
     epochs: float = 1.0
     learning_rate: float = 1e-4
     temperature: float = 2.0
     batch_size: int = 32
     max_length: int = 128
-    seed: int = 0
+    seed: int = 0  # seeds the student's training and the sample
 
 
 def distill(
-    teacher, tokenizer, texts: list[str], layers: int, o: DistillOptions, progress: bool = True
+    teacher,
+    tokenizer,
+    texts: list[str],
+    layers: int,
+    o: DistillOptions,
+    progress: bool = True,
+    label: str = "distill",
 ) -> tuple[object, dict]:
     """A student of ``layers`` evenly spaced teacher layers (the head kept), trained to match
     the teacher's softened outputs (KL divergence at temperature T, scaled by T^2)."""
     import copy
 
     import torch
-    from tqdm.auto import tqdm
+
+    from .progress import bar as progress_bar
 
     if getattr(teacher, "num_labels", None) is None or not hasattr(teacher, "classifier"):
         raise CeError(
@@ -150,7 +158,7 @@ def distill(
     steps = int(np.ceil(len(texts) / o.batch_size) * o.epochs)
     order = np.random.default_rng(o.seed).permutation(len(texts))
     losses = []
-    with tqdm(total=steps, desc="distill", unit="step", disable=not progress or None) as bar:
+    with progress_bar(label, steps, "step", progress=progress) as bar:
         for step in range(steps):
             start = (step * o.batch_size) % len(texts)
             batch = [texts[i] for i in order[start : start + o.batch_size]]
@@ -180,23 +188,27 @@ def compress_identity(method: Method, files, distill_options: DistillOptions, da
     """What a compressed model depends on (see identity.py): the method, the parent's (or
     teacher's) files, and for distill its options and the texts' fingerprint."""
     distilled = method.name == "distill"
+    settings = asdict(distill_options)
+    settings.pop("sample")  # the texts' fingerprint says what the sample chose; how it chose does not count
     return {
         "method": str(method),
-        "distill": asdict(distill_options) if distilled else None,
+        "distill": settings if distilled else None,
         "weights": {"teacher" if distilled else "parent": files.sha256},
         "datasets": {"dataset": data.fingerprint} if distilled else {},
     }
 
 
 def _distill_texts(method: Method, o: DistillOptions):
-    """The dataset a distill learns from (its first ``limit`` texts); None for other methods."""
+    """The dataset a distill learns from (a seeded sample of ``limit`` texts); None for other
+    methods."""
     if method.name != "distill":
         return None
     if not o.dataset:
         raise CeError("distill needs texts to learn from: add --dataset (e.g. sst2-train)")
-    from .datasets import load_dataset, subset
+    from .datasets import check_sample, load_dataset, subset
 
-    data = subset(load_dataset(o.dataset), o.limit)
+    check_sample(o.sample)
+    data = subset(load_dataset(o.dataset), o.limit, seed=o.seed, sample=o.sample)
     if data.task != "classification":
         raise CeError(f"distill learns from texts; {data.name} is a {data.task} dataset")
     return data
@@ -253,7 +265,9 @@ def compress(
             details["sparsity_reached"] = round(prune(net, float(spec.value)), 6)
         elif spec.name == "distill":
             texts = data.table["text"].to_pylist()
-            net, details = distill(net, loaded.tokenizer, texts, int(spec.value), distill_options, progress)
+            net, details = distill(
+                net, loaded.tokenizer, texts, int(spec.value), distill_options, progress, f"distill {name}"
+            )
             details["distill"] = asdict(distill_options)
         run.annotate(**details)
         card = {

@@ -8,6 +8,7 @@ the store's ``examples`` kind, with stable ids (SQuAD question ids as published)
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from ce.store.errors import CeError, NotFound, did_you_mean, error_line
@@ -50,6 +52,7 @@ class DatasetSpec:
     local: str | None  # path relative to CE_DATA_DIR
     hub: tuple[str, str | None, str] | None  # (id, config, split)
     description: str
+    questions_of: str | None = None  # the questions of this named QA dataset, as unlabelled texts
 
 
 _NAMED = [  # the datasets 'ce datasets' lists, in this order
@@ -115,6 +118,15 @@ _NAMED = [  # the datasets 'ce datasets' lists, in this order
         "ood/covidqa_200423.json",
         ("deepset/covid_qa_deepset", None, "train"),
         "COVID-QA, 1,380 questions",
+    ),
+    DatasetSpec(
+        "squad2-questions",
+        "classification",
+        None,
+        None,
+        "the 11,873 questions of SQuAD 2.0 dev as unlabelled texts: out of distribution for"
+        " sentence classifiers",
+        questions_of="squad2-dev",
     ),
     DatasetSpec(
         "imdb-1k",
@@ -187,6 +199,8 @@ def load_dataset(name_or_path: str | Dataset, name: str | None = None) -> Datase
         return name_or_path
     if name_or_path in DATASETS:
         spec = DATASETS[name_or_path]
+        if spec.questions_of:
+            return questions(load_dataset(spec.questions_of), name or spec.name)
         path = local_path(spec)
         if path is not None:
             return _from_file(path, name or spec.name, spec.task)
@@ -210,6 +224,30 @@ def load_dataset(name_or_path: str | Dataset, name: str | None = None) -> Datase
     )
 
 
+def questions(qa: Dataset, name: str) -> Dataset:
+    """The questions of a QA dataset as a classification dataset without labels (same ids,
+    text = the question, article kept as title): texts to embed and score, not to grade."""
+    n = len(qa)
+    table = pa.table(
+        {
+            "example_id": qa.table["example_id"],
+            "idx": qa.table["idx"],
+            "text": pa.array([q.strip() for q in qa.table["question"].to_pylist()], pa.string()),
+            "label": pa.nulls(n, pa.int64()),
+            "title": qa.table["title"],
+        }
+    )
+    columns = [
+        table[f.name] if f.name in table.column_names else pa.nulls(n, f.type) for f in EXAMPLE_COLUMNS
+    ]
+    return Dataset(
+        name,
+        "classification",
+        pa.Table.from_arrays(columns, schema=EXAMPLE_SCHEMA),
+        f"questions of {qa.source}",
+    )
+
+
 def shard_rows(n: int, shard: str | None) -> slice:
     """The rows of shard "I/N" among ``n``: the I-th of N contiguous slices whose sizes
     differ by at most one (all rows when unsharded). Every job slices its shards here."""
@@ -219,11 +257,126 @@ def shard_rows(n: int, shard: str | None) -> slice:
     return slice(i * n // count, (i + 1) * n // count)
 
 
-def subset(dataset: Dataset, limit: int | None, shard: str | None = None) -> Dataset:
-    """The first ``limit`` examples, then the ``shard`` ("I/N") of those (see shard_rows)."""
+SAMPLES = ("stratified", "first")  # --sample: how --limit N chooses its N examples
+
+
+def check_sample(sample: str) -> None:
+    if sample not in SAMPLES:
+        raise CeError(f"unknown --sample {sample!r}; use {' or '.join(SAMPLES)}")
+
+
+def limited(limit: int | None, size: int) -> bool:
+    """Whether ``limit`` leaves out some of ``size`` examples (else it counts as no limit)."""
+    return limit is not None and limit < size
+
+
+def settled_sample(limit: int | None, size: int, sample: str, seed: int | None = None) -> dict:
+    """The sampling settings as an identity (``identity(..., **settled)``) holds them: left
+    out when ``limit`` keeps every example of ``size`` (how it would sample changes nothing,
+    and the identity stays that of runs made before samples were); ``seed`` only where
+    given (where it seeds the sample alone)."""
+    from .identity import LEFT_OUT
+
+    keep = limited(limit, size)
+    settled = {"sample": sample if keep else LEFT_OUT}
+    if seed is not None:
+        settled["seed"] = seed if keep else LEFT_OUT
+    return settled
+
+
+def strata(dataset: Dataset) -> list[str]:
+    """The stratum of each example a stratified sample keeps in proportion: its label
+    (classification), else its article (QA title), else the example itself."""
+    if dataset.task == "classification":
+        return [str(label) for label in dataset.table["label"].to_pylist()]
+    titles = dataset.table["title"].to_pylist()
+    ids = dataset.table["example_id"].to_pylist()
+    return [f"title:{t}" if t is not None else f"id:{i}" for t, i in zip(titles, ids, strict=True)]
+
+
+def _rng(seed: int, name: str) -> np.random.Generator:
+    """A generator derived from ``seed`` and ``name`` alone, the same on every machine."""
+    digest = hashlib.sha256(f"{seed}\0{name}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def sample_order(dataset: Dataset, seed: int = 0) -> np.ndarray:
+    """The positions of all examples in the order a stratified sample takes them: each
+    stratum is shuffled (seeded by its name), its r-th of n_s examples gets the key
+    (r + 0.5) / n_s, and examples are sorted by key, ties in a seeded random order. Any
+    prefix holds each stratum in proportion, within one example, and the prefix of N lies
+    inside the prefix of every M > N."""
+    names = strata(dataset)
+    members: dict[str, list[int]] = {}
+    for position, name in enumerate(names):
+        members.setdefault(name, []).append(position)
+    keys = np.empty(len(names), dtype=np.float64)
+    for name, rows in members.items():
+        if len(rows) == 1:  # an example of its own (QA without titles): the ties order it
+            keys[rows[0]] = 0.5
+            continue
+        shuffled = np.asarray(rows)[_rng(seed, f"stratum:{name}").permutation(len(rows))]
+        keys[shuffled] = (np.arange(len(rows)) + 0.5) / len(rows)
+    ties = _rng(seed, "ties").random(len(names))
+    return np.lexsort((ties, keys))
+
+
+def sample_rows(dataset: Dataset, limit: int | None, seed: int = 0, sample: str = "stratified") -> np.ndarray:
+    """The positions (in file order) of the ``limit`` examples ``sample`` takes: a seeded
+    sample stratified by label (by article for QA), or the first ``limit``; all when no
+    limit applies."""
+    check_sample(sample)
+    if not limited(limit, len(dataset)):
+        return np.arange(len(dataset))
+    if sample == "first":
+        return np.arange(limit)
+    return np.sort(sample_order(dataset, seed)[:limit])
+
+
+def sample_note(full: Dataset, rows: np.ndarray, sample: str) -> str | None:
+    """A note when the limited classification sample at positions ``rows`` holds one
+    label only; else None."""
+    if full.task != "classification" or len(rows) == len(full):
+        return None
+    labels = full.table["label"].to_pylist()
+    found = {labels[i] for i in rows} - {None}
+    if len(found) != 1:
+        return None
+    (label,) = found
+    note = f"note: the sample of {len(rows)} from {full.name} holds only label {label}"
+    if set(labels) - {None} == found:
+        return f"{note}, as all of {full.name} does"
+    if sample == "first":
+        return f"{note}; the file may be sorted by label: drop --sample first for a stratified sample"
+    return f"{note}; raise --limit"
+
+
+def say_sample_note(full: Dataset, rows: np.ndarray, sample: str) -> None:
+    """Print sample_note, if any, on stderr (the jobs' diagnostics channel)."""
+    note = sample_note(full, rows, sample)
+    if note:
+        print(note, file=sys.stderr)
+
+
+def subset(
+    dataset: Dataset,
+    limit: int | None,
+    shard: str | None = None,
+    *,
+    seed: int = 0,
+    sample: str = "stratified",
+) -> Dataset:
+    """The ``limit`` examples of ``sample_rows`` (a seeded sample stratified by label or
+    article; ``sample="first"``: the first ones), in file order with their own idx, then the
+    ``shard`` ("I/N") of those (see shard_rows). A limited classification sample holding one
+    label only says so on stderr."""
     table = dataset.table
-    if limit is not None and limit < len(dataset):
-        table = table.slice(0, limit)
+    if limited(limit, len(dataset)):
+        rows = sample_rows(dataset, limit, seed, sample)
+        table = table.slice(0, limit) if sample == "first" else table.take(pa.array(rows))
+        say_sample_note(dataset, rows, sample)
+    else:
+        check_sample(sample)
     if shard is not None:
         rows = shard_rows(len(table), shard)
         table = table.slice(rows.start, rows.stop - rows.start)
@@ -425,10 +578,13 @@ def _read_parquet_rows(path: Path) -> tuple[str, Iterable[dict]]:
 def _from_hub(spec: DatasetSpec, name: str) -> Dataset:
     import datasets as hf
 
+    from . import hub
+
     hub_id, config, split = spec.hub
     split, _, subset = split.partition(":")
     try:
-        ds = hf.load_dataset(hub_id, config, split=split)
+        with hub.access():  # one probe of a few seconds; the cache only when the Hub is out of reach
+            ds = hf.load_dataset(hub_id, config, split=split)
     except Exception as e:  # offline, missing, gated, no such config: one line that says what to do
         raise CeError(
             f"could not load {spec.name} from the Hugging Face Hub ({hub_id}): {hub_failure(spec, e)}"
@@ -501,7 +657,10 @@ def hub_failure(spec: DatasetSpec, error: Exception) -> str:
         if switch:
             shown = f"{switch}={os.environ[switch]}"
             return f"the Hub is off here ({shown} is set) and no copy is cached; {copy}, or unset {switch}"
-        return f"the Hub at {constants.ENDPOINT} cannot be reached; {copy}, or retry once online"
+        return (
+            f"the Hub at {constants.ENDPOINT} cannot be reached and no copy is cached; {copy}, or retry"
+            " once online (HF_HUB_OFFLINE=1 reads the local cache only, without trying the Hub)"
+        )
     return f"{type(error).__name__}: {text}; {copy}"
 
 

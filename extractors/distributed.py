@@ -61,7 +61,7 @@ def run_shards(
 ) -> list[Any]:
     """Run ``task(root, model, dataset, options for shard I/N, kwargs)`` for every shard as
     Ray tasks; their results in shard order. A ce error in a task is raised here as itself."""
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     if options.shard is not None:
         raise CeError("--engine ray makes the shards itself; drop --shard (use --shards N)")
@@ -78,7 +78,7 @@ def run_shards(
         for i in range(count)
     ]
     pending = list(futures)
-    with tqdm(total=count, unit="shard", desc=what, disable=not progress or None) as bar:
+    with progress_bar(what, count, "shard", progress=progress) as bar:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             _raise_cause(ray, done[0])
@@ -129,7 +129,7 @@ def on_ray(
 
     task, check = {"extract": (_extract_task, check_extract), "attack": (_attack_task, check_attack)}[job]
     check(options)
-    what = f"{job} {dataset}"
+    what = f"{job} {kwargs.get('name') or model} {dataset} on ray"
     results = run_shards(task, store, model, dataset, options, kwargs, shards, address, progress, what)
     if job == "extract" and options.k_max is not None:
         first = results[0]

@@ -24,6 +24,11 @@ what made it run: nothing stored, or which setting differs from the stored run. 
 file is checked before anything runs: an unknown section or key, a value of the wrong type
 (the option dataclasses' field types) or out of range is an error that names the file, the
 section, the entry and the key.
+
+Before any step runs, ``ce run`` says its plan (how many steps, how many the store holds);
+then each step is announced as it starts, timed with an ETA for the rest as it ends, and
+every step's time is listed at the end (extractors/plan.py). ``ce run --check`` lists the
+steps and whether each runs, running nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from .finetune import FinetuneOptions
 from .finetune import check_options as check_finetune
 from .ood import OodOptions
 from .ood import _check as check_ood
+from .plan import Step, describe, plan, run_steps
 
 MODEL_REFS = "model references"  # the type of ``models``: strings or {name, model, revision} tables
 MODEL_REF_KEYS = {"name", "model", "revision"}
@@ -378,30 +384,197 @@ def _ingest_stale(store: Store, file: Path, model: str, data) -> list[str] | Non
     return None if same else ["a different error list or dataset"]
 
 
-def _because(why: list[str]) -> str:
-    return f" ({'; '.join(why)})" if why else ""
+def _examples(data, options) -> int:
+    """How many examples of ``data`` a step with ``options.limit`` reads."""
+    return min(options.limit or len(data), len(data))
+
+
+def _label(store: Store, model: str, name: str | None, task: str | None, stage: str) -> str:
+    """The name a step's model goes by in the store: its given name, else the resolved
+    reference's (a model an earlier step makes is not there yet: the reference itself)."""
+    from .registry import resolve_model
+
+    if name is not None:
+        return name
+    try:
+        return resolve_model(model, task, stage, store=store).name
+    except CeError:
+        return model
+
+
+def _steps(store: Store, path: str | Path, spec: dict, capped, dataset) -> list[Step]:
+    """Every step of the file, in the order they run (none run yet)."""
+    steps = [_ingest_step(store, path, entry, dataset) for entry in spec.get("ingest", [])]
+    for section, entry in _model_steps(Path(path), spec):
+        if section == "finetune":
+            steps.append(_finetune_step(store, entry, capped, dataset))
+            continue
+        steps.append(_compress_step(store, entry))
+    for entry in spec.get("extract", []):
+        opts = _option_values("extract", entry) | capped(entry)
+        for model, name, own in _models(entry):
+            for data in map(dataset, entry["datasets"]):
+                for stage in entry.get("stages", ["finetuned"]):
+                    options = ExtractOptions(**{**opts, **own, "stage": stage})
+                    steps.append(_extract_step(store, model, name, data, options))
+    for entry in spec.get("ood", []):
+        opts = _option_values("ood", entry) | capped(entry)
+        for model, name, own in _models(entry):
+            for test in entry["datasets"]:
+                options = OodOptions(**{**opts, **own})
+                steps.append(_ood_step(store, entry, model, name, test, options, dataset))
+    for entry in spec.get("attack", []):
+        opts = _option_values("attack", entry) | capped(entry)
+        for model, name, own in _models(entry):
+            options = AttackOptions(**{**opts, **own})
+            steps.append(_attack_step(store, model, name, dataset(entry.get("dataset", "imdb-1k")), options))
+    return steps
+
+
+def _ingest_step(store: Store, path: str | Path, entry: dict, dataset):
+    from .ingest import ingest_errors
+
+    file, model = _file(path, entry["file"]), entry["model"]
+
+    def run() -> str:
+        info = ingest_errors(store, file, model, dataset(entry["dataset"]))
+        return f"{info['errors']} errors of {info['examples']}"
+
+    return Step(
+        "ingest",
+        f"ingest {model} {entry['dataset']}",
+        1,
+        stale=lambda: _ingest_stale(store, file, model, dataset(entry["dataset"])),
+        run=run,
+    )
+
+
+def _finetune_step(store: Store, entry: dict, capped, dataset):
+    from .finetune import finetune, finetune_stale
+
+    options = FinetuneOptions(**(_option_values("finetune", entry) | capped(entry)))
+    args = (store, entry["model"], entry["dataset"], entry["output"], options)
+
+    def run() -> str:
+        made = finetune(*args)
+        return f"{made.steps} steps, train loss {made.train_loss:.3f}"
+
+    return Step(
+        "finetune",
+        f"finetune {entry['output']}",
+        _examples(dataset(entry["dataset"]), options) * options.epochs,
+        stale=lambda: finetune_stale(*args),
+        run=run,
+        needs=(entry["model"],),
+        makes=entry["output"],
+    )
+
+
+def _compress_step(store: Store, entry: dict):
+    from .compress import compress, compress_stale
+
+    args = (store, entry["model"], entry["method"], entry["output"], entry.get("allow_pickle", False))
+    revision = entry.get("revision")
+
+    def run() -> bool:
+        compress(*args, revision=revision)
+        return True
+
+    return Step(
+        "compress",
+        f"compress {entry['output']}",
+        1,
+        stale=lambda: compress_stale(*args, revision=revision),
+        run=run,
+        needs=(entry["model"],),
+        makes=entry["output"],
+    )
+
+
+def _extract_step(store: Store, model: str, name: str | None, data, options: ExtractOptions):
+    from .extract import extract, extract_stale
+
+    def run() -> bool:
+        extract(store, model, data, options, name=name)
+        return True
+
+    return Step(
+        "extract",
+        f"extract {_label(store, model, name, data.task, options.stage)} {options.stage} {data.name}",
+        _examples(data, options),
+        stale=lambda: extract_stale(store, model, data, options, name),
+        run=run,
+        needs=(model,),
+    )
+
+
+def _ood_step(
+    store: Store, entry: dict, model: str, name: str | None, test: str, options: OodOptions, dataset
+):
+    from .ood import ood_stale, run_ood
+
+    bank, test_data = dataset(entry["bank"]), dataset(test)
+    id_val = dataset(entry["id_val"]) if entry.get("id_val") else None
+    args = (store, model, bank, id_val, test_data, options)
+
+    def run() -> bool:
+        return run_ood(*args, name=name, reuse=True).ran
+
+    read = [bank, test_data] + ([id_val] if id_val is not None and id_val.name != bank.name else [])
+    return Step(
+        "ood",
+        f"ood {_label(store, model, name, bank.task, options.stage)} {test_data.name}",
+        sum(_examples(d, options) for d in read),
+        stale=lambda: ood_stale(*args, name=name),
+        run=run,
+        needs=(model,),
+    )
+
+
+def _attack_step(store: Store, model: str, name: str | None, data, options: AttackOptions):
+    from .attack import attack_stale, run_attack
+
+    def run() -> bool | str:
+        info = run_attack(store, model, data, options, name=name)
+        if info.resumed_from == info.examples:
+            return False
+        return f"{info.succeeded} succeeded, {info.failed} failed, {info.skipped} skipped"
+
+    return Step(
+        "attack",
+        f"attack {_label(store, model, name, 'classification', 'finetuned')} {options.attack}",
+        _examples(data, options),
+        stale=lambda: attack_stale(store, model, data, options, name=name),
+        run=run,
+        needs=(model,),
+    )
 
 
 def run_experiment(
-    store: Store, path: str | Path, say: Callable[[str], None] = print, limit: int | None = None
+    store: Store,
+    path: str | Path,
+    say: Callable[[str], None] = print,
+    limit: int | None = None,
+    sample: str | None = None,
+    seed: int | None = None,
+    check: bool = False,
 ) -> int:
     """Run every step the store does not hold with the same identity; returns how many ran.
+    ``say`` gets the plan, each step as it starts and ends, and every step's time at the end;
+    with ``check``, only the plan, step by step, and nothing runs (how many would run).
     ``limit`` caps the examples of every finetune, extract, ood and attack step (a smoke
-    test); the limit is part of a run's identity, so a later full run recomputes those steps."""
-    from .attack import run_attack
-    from .compress import compress, compress_stale
+    test); the limit is part of a run's identity, so a later full run recomputes those steps.
+    With ``limit``, a ``sample`` or ``seed`` given replaces the steps' own (a step's seed
+    also seeds its training or attacks)."""
     from .datasets import load_dataset
-    from .extract import extract, extract_stale
-    from .finetune import finetune, finetune_stale
-    from .ingest import ingest_errors
-    from .ood import run_ood
 
     spec = load_experiment(path)
 
     def capped(entry: dict) -> dict:  # at most ``limit`` examples, fewer where the file says so
         if limit is None:
             return {}
-        return {"limit": min(limit, entry.get("limit") or limit)}
+        given = {k: v for k, v in {"sample": sample, "seed": seed}.items() if v is not None}
+        return {"limit": min(limit, entry.get("limit") or limit), **given}
 
     datasets: dict[str, Any] = {}
 
@@ -410,70 +583,10 @@ def run_experiment(
             datasets[name] = load_dataset(name)
         return datasets[name]
 
-    ran = 0
-    for entry in spec.get("ingest", []):
-        file = _file(path, entry["file"])
-        why = _ingest_stale(store, file, entry["model"], dataset(entry["dataset"]))
-        if why is not None:
-            info = ingest_errors(store, file, entry["model"], dataset(entry["dataset"]))
-            say(f"ingest {entry['model']}: {info['errors']} errors of {info['examples']}{_because(why)}")
-            ran += 1
-    for section, entry in _model_steps(path, spec):
-        if section == "finetune":
-            options = FinetuneOptions(**(_option_values("finetune", entry) | capped(entry)))
-            args = (store, entry["model"], entry["dataset"], entry["output"], options)
-            why = finetune_stale(*args)
-            if why is not None:
-                finetune(*args)
-                say(f"finetune {entry['output']}{_because(why)}")
-                ran += 1
-            continue
-        args = (store, entry["model"], entry["method"], entry["output"], entry.get("allow_pickle", False))
-        why = compress_stale(*args, revision=entry.get("revision"))
-        if why is not None:
-            compress(*args, revision=entry.get("revision"))
-            say(f"compress {entry['output']}{_because(why)}")
-            ran += 1
-    for entry in spec.get("extract", []):
-        opts = _option_values("extract", entry) | capped(entry)
-        for model, name, own in _models(entry):
-            for data in map(dataset, entry["datasets"]):
-                for stage in entry.get("stages", ["finetuned"]):
-                    options = ExtractOptions(**{**opts, **own, "stage": stage})
-                    why = extract_stale(store, model, data, options, name)
-                    if why is None:
-                        continue
-                    result = extract(store, model, data, options, name=name)
-                    say(f"extract {result.model} {stage} {data.name}{_because(why)}")
-                    ran += 1
-    for entry in spec.get("ood", []):
-        opts = _option_values("ood", entry) | capped(entry)
-        for model, name, own in _models(entry):
-            for test in entry["datasets"]:
-                info = run_ood(
-                    store,
-                    model,
-                    dataset(entry["bank"]),
-                    entry.get("id_val") and dataset(entry["id_val"]),
-                    dataset(test),
-                    OodOptions(**{**opts, **own}),
-                    name=name,
-                    reuse=True,
-                )
-                if info.ran:
-                    say(f"ood {info.model} {test}{_because(info.why)}")
-                    ran += 1
-    for entry in spec.get("attack", []):
-        opts = _option_values("attack", entry) | capped(entry)
-        for model, name, own in _models(entry):
-            info = run_attack(
-                store,
-                model,
-                dataset(entry.get("dataset", "imdb-1k")),
-                AttackOptions(**{**opts, **own}),
-                name=name,
-            )
-            if info.resumed_from < info.examples:
-                say(f"attack {info.model} {info.attack}{_because(info.why)}")
-                ran += 1
-    return ran
+    steps = _steps(store, path, spec, capped, dataset)
+    if not check:
+        return run_steps(steps, say)
+    planned = plan(steps)
+    for line in describe(planned):
+        say(line)
+    return sum(p.why is not None for p in planned)

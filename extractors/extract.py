@@ -13,7 +13,7 @@ from ce.store.errors import CeError
 from ce.store.schema import vector_type
 from ce.store.store import Store, parse_shard
 
-from .datasets import Dataset, check_examples, load_dataset, subset
+from .datasets import Dataset, check_examples, check_sample, limited, load_dataset, settled_sample, subset
 from .features import batches, tokenize
 from .heads import QaDecoder, QaSettings, classify
 from .identity import identity, not_identity, sharding, stale_because
@@ -32,7 +32,9 @@ class ExtractOptions:
     batch_size: int = not_identity(32)
     max_length: int | None = None  # 384 for QA, 512 for classification
     doc_stride: int = 128
-    limit: int | None = None
+    limit: int | None = None  # a seeded sample of N examples (see datasets.subset)
+    sample: str = "stratified"  # how --limit chooses: stratified by label or article, or first
+    seed: int = 0  # seeds the sample
     device: str = not_identity("cpu")
     k_max: int | None = 100  # neighbour lists kept per example; None: no neighbours
     index: str = "exact"
@@ -67,6 +69,7 @@ def check_options(options: ExtractOptions) -> None:
         raise CeError("--batch-size must be at least 1")
     if options.limit is not None and options.limit < 1:
         raise CeError("--limit must be at least 1")
+    check_sample(options.sample)
     if options.max_length is not None and options.max_length < 16:
         raise CeError("--max-length must be at least 16")
     if options.k_max is not None and options.k_max < 1:
@@ -106,14 +109,23 @@ def autocast_dtype(precision: str, device: str):
 
 
 # the settings an extraction's embeddings depend on (the rest: predictions and neighbours)
-EMBEDDING_IDENTITY = ("stage", "limit", "max_length", "doc_stride", "precision", "vector_dtype")
+EMBEDDING_IDENTITY = (
+    "stage",
+    "limit",
+    "sample",
+    "seed",
+    "max_length",
+    "doc_stride",
+    "precision",
+    "vector_dtype",
+)
 
 
 def extract_identity(options: ExtractOptions, target: dict, dataset: Dataset, device: str) -> dict[str, Any]:
     """The identity of an extraction (see identity.py), automatic settings as they run:
     the precision on ``device``, the task's max length, and a limit that keeps every example
-    counted as no limit."""
-    limit = options.limit if options.limit is not None and options.limit < len(dataset) else None
+    counted as no limit (its sample and seed then at their defaults)."""
+    limit = options.limit if limited(options.limit, len(dataset)) else None
     return identity(
         options,
         {"target": target},
@@ -121,6 +133,7 @@ def extract_identity(options: ExtractOptions, target: dict, dataset: Dataset, de
         precision=settled_precision(options.precision, device),
         max_length=options.length_for(dataset.task),
         limit=limit,
+        **settled_sample(limit, len(dataset), options.sample, options.seed),
     )
 
 
@@ -131,11 +144,17 @@ def same_embeddings(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
 
 
 def forward_all(
-    loaded: LoadedModel, dataset: Dataset, options: ExtractOptions, progress: bool = True
+    loaded: LoadedModel,
+    dataset: Dataset,
+    options: ExtractOptions,
+    progress: bool = True,
+    label: str | None = None,
 ) -> tuple[pa.Table | None, np.ndarray]:
-    """Run the model once over every feature: (predictions or None, CLS embeddings)."""
+    """Run the model once over every feature: (predictions or None, CLS embeddings);
+    ``label`` names the job on its progress bar."""
     import torch
-    from tqdm.auto import tqdm
+
+    from .progress import bar as progress_bar
 
     qa = dataset.task == "qa"
     finetuned = options.stage == "finetuned"
@@ -152,13 +171,8 @@ def forward_all(
     logits = None
     device = next(loaded.model.parameters()).device
     amp = autocast_dtype(options.precision, device.type)
-    bar = tqdm(
-        total=len(features),
-        unit="input",
-        disable=not progress or None,
-        desc=f"extract {dataset.name}",
-        dynamic_ncols=True,
-    )
+    label = label or f"extract {options.stage} {dataset.name}"
+    bar = progress_bar(label, len(features), "input", progress=progress)
     with torch.inference_mode(), torch.autocast(device.type, amp, enabled=amp is not None), bar:
         for idx, batch in batches(features, loaded.tokenizer, options.batch_size):
             out = loaded.model(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=finetuned)
@@ -249,7 +263,7 @@ def extract(
         trust_remote_code=options.trust_remote_code,
         revision=options.revision,
     )
-    data = subset(full, options.limit, options.shard)
+    data = subset(full, options.limit, options.shard, seed=options.seed, sample=options.sample)
     run_identity = extract_identity(options, loaded.files.record(), full, device)
     sharded = sharding("extract", options, run_identity)
     series = sharded.get("series")
@@ -275,7 +289,8 @@ def extract(
     ) as run:
         if not have_examples:
             run.write("examples", {"dataset": full.name}, full.table)
-        predictions, vectors = forward_all(loaded, data, options, progress)
+        label = f"extract {resolved.name} {options.stage} {full.name}"
+        predictions, vectors = forward_all(loaded, data, options, progress, label)
         if predictions is not None:
             partition = {"model": resolved.name, "dataset": full.name}
             run.write("predictions", partition, predictions, **sharded)

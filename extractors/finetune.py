@@ -18,7 +18,7 @@ from ce.store.records import storable
 from ce.store.store import Store
 
 from .compress import ModelResult, check_new_model, parent_card, save_model
-from .datasets import Dataset, load_dataset, subset
+from .datasets import Dataset, check_sample, load_dataset, settled_sample, subset
 from .extract import resolve_device
 from .identity import identity, model_stale, not_identity
 from .loading import load, model_files, task_class
@@ -36,8 +36,9 @@ class FinetuneOptions:
     warmup_ratio: float = 0.1
     max_length: int | None = None  # 384 for QA, 128 for classification
     doc_stride: int = 128
-    seed: int = 42
-    limit: int | None = None
+    seed: int = 42  # seeds training and the sample
+    limit: int | None = None  # a seeded sample of N examples
+    sample: str = "stratified"  # how --limit chooses: stratified by label or article, or first
     device: str = not_identity("cpu")
     save_steps: int = 200
     revision: str | None = not_identity(None)  # Hub branch, tag or commit of the model to start from
@@ -66,6 +67,7 @@ def check_options(o: FinetuneOptions) -> None:
         raise CeError("--warmup must lie in [0, 1)")
     if o.limit is not None and o.limit < 1:
         raise CeError("--limit must be at least 1")
+    check_sample(o.sample)
 
 
 def labels(data: Dataset) -> list[int]:
@@ -123,7 +125,8 @@ def qa_features(data: Dataset, tokenizer, max_length: int, stride: int) -> list[
 
 def finetune_identity(options: FinetuneOptions, files, data: Dataset) -> dict:
     """What a fine-tuned model depends on (see identity.py); the batch size counts here."""
-    return identity(options, {"parent": files.record()}, {"dataset": data.fingerprint})
+    sampled = settled_sample(options.limit, len(data), options.sample)  # no limit: the sample does not count
+    return identity(options, {"parent": files.record()}, {"dataset": data.fingerprint}, **sampled)
 
 
 def finetune_stale(store: Store, model: str, dataset: str, name: str, options: FinetuneOptions):
@@ -149,6 +152,31 @@ def _resumable(work: Path, run_identity: dict) -> bool:
     return any(work.glob("checkpoint-*"))
 
 
+def progress_callback(label: str, progress: bool):
+    """A Trainer callback that shows the optimisation steps on ce's labelled bar."""
+    import transformers as tf
+
+    from .progress import bar
+
+    class Progress(tf.TrainerCallback):
+        def __init__(self):
+            self.bar = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = bar(label, state.max_steps, "step", progress=progress, initial=state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return Progress()
+
+
 def finetune(
     store: Store,
     model: str,
@@ -170,7 +198,7 @@ def finetune(
     resolved = resolve_model(model, options.task, "pretrained", store=store)
     device = resolve_device(options.device)
     files = model_files(resolved, options.revision, options.allow_pickle)
-    train = subset(data, options.limit)
+    train = subset(data, options.limit, seed=options.seed, sample=options.sample)
     run_identity = finetune_identity(options, files, data)
     with store.run(
         "finetune",
@@ -202,7 +230,7 @@ def finetune(
             save_total_limit=1,
             logging_strategy="no",
             report_to=[],
-            disable_tqdm=not progress,
+            disable_tqdm=True,  # ce's own labelled bar instead (progress_callback)
             use_cpu=device == "cpu",
             dataloader_num_workers=0,
         )
@@ -211,7 +239,9 @@ def finetune(
             args=args,
             train_dataset=features,
             data_collator=tf.DataCollatorWithPadding(loaded.tokenizer),
+            callbacks=[progress_callback(f"finetune {name}", progress)],
         )
+        trainer.remove_callback(tf.PrinterCallback)  # it prints the log dicts to stdout
         resume = _resumable(work, run_identity)
         result = trainer.train(resume_from_checkpoint=True if resume else None)
         run.annotate(train_loss=float(result.training_loss))

@@ -42,15 +42,20 @@ def settings(options: Any) -> dict[str, Any]:
     return {f.name: values[f.name] for f in fields(options) if f.metadata.get("identity", True)}
 
 
+LEFT_OUT = "(left out)"  # a settled value that leaves its field out of the identity
+
+
 def identity(
     options: Any, loaded: dict[str, dict], datasets: dict[str, str], **settled: Any
 ) -> dict[str, Any]:
     """The identity of a run with ``options`` (a dataclass), the models ``loaded`` (role ->
     ModelFiles.record()), the ``datasets`` read (role -> fingerprint), and ``settled``
-    values that replace an option's automatic setting (e.g. precision 'auto' as run)."""
+    values that replace an option's automatic setting (e.g. precision 'auto' as run), or
+    leave it out (LEFT_OUT: a setting that changes nothing here, such as how a limit that
+    keeps every example would sample, keeps the identity of runs made before it existed)."""
+    values = {**settings(options), **settled}
     return {
-        **settings(options),
-        **settled,
+        **{key: value for key, value in values.items() if value is not LEFT_OUT},
         "weights": {role: files["sha256"] for role, files in sorted(loaded.items())},
         "datasets": dict(sorted(datasets.items())),
     }

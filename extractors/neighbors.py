@@ -136,17 +136,12 @@ def store_neighbors(
     progress: bool = True,
 ) -> dict:
     """Search neighbours of ``vectors`` (normalised in place) into ``run``, with a progress bar."""
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     search = NeighborSearch(vectors, k_max, index)
+    label = f"neighbours {partition['model']} {partition['stage']} {partition['dataset']}"
     with (
-        tqdm(
-            total=len(vectors),
-            unit="query",
-            desc="neighbours",
-            dynamic_ncols=True,
-            disable=not progress or None,
-        ) as bar,
+        progress_bar(label, len(vectors), "query", progress=progress) as bar,
         run.part_writer("neighbors", partition) as writer,
     ):
         write_neighbors(writer, search, example_ids, idx, bar.update)

@@ -18,7 +18,16 @@ from ce.query.read import read_embeddings
 from ce.store.errors import CeError, NotFound
 from ce.store.store import Store, parse_shard
 
-from .datasets import Dataset, load_dataset, shard_rows
+from .datasets import (
+    Dataset,
+    check_sample,
+    limited,
+    load_dataset,
+    sample_rows,
+    say_sample_note,
+    settled_sample,
+    shard_rows,
+)
 from .extract import ExtractOptions, extract, extract_identity, resolve_device, same_embeddings
 from .identity import identity, live_identities, not_identity, sharding, stale_because
 from .loading import model_files
@@ -31,7 +40,9 @@ class OodOptions:
     stage: str = "finetuned"
     k_max: int = 100
     val_fraction: float = 0.2
-    limit: int | None = None
+    limit: int | None = None  # a seeded sample of N examples of each dataset
+    sample: str = "stratified"  # how --limit chooses: stratified by label or article, or first
+    seed: int = 0  # seeds the sample
     device: str = not_identity("cpu")
     batch_size: int = not_identity(32)
     shard: str | None = None  # "I/N": score only the I-th of N slices of id-val and test
@@ -87,7 +98,8 @@ def split_bank(dataset: Dataset, idx: np.ndarray, options: OodOptions) -> np.nda
             " choose another --val-fraction, or pass --id-val DATASET"
         )
     if options.limit is not None:
-        cause = f"--limit {options.limit} keeps the first {len(idx)} {unit} of {dataset.name}"
+        kept_by = "the first" if options.sample == "first" else f"a sample (seed {options.seed}) of"
+        cause = f"--limit {options.limit} keeps {kept_by} {len(idx)} {unit} of {dataset.name}"
         fix = "raise --limit"
     else:
         cause = (
@@ -122,6 +134,7 @@ def _check(options: OodOptions) -> None:
         raise CeError("--k-max must be at least 1")
     if not 0 < options.val_fraction < 1:
         raise CeError(f"--val-fraction {options.val_fraction} must lie strictly between 0 and 1")
+    check_sample(options.sample)
     if options.shard is not None:
         parse_shard(options.shard)
 
@@ -139,7 +152,7 @@ def _target(store: Store, model: str, name: str | None, bank: Dataset, options: 
 
 
 # the options an OOD run passes on to the extraction whose embeddings it reads
-EXTRACTED_WITH = ("stage", "limit", "device", "batch_size", "revision", "allow_pickle")
+EXTRACTED_WITH = ("stage", "limit", "sample", "seed", "device", "batch_size", "revision", "allow_pickle")
 
 
 def _extract_options(options: OodOptions) -> ExtractOptions:
@@ -149,12 +162,14 @@ def _extract_options(options: OodOptions) -> ExtractOptions:
 
 def _stored_fit(store: Store, partition: dict, wanted: dict) -> bool:
     """Whether the stored embeddings of ``partition`` are those ``wanted`` (same weights,
-    settings and dataset) or cover them: a run without a limit, or a larger one."""
+    settings and dataset) or cover them: a run without a limit, or a larger sample of the
+    same kind and seed (samples are nested)."""
     stored = live_identities(store, "embeddings", partition)
     if not stored:
         return False
     for s in stored:
-        if s is None or not same_embeddings({**wanted, "limit": s.get("limit")}, s):
+        sampled = ("limit", "sample", "seed") if s is not None and s.get("limit") is None else ("limit",)
+        if s is None or not same_embeddings({**wanted, **{k: s.get(k) for k in sampled}}, s):
             return False
         if s.get("limit") is not None and (wanted["limit"] is None or s["limit"] < wanted["limit"]):
             return False
@@ -164,7 +179,7 @@ def _stored_fit(store: Store, partition: dict, wanted: dict) -> bool:
 def _embeddings(
     store: Store, model: str, name: str, files, data: Dataset, options: OodOptions, progress: bool
 ):
-    """The embeddings of ``data`` (the first ``limit`` examples): stored ones when they come
+    """The embeddings of ``data`` (the sample of ``limit`` examples): stored ones when they come
     from the same weights and settings, else extracted now (once)."""
     partition = {"model": name, "stage": options.stage, "dataset": data.name}
     extract_options = _extract_options(options)
@@ -187,8 +202,11 @@ def _embeddings(
             )
         extract(store, model, data, extract_options, name=name, progress=progress)
     ids, idx, vectors = read_embeddings(store, name, options.stage, data.name)
-    if options.limit is not None and options.limit < len(idx):
-        keep = idx < options.limit
+    if limited(options.limit, len(data)):
+        rows = sample_rows(data, options.limit, options.seed, options.sample)
+        if fits:  # an extraction run now has said it already
+            say_sample_note(data, rows, options.sample)
+        keep = np.isin(idx, rows)
         ids, idx, vectors = ids.filter(pa.array(keep)), idx[keep], vectors[keep]
     return ids, idx, vectors
 
@@ -205,7 +223,39 @@ def ood_identity(options: OodOptions, files, datasets: dict[str, Dataset], store
         )
         weights = (stored[0] or {}).get("weights", {}).get("target") if stored else None
         loaded = {"target": {"sha256": weights}}
-    return identity(options, loaded, {role: d.fingerprint for role, d in datasets.items()})
+    largest = max(len(d) for d in datasets.values())  # no limit applies: sample and seed do not count
+    sampled = settled_sample(options.limit, largest, options.sample, options.seed)
+    return identity(options, loaded, {role: d.fingerprint for role, d in datasets.items()}, **sampled)
+
+
+def _settled(store: Store, model: str, bank, id_val, test, options: OodOptions, name: str | None):
+    """(bank, id-val or None, test, store name, files, identity, why it runs or None)."""
+    bank_data = load_dataset(bank)
+    test_data = load_dataset(test)
+    val_data = load_dataset(id_val) if id_val else None
+    if val_data is not None and val_data.name == bank_data.name:
+        val_data = None  # id-val is a split of the bank
+    name, files = _target(store, model, name, bank_data, options)
+    roles = {"bank": bank_data, "id_val": val_data or bank_data, "test": test_data}
+    run_identity = ood_identity(options, files, roles, store, name)
+    partition = {"model": name, "stage": options.stage, "bank": bank_data.name, "dataset": test_data.name}
+    why = stale_because(store, "ood_scores", partition, run_identity)
+    return bank_data, val_data, test_data, name, files, run_identity, why
+
+
+def ood_stale(
+    store: Store,
+    model: str,
+    bank: str | Dataset,
+    id_val: str | Dataset | None,
+    test: str | Dataset,
+    options: OodOptions = OodOptions(),
+    name: str | None = None,
+) -> list[str] | None:
+    """None when the store holds these OOD scores from a run of the same identity (the
+    model's files are hashed, not loaded); else why they must be computed."""
+    _check(options)
+    return _settled(store, model, bank, id_val, test, options, name)[-1]
 
 
 def run_ood(
@@ -221,24 +271,18 @@ def run_ood(
 ) -> OodResult:
     """Score ``test`` (and id-val) against ``bank``. With ``reuse`` (ce run), a stored run
     of the same identity is kept: the result then says ``ran=False``."""
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     _check(options)
-    bank_data = load_dataset(bank)
-    test_data = load_dataset(test)
-    val_data = load_dataset(id_val) if id_val else None
-    if val_data is not None and val_data.name == bank_data.name:
-        val_data = None  # id-val is a split of the bank
-    name, files = _target(store, model, name, bank_data, options)
-    roles = {"bank": bank_data, "id_val": val_data or bank_data, "test": test_data}
-    run_identity = ood_identity(options, files, roles, store, name)
+    bank_data, val_data, test_data, name, files, run_identity, why = _settled(
+        store, model, bank, id_val, test, options, name
+    )
     sharded = sharding("ood", options, run_identity)
     partition = {"model": name, "stage": options.stage, "bank": bank_data.name, "dataset": test_data.name}
-    why = stale_because(store, "ood_scores", partition, run_identity)
     if reuse and why is None:
         return OodResult(name, ran=False)
     if val_data is None and files is not None:  # a split that cannot work fails before extracting
-        split_bank(bank_data, np.arange(min(options.limit or len(bank_data), len(bank_data))), options)
+        split_bank(bank_data, sample_rows(bank_data, options.limit, options.seed, options.sample), options)
     bank_ids, bank_idx, bank_vec = _embeddings(store, model, name, files, bank_data, options, progress)
     test_ids, _, test_vec = _embeddings(store, model, name, files, test_data, options, progress)
     if val_data is None:  # a deterministic split of the bank by group
@@ -277,12 +321,8 @@ def run_ood(
             identity=run_identity,
             loaded={"target": files.record()} if files is not None else None,
         ) as run,
-        tqdm(
-            total=len(val_vec) + len(test_vec),
-            unit="query",
-            desc="ood scores",
-            dynamic_ncols=True,
-            disable=not progress or None,
+        progress_bar(
+            f"ood {name} {test_data.name}", len(val_vec) + len(test_vec), "query", progress=progress
         ) as bar,
     ):
         rows = []

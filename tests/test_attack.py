@@ -12,6 +12,7 @@ import pytest
 
 from ce.extractors.attack import AttackOptions, run_attack
 from ce.extractors.attack_env import import_textattack
+from ce.extractors.datasets import load_dataset, subset
 from ce.query.sql import connect
 from ce.store import Store
 from ce.store.errors import CeError, NotFound
@@ -32,6 +33,11 @@ def options(tiny_models, **kw) -> AttackOptions:
     return AttackOptions(**(base | kw))
 
 
+def sampled_ids(limit: int) -> list[str]:
+    """The ids of sst2-dev's seeded sample of ``limit`` (as the attacks' default seed 0 takes it)."""
+    return sorted(subset(load_dataset("sst2-dev"), limit).table["example_id"].to_pylist(), key=int)
+
+
 def rows(store: Store, sql: str) -> list[dict]:
     return connect(store).sql(sql).to_arrow_table().to_pylist()
 
@@ -48,7 +54,7 @@ def test_bert_attack_rows_and_summary_equal_a_recount(sharp_classifier, tiny_mod
     store = Store(store_dir)
     info = run_attack(store, str(sharp_classifier), "sst2-dev", options(tiny_models), progress=False)
     got = rows(store, "select * from attacks order by example_id::int")
-    assert [r["example_id"] for r in got] == [str(i) for i in range(12)]
+    assert [r["example_id"] for r in got] == sampled_ids(12)
     assert info.succeeded + info.failed + info.skipped == 12
     for r in got:
         if r["result"] == "skipped":
@@ -155,12 +161,49 @@ def test_a_killed_attack_resumes_without_duplicates(sharp_classifier, tiny_model
     )
     assert info.resumed_from >= done
     got = rows(store, "select example_id from attacks")
-    assert sorted(int(r["example_id"]) for r in got) == list(range(12))  # once each
+    assert sorted((r["example_id"] for r in got), key=int) == sampled_ids(12)  # once each
     assert not [p for p in store_dir.rglob("*.tmp")]
     again = run_attack(
         store, str(sharp_classifier), "sst2-dev", options(tiny_models, checkpoint_every=1), progress=False
     )
     assert again.resumed_from == 12 and again.succeeded == 0  # nothing left to do
+
+
+def test_each_checkpoint_record_spans_its_examples(sharp_classifier, tiny_models, store_dir, monkeypatch):
+    """A checkpoint's run record starts before its first example is attacked and ends at its
+    commit, not both at the commit; and TextAttack logs no line while attacking."""
+    import logging
+
+    from ce.store.store import now
+
+    ta = import_textattack()
+    seen = []
+    attack = ta.Attack.attack
+
+    def timed(self, *args, **kwargs):
+        seen.append(now())
+        time.sleep(0.02)
+        return attack(self, *args, **kwargs)
+
+    monkeypatch.setattr(ta.Attack, "attack", timed)
+    logged = []
+    handler = logging.Handler()
+    handler.emit = logged.append
+    logger = logging.getLogger("textattack.shared.utils.install")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # as textattack itself sets it
+    try:
+        store = Store(store_dir)
+        opts = options(tiny_models, attack="deepwordbug", limit=4, checkpoint_every=2)
+        run_attack(store, str(sharp_classifier), "sst2-dev", opts, progress=False)
+    finally:
+        logger.removeHandler(handler)
+    assert logger.level == logging.INFO  # put back after the attack
+    assert [r.getMessage() for r in logged if r.levelno < logging.WARNING] == []
+    records = sorted((r for r in store.runs() if r["command"] == "attack"), key=lambda r: r["started"])
+    assert len(records) == 2 and len(seen) == 4
+    for record, first in zip(records, seen[::2], strict=True):
+        assert record["started"] <= first < record["ended"]
 
 
 @pytest.mark.parametrize(

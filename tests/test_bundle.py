@@ -218,3 +218,13 @@ def test_two_labs_extracts_of_one_dataset_merge(tiny_models, data_dir, tmp_path)
     extract(c, str(tiny_models["classification"]), "sst2-dev", options, name="model-a")
     with pytest.raises(BundleError, match="already has embeddings of model model-a.*--rename-model"):
         import_bundle(c, bundle)
+
+
+@pytest.mark.parametrize("option", ["--model", "--dataset"])
+def test_exporting_a_name_the_store_lacks_is_an_error_not_a_bundle_of_examples(source, tmp_path, option):
+    out = tmp_path / "typo.cebundle"
+    result = CliRunner().invoke(
+        cli, ["bundle", "export", str(out), option, "typo", "--store", str(source.root)]
+    )
+    assert result.exit_code == 1 and not out.exists()
+    assert result.stderr.count("\n") == 1 and "no results of" in result.stderr and "'typo'" in result.stderr

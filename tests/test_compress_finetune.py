@@ -80,7 +80,7 @@ def test_finetune_classification_learns_and_registers(tiny_models, store_dir):
     )
     info = finetune(store, str(tiny_models["base"]), "sst2-dev", "tuned", options, progress=False)
     assert info.steps == 60 and info.parent == "tiny-base"
-    extract(store, "tuned", "sst2-dev", ExtractOptions(limit=64), progress=False)
+    extract(store, "tuned", "sst2-dev", ExtractOptions(limit=64, seed=42), progress=False)  # the same sample
     [(accuracy,)] = connect(store).sql("select avg(correct::int) from predictions").fetchall()
     assert accuracy > 0.6  # the training set itself: the head did learn
     assert not list((store_dir / "models").glob(".train-*"))  # checkpoints cleaned up
@@ -142,14 +142,14 @@ def test_finetune_refuses_a_task_that_does_not_fit(tiny_models, store_dir):
     assert snapshot(store_dir) == {}
 
 
-def test_distill_trains_a_smaller_student_on_the_teacher(tiny_models, store_dir):
+def test_distill_trains_a_smaller_student_on_the_teacher(tiny_models, sharp_classifier, store_dir):
     from ce.extractors.compress import DistillOptions
 
     store = Store(store_dir)
     options = DistillOptions(dataset="sst2-dev", limit=64, epochs=4, learning_rate=1e-3, batch_size=16)
-    info = compress(
+    info = compress(  # a teacher with sharp outputs: the tiny one's are so flat that the loss is noise
         store,
-        str(tiny_models["classification"]),
+        str(sharp_classifier),
         "distill:1",
         "student",
         distill_options=options,
@@ -164,3 +164,42 @@ def test_distill_trains_a_smaller_student_on_the_teacher(tiny_models, store_dir)
         compress(
             store, str(tiny_models["base"]), "distill:1", "other", distill_options=options, progress=False
         )
+
+
+def test_finetune_and_compress_print_readable_lines_not_dicts(tiny_models, store_dir, monkeypatch):
+    """No Trainer log dict on stdout, no unlabelled bar; the progress, piped, is labelled
+    lines; the record spans the training."""
+    from click.testing import CliRunner
+
+    from ce.cli import cli
+    from ce.extractors import progress
+
+    monkeypatch.setattr(progress, "INTERVAL", 0.0)  # a progress line at every step
+    runner = CliRunner()
+    tuned = runner.invoke(
+        cli,
+        [
+            *("finetune", "-m", str(tiny_models["base"]), "--task", "classification", "-d", "sst2-dev"),
+            *("--limit", "32", "--epochs", "1", "--batch-size", "16", "--max-length", "32"),
+            *("-o", "tuned", "--store", str(store_dir)),
+        ],
+    )
+    assert tuned.exit_code == 0, tuned.output
+    assert tuned.stdout == ""  # nothing from the Trainer
+    assert "{" not in tuned.output and "\r" not in tuned.output and "it/s" not in tuned.output
+    lines = tuned.stderr.splitlines()
+    assert lines[0].startswith("finetune tuned: 1/2 steps, ") and "ETA" in lines[0], lines
+    assert lines[-2].startswith("finetune tuned: 2/2 steps in ")
+    assert lines[-1].startswith("tuned: classification fine-tuned from tiny-base on 32 examples")
+    made = runner.invoke(
+        cli, ["compress", "-m", "tuned", "--method", "layers:1", "-o", "small", "--store", str(store_dir)]
+    )
+    assert made.exit_code == 0, made.output
+    assert "{" not in made.output
+    lines = made.stderr.splitlines()
+    assert lines[0].startswith("made small in ")
+    assert [line.split()[0] for line in lines[1:]] == ["method", "parent", "parameters", "size"]
+    assert "layers:1 (kept layers 0)" in lines[1] and lines[2].split() == ["parent", "tuned"]
+    records = {r["command"]: r for r in Store(store_dir).runs()}
+    assert records["finetune"]["started"] < records["finetune"]["ended"]
+    assert records["compress"]["started"] < records["compress"]["ended"]

@@ -59,7 +59,17 @@ def test_imdb_labels_are_binary():
 
 def test_every_registered_dataset_says_where_it_comes_from():
     for spec in DATASETS.values():
-        assert spec.local or spec.hub, spec.name
+        assert spec.local or spec.hub or spec.questions_of in DATASETS, spec.name
+
+
+def test_the_questions_view_is_the_qa_sets_questions_unlabelled(data_dir):
+    qa = load_dataset("squad2-dev")
+    view = load_dataset("squad2-questions")
+    assert (view.task, len(view)) == ("classification", len(qa))
+    assert view.table["example_id"].to_pylist() == qa.table["example_id"].to_pylist()
+    assert view.table["text"].to_pylist() == [q.strip() for q in qa.table["question"].to_pylist()]
+    assert view.table["label"].null_count == len(view)  # to embed and score, not to grade
+    assert view.fingerprint != qa.fingerprint
 
 
 def test_csv_with_header_and_tsv_without(tmp_path):

@@ -9,10 +9,41 @@ from ce.query.sql import connect
 from ce.store import Store
 
 
+def printed_tables(stdout: str) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every table ce printed: a header line, a rule of dashes."""
+    lines = stdout.splitlines()
+    found = []
+    for i, line in enumerate(lines[1:], 1):
+        if line.startswith("---"):
+            end = next((j for j in range(i + 1, len(lines)) if not lines[j].strip()), len(lines))
+            title = lines[i - 2] if i >= 2 else ""
+            found.append((title, lines[i - 1].split(), [r.split() for r in lines[i + 1 : end]]))
+    return found
+
+
+def check_every_jaccard_has_its_support(stdout: str) -> None:
+    """Every table that prints a Jaccard prints n beside it, and the two sets' sizes (or, for
+    neighbour sets, k in its title); none is wider than 120 columns."""
+    assert max(len(line) for line in stdout.splitlines()) <= 120
+    jaccards = [(t, h) for t, h, rows in printed_tables(stdout) if "jaccard" in h]
+    assert len(jaccards) >= 4  # errors, representation before and after, distribution
+    for title, header in jaccards:
+        assert "n" in header, title
+        sizes = (
+            [c for c in header if c.endswith("_i") and c != "model_i"],
+            [c for c in header if c.endswith("_j") and c != "model_j"],
+        )
+        assert (len(sizes[0]) == len(sizes[1]) == 1) or "k = " in title, (title, header)
+        assert "chance" in header, title
+
+
 def test_quick_demo_runs_the_study_and_reuses_the_store(store_dir, data_dir, tmp_path):
     runner = CliRunner()
-    first = runner.invoke(cli, ["demo", "--quick", "--store", str(store_dir)])
+    report = tmp_path / "demo.html"
+    first = runner.invoke(cli, ["demo", "--quick", "--store", str(store_dir), "--report", str(report)])
     assert first.exit_code == 0, first.output
+    check_every_jaccard_has_its_support(first.stdout)
+    assert report.is_file() and str(report) in first.stderr
     store = Store(store_dir)
     con = connect(store)
     kinds = dict(

@@ -174,7 +174,7 @@ def test_pretrained_minilm_real_weights(store_dir):
     from ce.extractors.registry import _minilm_dir
 
     tok, model = AutoTokenizer.from_pretrained(_minilm_dir()), AutoModel.from_pretrained(_minilm_dir())
-    text = load_dataset("sst2-dev").table["text"][0].as_py()
+    text = load_dataset("sst2-dev").table["text"][int(got[0]["example_id"])].as_py()  # id = row
     with torch.inference_mode():
         cls = model(**tok(text, return_tensors="pt")).last_hidden_state[0, 0].numpy()
     np.testing.assert_allclose(got[0]["vector"], cls, atol=1e-4)
@@ -215,6 +215,7 @@ def test_identities_and_series_keys_are_derived_from_the_option_dataclasses():
     from dataclasses import fields
 
     from ce.extractors.attack import AttackOptions
+    from ce.extractors.datasets import settled_sample
     from ce.extractors.finetune import FinetuneOptions
     from ce.extractors.identity import identity, series_key, settings
     from ce.extractors.ood import OodOptions
@@ -238,10 +239,13 @@ def test_identities_and_series_keys_are_derived_from_the_option_dataclasses():
         "FinetuneOptions": ["allow_pickle", "device", "revision"],
     }
     loaded, data = {"target": {"sha256": {"model.safetensors": "ab"}}}, {"dataset": "cd"}
-    attack = AttackOptions(limit=50, shard="1/4", device="cuda")
-    assert series_key("attack", attack, identity(attack, loaded, data)) == "attack-33f381d85f01c057"
+    whole = AttackOptions(shard="1/4", device="cuda")  # no limit: the sample is left out
+    unsampled = identity(whole, loaded, data, **settled_sample(None, 1000, whole.sample))
+    assert series_key("attack", whole, unsampled) == "attack-33f381d85f01c057"  # as before samples
+    attack = AttackOptions(limit=50, shard="1/4", device="cuda")  # a seeded sample (not the first 50)
+    assert series_key("attack", attack, identity(attack, loaded, data)) == "attack-079c42b8cc67d8f1"
     longer = AttackOptions(limit=80, shard="1/4")  # a longer attack continues the series
-    assert series_key("attack", longer, identity(longer, loaded, data)) == "attack-33f381d85f01c057"
+    assert series_key("attack", longer, identity(longer, loaded, data)) == "attack-079c42b8cc67d8f1"
     shard = ExtractOptions(limit=50, shard="1/4", device="cuda")
     run_identity = identity(shard, loaded, data, precision="fp32", max_length=512)
-    assert series_key("extract", shard, run_identity) == "extract-a2717013dbc22f71"
+    assert series_key("extract", shard, run_identity) == "extract-9d2b95566f3c9b86"

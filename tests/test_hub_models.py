@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -403,7 +404,7 @@ def test_paper_grid_runs_offline_through_the_cache_and_reruns_only_what_changed(
     def run(*extra: str) -> list[str]:
         result = runner.invoke(cli, ["run", str(grid), "--store", str(store_dir), *extra])
         assert result.exit_code == 0, result.output
-        return [line for line in result.output.splitlines() if line.startswith("- ")]
+        return [line for line in result.output.splitlines() if re.fullmatch(r"\[\d+/\d+\] .+\)", line)]
 
     first = run("--limit", "60")
     assert len(first) == 6 * 2 + 6 + 2  # extract x stages, ood, attack

@@ -228,12 +228,13 @@ def test_an_empty_split_names_the_examples_limit_kept(tiny_models, store_dir):
             "squad2-dev",
             None,
             "newsqa-sample",
-            OodOptions(limit=300),
+            OodOptions(limit=300, sample="first"),  # a stratified sample spans every article
             progress=False,
         )
     assert str(error.value) == LIMIT_MESSAGE
     assert not store_dir.exists()  # refused before any forward pass
     args = ["ood", "-m", model, "--bank", "squad2-dev", "-d", "newsqa-sample", "--limit", "300"]
+    args += ["--sample", "first"]
     result = CliRunner().invoke(cli, [*args, "--store", str(store_dir)])
     assert (result.exit_code, result.output) == (1, f"Error: {LIMIT_MESSAGE}\n")
 

@@ -92,10 +92,13 @@ def test_the_rule_sees_an_upward_import(tmp_path, monkeypatch):
 _read = Path.read_text
 
 
-def test_import_ce_and_a_table_load_no_model_library():
+def test_import_ce_and_a_table_load_no_model_library(store_dir):
     """``import ce; ce.open(STORE).table2()`` imports neither torch nor transformers."""
+    from .test_sql import write_store
+
+    write_store(store_dir, {"a": {"x1"}, "b": {"x2"}})
     code = (
-        "import sys, ce, tempfile; s = ce.open(tempfile.mkdtemp()); s.table2().arrow();"
+        f"import sys, ce; s = ce.open({str(store_dir)!r}); s.table2().arrow();"
         " heavy = [m for m in ('torch', 'transformers', 'datasets', 'faiss', 'textattack')"
         " if m in sys.modules];"
         " print(heavy)"

@@ -14,7 +14,7 @@ import ce
 import ce.query.measures as measures
 import ce.session
 from ce.query.sql import catalogue, library
-from ce.store.errors import CeError, QueryError
+from ce.store.errors import CeError, NotFound, QueryError
 
 from .test_sql import write_neighbors, write_store
 
@@ -166,3 +166,10 @@ def test_a_new_measure_is_a_row(toy, monkeypatch):
         assert sliced == {"label 0": 0.0, "label 1": 0.0}
     finally:
         library.cache_clear()
+
+
+def test_a_path_with_no_store_is_named_not_read_as_empty(tmp_path):
+    s = ce.open(tmp_path / "no-such-store")
+    with pytest.raises(NotFound, match="no store at .*no-such-store"):
+        s.table2()
+    assert not (tmp_path / "no-such-store").exists()  # reading made nothing

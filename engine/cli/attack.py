@@ -8,7 +8,7 @@ import click
 
 from ce.store.errors import CeError
 
-from .common import engine_options, model_job_options, open_session, open_store
+from .common import engine_options, limit_options, model_job_options, open_session, open_store
 
 
 @click.command()
@@ -38,9 +38,11 @@ from .common import engine_options, model_job_options, open_session, open_store
     help="Similarity constraint: minilm (offline), use (TF Hub), or a sentence-transformers folder.",
 )
 @click.option("--name", help="Name of the target model in the store.")
-@click.option("--limit", type=int, help="Only the first N examples.")
+@limit_options(
+    seeds="the attack of each example (with its id) and the --limit sample; a longer --limit"
+    " continues a shorter attack of the same seed"
+)
 @click.option("--query-budget", type=int, help="Model queries allowed per example.")
-@click.option("--seed", default=0, show_default=True)
 @click.option(
     "--checkpoint-every",
     default=10,

@@ -55,5 +55,7 @@ def datasets():
     for d in DATASETS.values():
         path = local_path(d)
         source = str(path) if path else (f"hub: {d.hub[0]}" if d.hub else "missing")
+        if d.questions_of:
+            source = f"the questions of {d.questions_of}"
         rows.append({"name": d.name, "task": d.task, "source": source, "description": d.description})
     click.echo(render_table(pa.Table.from_pylist(rows), max_rows=1000), nl=False)

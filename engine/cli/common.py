@@ -94,6 +94,45 @@ shard_option = click.option(
 )
 
 
+SAMPLES = ["stratified", "first"]  # extractors.datasets.SAMPLES (not imported here: start-up time)
+LIMIT_HELP = (
+    "A seeded sample of N examples, stratified by label (by article for QA); --sample first"
+    " takes the first N."
+)
+sample_option = click.option(
+    "--sample",
+    type=click.Choice(SAMPLES),
+    default=SAMPLES[0],
+    show_default=True,
+    help="How --limit chooses: stratified (a seeded sample in proportion to each label or"
+    " article; a larger N keeps every example of a smaller one) or the first N rows.",
+)
+
+
+def seed_option(default: int | None = 0, seeds: str = "the --limit sample"):
+    return click.option(
+        "--seed", type=int, default=default, show_default=default is not None, help=f"Seeds {seeds}."
+    )
+
+
+def limit_options(
+    seed: int = 0,
+    seeds: str = "the --limit sample",
+    default: int | None = None,
+    help: str = LIMIT_HELP,  # noqa: A002
+):
+    """--limit, --sample and --seed of the commands that can work on a sample of a dataset;
+    ``seeds`` says what else --seed seeds where it does more than the sample."""
+
+    def apply(f):
+        f = seed_option(seed, seeds)(f)
+        f = sample_option(f)
+        shown = default is not None
+        return click.option("--limit", type=int, default=default, show_default=shown, help=help)(f)
+
+    return apply
+
+
 def engine_options(f):
     """--engine, --shards and --ray-address of the commands that can run on Ray."""
     f = click.option(

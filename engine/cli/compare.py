@@ -74,7 +74,7 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
     if table in ("3", "all"):
         table3 = session.table3()
     if fmt == "table" and not output and not wide:
-        shown, notes = comparison_tables(table2, table3)
+        shown, notes = comparison_tables(table2, table3, k)
         write_results(shown, fmt, None)
         for note in notes:
             click.echo(note, err=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import click
 
-from .common import allow_pickle_option, open_session, revision_option, store_option
+from .common import allow_pickle_option, limit_options, open_session, revision_option, store_option
 
 
 @click.command()
@@ -22,12 +25,16 @@ from .common import allow_pickle_option, open_session, revision_option, store_op
 )
 @click.option("-o", "--output", "name", required=True, help="Name of the new model.")
 @click.option("--dataset", "-d", help="distill: the texts to learn the teacher's outputs on.")
-@click.option("--limit", default=2000, show_default=True, help="distill: texts used.")
+@limit_options(
+    seeds="the student's training and the --limit sample",
+    default=2000,
+    help="distill: a seeded sample of N texts, stratified by label; --sample first takes the first N.",
+)
 @click.option("--epochs", default=1.0, show_default=True, help="distill: passes over the texts.")
 @revision_option
 @allow_pickle_option
 @store_option
-def compress(model, method, name, dataset, limit, epochs, revision, allow_pickle, store_path):
+def compress(model, method, name, dataset, limit, sample, seed, epochs, revision, allow_pickle, store_path):
     """Derive a compressed variant of MODEL and register it in the store as NAME.
 
     The variant keeps the parent's task head and tokenizer, is saved as safetensors under
@@ -41,15 +48,64 @@ def compress(model, method, name, dataset, limit, epochs, revision, allow_pickle
       ce compress --model my-classifier --method distill:2 --dataset sst2-train -o student
       ce extract --model minilm-l3 --dataset sst2-dev --stage pretrained
     """
-    made = open_session(store_path).compress(
+    session = open_session(store_path)
+    started = time.perf_counter()
+    made = session.compress(
         model,
         method,
         name,
         dataset=dataset,
         limit=limit,
+        sample=sample,
+        seed=seed,
         epochs=epochs,
         revision=revision,
         allow_pickle=allow_pickle,
     )
-    extra = {k: v for k, v in made.details.items() if k in ("kept_layers", "sparsity_reached")}
-    click.echo(f"{name}: {made.method} of {made.parent} {extra or ''}".rstrip(), err=True)
+    for line in summary(made, session.store.model_dir(name), time.perf_counter() - started):
+        click.echo(line, err=True)
+
+
+def summary(made, folder: Path, seconds: float) -> list[str]:
+    """What ce compress made, as lines: name and time, method and what it did, parent,
+    parameters and size on disk."""
+    from ce.extractors.progress import duration
+
+    rows = [
+        ("method", f"{made.method} ({_did(made.method, made.details)})"),
+        ("parent", made.parent),
+        ("parameters", _parameters(folder)),
+        ("size", f"{_megabytes(folder)} in {folder}"),
+    ]
+    return [f"made {made.name} in {duration(seconds)}"] + [f"  {key:<10}  {value}" for key, value in rows]
+
+
+def _did(method: str, details: dict) -> str:
+    kept = ", ".join(map(str, details.get("kept_layers") or []))
+    if method.startswith("distill"):
+        first, last = details.get("distill_loss_first", 0), details.get("distill_loss_last", 0)
+        steps = details.get("distill_steps")
+        return f"student of teacher layers {kept}, {steps} training steps, KL loss {first:.3f} -> {last:.3f}"
+    if method.startswith("prune"):
+        return f"sparsity reached {details.get('sparsity_reached', 0):.3f}"
+    if method == "int8":
+        return "Linear layers quantised to int8 when loaded; weights saved as float"
+    return f"kept layers {kept}"
+
+
+def _parameters(folder: Path) -> str:
+    """The weights' count from the safetensors headers (nothing loaded), e.g. '17.4M'."""
+    from math import prod
+
+    from safetensors import safe_open
+
+    count = 0
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(file, "np") as weights:
+            count += sum(prod(weights.get_slice(key).get_shape()) for key in weights.keys())
+    return f"{count / 1e6:.1f}M" if count >= 1e5 else f"{count:,}"
+
+
+def _megabytes(folder: Path) -> str:
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    return f"{size / 1e6:.1f} MB"

@@ -14,6 +14,7 @@ from .common import open_session, store_option
 from .output import write_results
 from .tables import comparison_tables
 
+DEMO_K = 10  # neighbours for the representation and distribution agreements it prints
 QUICK_LIMIT = 60  # --quick: every step on at most this many examples
 
 
@@ -74,7 +75,7 @@ def demo(quick, report_path, store_path):
     )
     click.echo("\nAccuracy per model and dataset")
     write_results([(None, session.sql.accuracy())], "table", None)
-    shown, notes = comparison_tables(session.table2(), session.table3())
+    shown, notes = comparison_tables(session.table2(k=DEMO_K), session.table3(), DEMO_K)
     click.echo()
     write_results(shown, "table", None)
     for note in notes:

@@ -6,7 +6,15 @@ import click
 
 from ce.store.errors import CeError
 
-from .common import choice_option, engine_options, model_job_options, open_session, open_store, stage_option
+from .common import (
+    choice_option,
+    engine_options,
+    limit_options,
+    model_job_options,
+    open_session,
+    open_store,
+    stage_option,
+)
 
 
 @click.command()
@@ -24,7 +32,7 @@ from .common import choice_option, engine_options, model_job_options, open_sessi
 @click.option("--dataset-name", help="Name of a data file's dataset in the store (default: its stem).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--batch-size", default=32, show_default=True, type=int)
-@click.option("--limit", type=int, help="Only the first N examples.")
+@limit_options()
 @click.option("--max-length", type=int, help="Tokens per input [default: 384 QA, 512 classification].")
 @click.option(
     "--doc-stride", default=128, show_default=True, type=int, help="Overlap of QA context windows, in tokens."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import allow_pickle_option, open_session, revision_option, store_option
+from .common import allow_pickle_option, limit_options, open_session, revision_option, store_option
 
 
 @click.command()
@@ -23,8 +23,12 @@ from .common import allow_pickle_option, open_session, revision_option, store_op
 @click.option("--warmup", "warmup_ratio", default=0.1, show_default=True)
 @click.option("--max-length", type=int, help="Tokens per input [default: 384 QA, 128 classification].")
 @click.option("--doc-stride", default=128, show_default=True)
-@click.option("--seed", default=42, show_default=True)
-@click.option("--limit", type=int, help="Train on the first N examples only.")
+@limit_options(
+    seed=42,
+    seeds="training and the --limit sample",
+    help="Train on a seeded sample of N examples, stratified by label (by article for QA);"
+    " --sample first takes the first N.",
+)
 @click.option("--device", default="cpu", show_default=True)
 @revision_option
 @allow_pickle_option

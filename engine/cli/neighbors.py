@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import model_job_options, open_session, open_store, stage_option, store_option
+from .common import limit_options, model_job_options, open_session, open_store, stage_option, store_option
 
 
 @click.command()
@@ -56,7 +56,10 @@ def neighbors(model, dataset, stage, k_max, index, store_path):
     help="Share of --bank's groups (articles for QA) held out as id-val when"
     " --id-val is not given or is the same dataset.",
 )
-@click.option("--limit", type=int, help="Only the first N examples of each dataset.")
+@limit_options(
+    help="A seeded sample of N examples of each dataset, stratified by label (by article for"
+    " QA); --sample first takes the first N."
+)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @model_job_options

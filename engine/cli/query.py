@@ -46,7 +46,7 @@ def query(sql_or_name, params, list_, max_rows, fmt, output, store_path):
       ce query --list
       ce query accuracy
       ce query "select * from error_agreement() order by jaccard" --format csv
-      ce query "select * from predictions where model = $m" -p m bert-base
+      ce query 'select * from predictions where model = $m' -p m bert-base
     """
     if list_:
         _print_list(catalogue())

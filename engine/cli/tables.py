@@ -17,19 +17,23 @@ FEW_NOTE = (
 )
 
 
-def characteristic_tables(table2: pa.Table) -> list[tuple[str, pa.Table]]:
-    """Table 2 as one (title, table) per characteristic the store holds values of."""
+def characteristic_tables(table2: pa.Table, k: int) -> list[tuple[str, pa.Table]]:
+    """Table 2 (computed at ``k`` neighbours) as one (title, table) per characteristic the
+    store holds values of."""
     out = []
     for m in MEASURES:
         rows = table2.filter(pc.is_valid(table2[m.name]))
         if rows.num_rows:
-            out.append((_title(m), _narrow(m, rows)))
+            out.append((_title(m, k), _narrow(m, rows)))
     return out
 
 
-def _title(m: Measure) -> str:
-    what = "mean Jaccard of the k-nearest-neighbour sets" if not m.sizes else "Jaccard of the two sets"
-    return f"Table 2, {m.label}: {what}, reference model first"
+def _title(m: Measure, k: int) -> str:
+    if m.sizes:
+        what = "Jaccard of the two sets" + (f" (k = {k})" if m.by_k else "")
+    else:
+        what = f"mean Jaccard of the k = {k} nearest neighbours"
+    return f"Table 2, {m.label}: {what}; reference first"
 
 
 def _narrow(m: Measure, rows: pa.Table) -> pa.Table:
@@ -105,11 +109,11 @@ def table3_view(table3: pa.Table) -> pa.Table:
     return table.select(keep).rename_columns([TABLE3_SHORT[n] for n in keep])
 
 
-def comparison_tables(table2=None, table3=None) -> tuple[list[tuple[str, pa.Table]], list[str]]:
-    """(titled narrow tables, notes) for a terminal from Table 2 and Table 3 results."""
+def comparison_tables(table2=None, table3=None, k: int = 10) -> tuple[list[tuple[str, pa.Table]], list[str]]:
+    """(titled narrow tables, notes) for a terminal from Table 2 (at ``k``) and Table 3."""
     out, notes = [], []
     if table2 is not None:
-        found = characteristic_tables(table2.relation.to_arrow_table())
+        found = characteristic_tables(table2.relation.to_arrow_table(), k)
         out += found or [
             ("Table 2: no model pairs to compare yet", pa.table({"dataset": pa.array([], pa.string())}))
         ]

@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import atomic
-from .errors import CeError, StoreError
+from .errors import CeError, NotFound, StoreError, did_you_mean
 from .records import RUN_ID, parse_record, part_path
 from .schema import HEAD_COLUMNS, KINDS, LIST_COLUMNS, SCHEMA_VERSION, check_name, examples_fingerprint
 from .store import Store, _remove_empty_store, check_schema_version, commit_all, now, temp_part
@@ -148,7 +148,16 @@ def export_bundle(store: Store, out: str | Path, selection: Selection = Selectio
     target = Path(out)
     if not target.parent.exists():
         raise CeError(f"cannot write {out}: folder {target.parent} does not exist")
-    parts = [p for ps in store.live_parts().values() for p in ps if selection.keeps(p.partition)]
+    live = [p for ps in store.live_parts().values() for p in ps]
+    for key, wanted in (("model", selection.models), ("dataset", selection.datasets)):
+        held = sorted({p.partition[key] for p in live if key in p.partition})
+        for name in wanted:
+            if name not in held:
+                raise NotFound(
+                    f"the store holds no results of {key} {name!r}{did_you_mean(name, held)};"
+                    f" its {key}s: {', '.join(held[:10]) or 'none'}"
+                )
+    parts = [p for p in live if selection.keeps(p.partition)]
     if not parts:
         raise BundleError("the selection matches no stored results; check --model/--dataset")
     records = {r["run_id"]: r for r in store.runs()}
