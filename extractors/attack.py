@@ -315,15 +315,10 @@ def run_attack(
     with quiet_textattack():
         attack, recipe = build_attack(options, wrapper, device, helpers)
     models = loaded.provenance["loaded"] | {role: files.record() for role, files in helpers.items()}
-    sampled = settled_sample(options.limit, len(data), options.sample)  # no limit: the sample does not count
-    run_identity = identity(options, models, {"dataset": data.fingerprint}, **sampled)
-    series = series_key("attack", options, run_identity)  # a longer attack continues a shorter one
-    todo = subset(data, options.limit, options.shard, seed=options.seed, sample=options.sample)
-    finished = set() if options.restart else done_ids(store, resolved.name, options.attack, data.name, series)
+    run_identity, series, todo, finished, partition = _settled(store, resolved, data, options, models)
     ids, texts = todo.table["example_id"].to_pylist(), todo.table["text"].to_pylist()
     labels = todo.table["label"].to_pylist()
     pending = [i for i, ex in enumerate(ids) if ex not in finished]
-    partition = {"model": resolved.name, "attack": options.attack, "dataset": data.name}
     why = _why(store, partition, run_identity, options, len(ids) - len(pending))
     params = {**asdict(options), "device": device, "model_arg": model}
     provenance = {
@@ -386,17 +381,24 @@ def attack_stale(
     resolved = resolve_model(model, "classification", "finetuned", name, store=store)
     target = model_files(resolved, options.revision, options.allow_pickle)
     models = {"target": target.record()} | {role: f.record() for role, f in helper_files(options).items()}
-    sampled = settled_sample(options.limit, len(data), options.sample)
+    run_identity, _, todo, finished, partition = _settled(store, resolved, data, options, models)
+    done = sum(i in finished for i in todo.table["example_id"].to_pylist())
+    if done == len(todo):
+        return None
+    return _why(store, partition, run_identity, options, done)
+
+
+def _settled(store: Store, resolved, data: Dataset, options: AttackOptions, models: dict[str, dict]):
+    """(identity, series, examples to attack, ids the series already holds, partition) of an
+    attack with ``options`` on ``data`` by the ``models`` (role -> files record): what
+    run_attack does and what attack_stale checks, from one definition."""
+    sampled = settled_sample(options.limit, len(data), options.sample)  # no limit: the sample does not count
     run_identity = identity(options, models, {"dataset": data.fingerprint}, **sampled)
-    series = series_key("attack", options, run_identity)
+    series = series_key("attack", options, run_identity)  # a longer attack continues a shorter one
     todo = subset(data, options.limit, options.shard, seed=options.seed, sample=options.sample)
     finished = set() if options.restart else done_ids(store, resolved.name, options.attack, data.name, series)
-    ids = todo.table["example_id"].to_pylist()
-    done = sum(i in finished for i in ids)
-    if done == len(ids):
-        return None
     partition = {"model": resolved.name, "attack": options.attack, "dataset": data.name}
-    return _why(store, partition, run_identity, options, done)
+    return run_identity, series, todo, finished, partition
 
 
 def _why(store: Store, partition: dict, run_identity: dict, options: AttackOptions, done: int) -> list[str]:
