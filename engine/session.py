@@ -172,6 +172,37 @@ class Session:
         self._changed()
         return result
 
+    def ingest_lmeval(self, path: str | Path, model: str, metric: str | None = None) -> list[dict]:
+        """Record an lm-evaluation-harness samples file, or every one in an output folder,
+        as ``model``'s predictions (one dataset per task and filter)."""
+        from ce.extractors.ingest_lmeval import ingest_lmeval
+
+        return self._ingested(ingest_lmeval(self._writable(), path, model, metric))
+
+    def ingest_lighteval(self, path: str | Path, model: str) -> list[dict]:
+        """Record lighteval's per-task details Parquet files as ``model``'s predictions."""
+        from ce.extractors.ingest_lighteval import ingest_lighteval
+
+        return self._ingested(ingest_lighteval(self._writable(), path, model))
+
+    def ingest_textattack(self, path: str | Path, model: str, dataset: str, attack: str) -> dict:
+        """Record TextAttack's CSV log as ``model``'s results of ``attack`` on ``dataset``."""
+        from ce.extractors.ingest_textattack import ingest_textattack
+
+        return self._ingested(ingest_textattack(self._writable(), path, model, dataset, attack))
+
+    def ingest_table(self, path: str | Path, model: str, dataset: str, **columns: Any) -> dict:
+        """Record any CSV/TSV/JSONL/Parquet table of per-example answers as ``model``'s
+        predictions (``columns``: id_column, answer_column, correct_column, gold_column,
+        prob_columns, probs_column, text_column, dataset_name)."""
+        from ce.extractors.ingest_table import ingest_table
+
+        return self._ingested(ingest_table(self._writable(), path, model, dataset, **columns))
+
+    def _ingested(self, result: Any) -> Any:
+        self._changed()
+        return result
+
     def compress(self, model: str, method: str, output: str, **options: Any):
         """A compressed copy of ``model`` in the store: ``method`` is int8, layers:N,
         prune:F or distill:N (options: allow_pickle, revision, and for distill the fields of

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ce.store.errors import CeError, NotFound, did_you_mean, error_line
 from ce.store.schema import KINDS, check_name, examples_fingerprint
@@ -383,6 +384,30 @@ def subset(
     if table is dataset.table:
         return dataset
     return Dataset(dataset.name, dataset.task, table, dataset.source)
+
+
+def from_table(name: str, task: str, table: pa.Table, source: str) -> Dataset:
+    """A dataset whose examples arrive as a table (another tool's log): its columns that the
+    examples schema has, the others null; ``idx`` is the row number unless given. Ids must
+    be present and unique."""
+    check_name("dataset", name)
+    n = table.num_rows
+    if n == 0:
+        raise CeError(f"{source} holds no examples")
+    ids = table["example_id"]
+    if ids.null_count:
+        raise CeError(f"{source}: {ids.null_count} example(s) have no id")
+    if pc.count_distinct(ids).as_py() != n:
+        counts = pc.value_counts(ids)
+        dup = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
+        raise CeError(f"{source}: example id {dup!r} occurs more than once; ids must be unique")
+    if "idx" not in table.column_names:
+        table = table.append_column("idx", pa.array(np.arange(n, dtype=np.int64)))
+    columns = [
+        table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(n, f.type)
+        for f in EXAMPLE_COLUMNS
+    ]
+    return Dataset(name, task, pa.Table.from_arrays(columns, schema=EXAMPLE_SCHEMA), source)
 
 
 def check_examples(store: Store, dataset: Dataset) -> bool:

@@ -11,7 +11,7 @@ from ce.store.errors import CeError, NotFound
 from ce.store.schema import check_name
 from ce.store.store import Store
 
-from .datasets import check_examples, load_dataset
+from .datasets import Dataset, check_examples, load_dataset
 from .loading import sha256_of
 from .registry import MODELS
 
@@ -43,7 +43,6 @@ def ingest_errors(
             f"{path}: {len(unknown)} id(s) are not in dataset {data.name}, e.g."
             f" {unknown[0]!r}; is this the error list of another dataset?"
         )
-    have_examples = check_examples(store, data)
     wrong = [i in errors for i in ids]
     table = pa.table(
         {
@@ -53,25 +52,54 @@ def ingest_errors(
         }
     )
     params = {"file": str(path.resolve()), "model": model, "dataset_arg": dataset}
+    run = write_ingested(store, "ingest-errors", params, path, model, data, table)
+    return {
+        "run_id": run,
+        "model": model,
+        "dataset": data.name,
+        "examples": len(ids),
+        "errors": len(errors),
+    }
+
+
+def write_ingested(
+    store: Store,
+    command: str,
+    params: dict,
+    source: Path,
+    model: str,
+    data: Dataset,
+    predictions: pa.Table | None,
+    ingested: dict | None = None,
+    attacks: tuple[str, pa.Table] | None = None,
+) -> str:
+    """One run that records another tool's per-example results of ``model`` on ``data``:
+    the dataset's examples (unless the store holds them; other examples under its name are
+    refused), the predictions, and the attack results (``(attack name, table)``), with
+    where they came from (``source`` and its sha256, ``ingested``: the tool, format and
+    what the log lacked). Returns the run id."""
+    check_name("model", model)
+    have_examples = check_examples(store, data)
     with store.run(
-        "ingest-errors",
+        command,
         params,
         model=model,
         dataset=data.name,
         task=data.task,
         dataset_source=data.source,
         dataset_fingerprint=data.fingerprint,
-        source_sha256=sha256_of(path),
-        examples=len(ids),
+        source_sha256=sha256_of(source) if source.is_file() else None,
+        examples=len(data),
         published_parameters=MODELS[model].parameters if model in MODELS else None,
+        ingested=ingested,
     ) as run:
         if not have_examples:
             run.write("examples", {"dataset": data.name}, data.table)
-        run.write("predictions", {"model": model, "dataset": data.name}, table)
-    return {
-        "run_id": run.run_id,
-        "model": model,
-        "dataset": data.name,
-        "examples": len(ids),
-        "errors": len(errors),
-    }
+        if predictions is not None:
+            run.write("predictions", {"model": model, "dataset": data.name}, predictions)
+        if attacks is not None:
+            name, table = attacks
+            run.write(
+                "attacks", {"model": model, "attack": check_name("attack", name), "dataset": data.name}, table
+            )
+    return run.run_id

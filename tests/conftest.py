@@ -143,3 +143,13 @@ def tmpfs(tmp_path):
     yield mount
     for folder in mounts:
         subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.fixture(scope="session")
+def lm_eval_runs(tmp_path_factory):
+    """Real lm-evaluation-harness sample logs of two tiny local causal models (and one run
+    with another prompt template), written offline once per session (tests/lmeval_logs.py)."""
+    pytest.importorskip("lm_eval")
+    from .lmeval_logs import lm_eval_logs
+
+    return lm_eval_logs(tmp_path_factory.mktemp("lmeval"), n_docs=40)

@@ -12,6 +12,8 @@ from ce.query.sql import connect, library, parameters, resolve
 from ce.store import Store
 from ce.store.errors import NotFound, QueryError
 
+from . import test_answers
+
 EXAMPLES = pa.table(
     {"example_id": ["x1", "x2", "x3"], "idx": [0, 1, 2], "text": ["a", "b", "c"], "label": [0, 1, 1]}
 )
@@ -420,6 +422,10 @@ HAND_CHECKED = {
     "errors": test_errors_view_hand_checked,
     "accuracy": test_accuracy_query_hand_checked,
     "table2": test_table2_query_hand_checked,
+    "answer_agreement_examples": test_answers.test_answer_agreement_examples_hand_checked,
+    "answer_agreement": test_answers.test_answer_agreement_hand_checked,
+    "calibration": test_answers.test_calibration_hand_checked,
+    "flips_by_margin": test_answers.test_flips_by_margin_hand_checked,
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ce.store.errors import CeError, NotFound, did_you_mean
 
@@ -137,6 +138,13 @@ def table2(
     p_values = [None if x is None else math.erfc(math.sqrt(x / 2)) for x in chi2]  # chi2, 1 df
     position = table.column_names.index("errors_mcnemar_chi2") + 1
     table = table.add_column(position, "errors_mcnemar_p", pa.array(p_values, pa.float64()))
+    exact = [
+        mcnemar_exact(b, c)
+        for b, c in zip(table["flips_c_to_w"].to_pylist(), table["flips_w_to_c"].to_pylist(), strict=True)
+    ]
+    position = table.column_names.index("flips_w_to_c") + 1
+    table = table.add_column(position, "flips_mcnemar_p", pa.array(exact, pa.float64()))
+    notes += _prompt_notes(table) + _distribution_notes(con, table)
     if ci is not None:
         if not _real(ci) or type(replicates) is not int or type(seed) is not int:
             raise CeError(
@@ -147,6 +155,48 @@ def table2(
     return Result(con.from_arrow(table), notes)
 
 
+def mcnemar_exact(b: int | None, c: int | None) -> float | None:
+    """McNemar's exact test: the two-sided binomial p-value of ``b`` discordant examples one
+    way against ``c`` the other (each way has probability 1/2 under no difference)."""
+    if b is None or c is None or b + c == 0:
+        return None
+    from scipy.stats import binom
+
+    return min(1.0, 2.0 * float(binom.cdf(min(b, c), b + c, 0.5)))
+
+
+def _prompt_notes(table: pa.Table) -> list[str]:
+    """A note per pair whose logs hashed different prompts for the same documents."""
+    rows = table.select(["dataset", "model_i", "model_j", "prompts_differ"]).to_pylist()
+    return [
+        f"note: {r['model_i']} and {r['model_j']} saw different prompts for {r['prompts_differ']}"
+        f" document(s) of {r['dataset']} (their logs' prompt_hash differs): their changed answers"
+        " there may come from the prompt, not the model"
+        for r in rows
+        if r["prompts_differ"]
+    ]
+
+
+def _distribution_notes(con: duckdb.DuckDBPyConnection, table: pa.Table) -> list[str]:
+    """A note per dataset whose changed answers are compared but whose models (some of
+    them) stored no answer distribution: why KL, JS, top-1 and calibration are empty."""
+    compared = set(table.filter(pc.is_valid(table["changes"]))["dataset"].to_pylist())
+    if not compared:
+        return []
+    lacking = execute(
+        con,
+        "select dataset, string_agg(model, ', ' order by model) from (select dataset, model from predictions"
+        " group by all having count(probs) = 0) group by dataset order by dataset",
+    ).fetchall()
+    return [
+        f"note: no answer distributions on {dataset} for {models} (no per-answer probabilities"
+        " stored: a generation log, an error list or a table without them): KL, JS, top-1"
+        " agreement and calibration of their pairs are empty"
+        for dataset, models in lacking
+        if dataset in compared
+    ]
+
+
 def _with_intervals(
     con, table: pa.Table, k: int, tpr: float, level: float, replicates: int, seed: int
 ) -> pa.Table:
@@ -154,14 +204,22 @@ def _with_intervals(
 
     bounds = intervals(con, k, tpr, level, replicates, seed)
     rows = table.to_pylist()
-    for name, found in bounds.items():
-        keys = measures.BY_NAME[name].keys
+    for name in bounds:
+        m = measures.BY_NAME[name]
         position = table.column_names.index(name) + 1
         for side, offset in (("lo", 0), ("hi", 1)):
-            values = [found.get(_in_name_order(r, keys), (None, None))[offset] for r in rows]
+            values = [_bound(bounds, m, r, offset) for r in rows]
             table = table.add_column(position, f"{name}_{side}", pa.array(values, pa.float64()))
             position += 1
     return table
+
+
+def _bound(bounds: dict, m: measures.Measure, row: dict, offset: int) -> float | None:
+    """The lower (``offset`` 0) or upper bound of ``m`` on a Table 2 row: the intervals name
+    pairs in name order, so a row that shows the pair the other way round reads the
+    interval of the measure's mirror (negative flips of (i, j) are positive flips of (j, i))."""
+    name = m.mirror if m.mirror and row["model_i"] > row["model_j"] else m.name
+    return bounds[name].get(_in_name_order(row, m.keys), (None, None))[offset]
 
 
 def _in_name_order(row: dict, keys: tuple[str, ...]) -> tuple:

@@ -36,6 +36,9 @@ class Measure:
     n: str = "n"  # the ``summary`` column counting the examples compared
     sizes: tuple[str, str] | None = None  # the ``summary`` columns of the two sets' sizes
     support: str = "n"  # the ``summary`` count the value rests on: flagged below MIN_SUPPORT
+    mirror: str | None = None  # the measure it becomes when the pair's models swap (flips_neg, flips_pos)
+    swapped: tuple[tuple[str, str], ...] = ()  # companion columns that swap with the pair
+    group: str = "agreement"  # the characteristic it belongs to (answers: the changed-answer measures)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -46,24 +49,43 @@ class Measure:
         """SQL of the per-example rows in the shape every generator reads: the Table 2 keys,
         ``bank`` and ``stage`` (null where the measure has none), the example's dataset
         and id (``x_dataset``, ``x_key``), ``num`` and ``den``."""
-        source = _fill(self.examples, k, tpr)
-        if self.ood:
-            named = (
-                "id_val as dataset, model_i, model_j, dataset as ood_dataset, bank as ood_bank,"
-                " stage as ood_stage, bank, stage, dataset as x_dataset"
-            )
-        else:
-            stage = "stage" if self.stage else "null::varchar"
-            named = (
-                f"dataset, model_i, model_j, null::varchar as bank, {stage} as stage, dataset as x_dataset"
-            )
-        return (
-            f"select {named}, {self.example} as x_key, {self.numerator} as num,"
-            f" {self.denominator} as den from {source} where {self.where}"
-        )
+        return shared_rows((self,), k, tpr, single=True)
+
+    @property
+    def source(self) -> tuple:
+        """What the per-example rows of this measure share with others read in one pass."""
+        return (self.examples, self.example, self.where, self.ood, self.stage)
 
     def summary_sql(self, k: int | str, tpr: float | str) -> str:
         return f"select * from {_fill(self.summary, k, tpr)} where {self.where}"
+
+
+def shared_rows(group: tuple[Measure, ...], k: int, tpr: float, single: bool = False) -> str:
+    """:meth:`Measure.rows` of measures with one :attr:`Measure.source`, read once: their
+    numerators and denominators as ``num_0, den_0, num_1, ...`` (``num, den`` if ``single``)."""
+    m = group[0]
+    source = _fill(m.examples, k, tpr)
+    if m.ood:
+        named = (
+            "id_val as dataset, model_i, model_j, dataset as ood_dataset, bank as ood_bank,"
+            " stage as ood_stage, bank, stage, dataset as x_dataset"
+        )
+    else:
+        stage = "stage" if m.stage else "null::varchar"
+        named = f"dataset, model_i, model_j, null::varchar as bank, {stage} as stage, dataset as x_dataset"
+    suffix = [""] if single else [f"_{n}" for n in range(len(group))]
+    sums = ", ".join(
+        f"{g.numerator} as num{s}, {g.denominator} as den{s}" for s, g in zip(suffix, group, strict=True)
+    )
+    return f"select {named}, {m.example} as x_key, {sums} from {source} where {m.where}"
+
+
+def by_source(chosen: tuple[Measure, ...]) -> list[tuple[Measure, ...]]:
+    """``chosen`` grouped by what their per-example rows read (one pass per group)."""
+    groups: dict[tuple, list[Measure]] = {}
+    for m in chosen:
+        groups.setdefault(m.source, []).append(m)
+    return [tuple(g) for g in groups.values()]
 
 
 def _fill(call: str, k, tpr) -> str:
@@ -137,6 +159,85 @@ MEASURES: tuple[Measure, ...] = (
         ood=True,
     ),
 )
+
+
+def _answers(name: str, label: str, value: str, numerator: str, denominator: str, n: str, **more) -> Measure:
+    """A measure of changed answers (answer_agreement_examples / answer_agreement)."""
+    return Measure(
+        name=name,
+        label=label,
+        examples="answer_agreement_examples()",
+        example="example_id",
+        numerator=numerator,
+        denominator=denominator,
+        summary="answer_agreement()",
+        value=value,
+        n=n,
+        support=n,
+        group="answers",
+        **more,
+    )
+
+
+SCORED = "scored::int"
+COMPARED = "compared::int"
+ANSWER_MEASURES: tuple[Measure, ...] = (
+    _answers(
+        "flips",
+        "flips (correct <-> wrong)",
+        "flips",
+        "coalesce(c_to_w or w_to_c, false)::int",
+        SCORED,
+        "scored",
+        companions={"flips_c_to_w": "c_to_w", "flips_w_to_c": "w_to_c", "prompts_differ": "prompts_differ"},
+        swapped=(("flips_c_to_w", "flips_w_to_c"),),
+    ),
+    _answers(
+        "flips_neg",
+        "negative flips (correct -> wrong)",
+        "flips_ij",
+        "coalesce(c_to_w, false)::int",
+        SCORED,
+        "scored",
+        mirror="flips_pos",
+    ),
+    _answers(
+        "flips_pos",
+        "positive flips (wrong -> correct)",
+        "flips_ji",
+        "coalesce(w_to_c, false)::int",
+        SCORED,
+        "scored",
+        mirror="flips_neg",
+    ),
+    _answers("changes", "changed answers", "changes", "changed::int", "1", "n"),
+    _answers("answers_agree", "same answer", "agreement", "(not changed)::int", "1", "n"),
+    _answers("top1", "top-1 agreement of the distributions", "top1", "top1::int", COMPARED, "compared"),
+    _answers("kl", "KL(reference || other)", "kl_ij", "kl_ij", COMPARED, "compared", mirror="kl_rev"),
+    _answers("kl_rev", "KL(other || reference)", "kl_ji", "kl_ji", COMPARED, "compared", mirror="kl"),
+    _answers("js", "Jensen-Shannon divergence", "js", "js", COMPARED, "compared"),
+    _answers(
+        "brier_ref",
+        "Brier score, reference",
+        "brier_i",
+        "brier_i",
+        "(brier_i is not null)::int",
+        "brier_n",
+        mirror="brier_other",
+        companions={"ece_ref": "ece_i", "ece_other": "ece_j", "mce_ref": "mce_i", "mce_other": "mce_j"},
+        swapped=(("ece_ref", "ece_other"), ("mce_ref", "mce_other")),
+    ),
+    _answers(
+        "brier_other",
+        "Brier score, other",
+        "brier_j",
+        "brier_j",
+        "(brier_j is not null)::int",
+        "brier_n",
+        mirror="brier_ref",
+    ),
+)
+MEASURES = MEASURES + ANSWER_MEASURES
 BY_NAME = {m.name: m for m in MEASURES}
 
 
@@ -158,7 +259,12 @@ def oriented(
     pair's ranks, then ``then``; the ``hidden`` columns (sort keys) left out."""
     hide = ", ".join(("_swap", "_rank_first", "_rank_second", *hidden))
     columns = (("model_i", "model_j"), *swapped)
-    replace = ", ".join(f"if(_swap, {b}, {a}) as {a}, if(_swap, {a}, {b}) as {b}" for a, b in columns)
+    replace = ", ".join(
+        f"if(_swap, {new}, {old}) as {old}"
+        for a, b in columns
+        for old, new in ((a, b), (b, a))
+        if old not in hidden
+    )
     return (
         f"with t as ({sql}), r as (select * from model_rank(reference := $reference)),"
         " o as (select t.*, coalesce(ri.rank, 1e9) > coalesce(rj.rank, 1e9) as _swap,"
@@ -174,17 +280,26 @@ def table2_sql() -> str:
     """Table 2 with named parameters $k, $tpr and $reference: per dataset and model pair
     (the better-ranked model first), every measure with the examples it compared (``_n``),
     the two sets' sizes (``_i``, ``_j``), whether it rests on fewer than MIN_SUPPORT items
-    (``_few``) and its companions; a distribution value per test set, bank and stage."""
+    (``_few``) and its companions; a distribution value per test set, bank and stage; and
+    the differences other - reference of the calibration scores (``DIFFERENCES``)."""
     ctes, pairs, columns, joins, order, swapped = [], [], [], [], [], []
-    for n, m in enumerate(MEASURES):
-        alias = f"m{n}"
-        ctes.append(f"{alias} as ({m.summary_sql('$k', '$tpr')})")
-        dataset = "id_val" if m.ood else "dataset"
-        pairs.append(f"select {dataset} as dataset, model_i, model_j from {alias}")
-        on = " and ".join(
-            [f"{alias}.{dataset} = p.dataset", f"{alias}.model_i = p.model_i", f"{alias}.model_j = p.model_j"]
-        )
-        joins.append(f"left join {alias} on {on}")
+    aliases: dict[str, str] = {}  # summary SQL -> its CTE, computed once for all its measures
+    for m in MEASURES:
+        summary = m.summary_sql("$k", "$tpr")
+        alias = aliases.get(summary)
+        if alias is None:
+            alias = aliases[summary] = f"m{len(aliases)}"
+            ctes.append(f"{alias} as ({summary})")
+            dataset = "id_val" if m.ood else "dataset"
+            pairs.append(f"select {dataset} as dataset, model_i, model_j from {alias}")
+            on = " and ".join(
+                [
+                    f"{alias}.{dataset} = p.dataset",
+                    f"{alias}.model_i = p.model_i",
+                    f"{alias}.model_j = p.model_j",
+                ]
+            )
+            joins.append(f"left join {alias} on {on}")
         ood = dict(zip(OOD_KEYS, ("dataset", "bank", "stage"), strict=True)) if m.ood else {}
         sizes = dict(zip(size_columns(m), m.sizes or (), strict=False))
         named = {**ood, m.name: m.value, f"{m.name}_n": m.n, **sizes}
@@ -194,12 +309,27 @@ def table2_sql() -> str:
         order += list(ood)
         if sizes:
             swapped.append(tuple(sizes))
+        swapped += list(m.swapped)
+        if m.mirror and m.name < m.mirror:
+            swapped += [
+                (m.name, m.mirror),
+                (f"{m.name}_n", f"{m.mirror}_n"),
+                (f"{m.name}_few", f"{m.mirror}_few"),
+            ]
     table = (
         f"with {', '.join(ctes)}, pairs as ({' union '.join(pairs)})"
         f" select p.dataset, p.model_i, p.model_j, {', '.join(columns)}"
         f" from pairs p {' '.join(joins)}"
     )
-    return oriented(table, "dataset", ", ".join(order), tuple(swapped))
+    differences = ", ".join(f"{b} - {a} as {name}" for name, (a, b) in DIFFERENCES.items())
+    return f"select *, {differences} from ({oriented(table, 'dataset', ', '.join(order), tuple(swapped))})"
+
+
+DIFFERENCES = {  # Table 2 column -> (reference's, other's): other - reference, after orienting
+    "brier_diff": ("brier_ref", "brier_other"),
+    "ece_diff": ("ece_ref", "ece_other"),
+    "mce_diff": ("mce_ref", "mce_other"),
+}
 
 
 def size_columns(m: Measure) -> tuple[str, ...]:
@@ -213,7 +343,7 @@ def table2_columns() -> list[str]:
     for m in MEASURES:
         out += [*(OOD_KEYS if m.ood else ()), m.name, f"{m.name}_n", *size_columns(m), f"{m.name}_few"]
         out += list(m.companions)
-    return out
+    return out + list(DIFFERENCES)
 
 
 def sweep_sql(ks: list[int]) -> str:
@@ -241,21 +371,25 @@ def sliced_sql(slice_expression: str, order_expression: str, k: int, tpr: float)
     length in words."""
     words = "len(string_split(trim(coalesce(text, question || ' ' || context)), ' '))"
     examples = f"select *, {words} as w from examples"
-    selects = []
-    for m in MEASURES:
-        key = m.example
-        selects.append(
-            f"select '{m.name}' as characteristic, e.x_dataset as dataset, e.bank, e.stage,"
-            f" {slice_expression} as slice, min({order_expression}) as slice_order,"
-            f" e.model_i, e.model_j, count(*) as n,"
-            f" sum(e.num) / nullif(sum(e.den), 0) as jaccard"
-            f" from ({m.rows(k, tpr)}) e join ({examples}) x"
-            f" on x.dataset = e.x_dataset and x.{key} = e.x_key"
-            f" group by all"
+    ctes, selects = [], []
+    for n, group in enumerate(by_source(MEASURES)):
+        key = group[0].example
+        ctes.append(
+            f"s{n} as (select e.*, {slice_expression} as slice, {order_expression} as slice_order"
+            f" from ({shared_rows(group, k, tpr)}) e join ({examples}) x"
+            f" on x.dataset = e.x_dataset and x.{key} = e.x_key)"
         )
+        for i, m in enumerate(group):
+            selects.append(
+                f"select '{m.name}' as characteristic, '{m.mirror or m.name}' as _mirror,"
+                f" x_dataset as dataset, bank, stage, slice, min(slice_order) as slice_order,"
+                f" model_i, model_j, count(*) as n, sum(num_{i}) / nullif(sum(den_{i}), 0) as jaccard"
+                f" from s{n} group by all"
+            )
     return oriented(
-        " union all ".join(selects),
+        f"with {', '.join(ctes)} {' union all '.join(selects)}",
         "characteristic, dataset, bank, stage",
         "slice_order, slice",
-        hidden=("slice_order",),
+        swapped=(("characteristic", "_mirror"),),
+        hidden=("slice_order", "_mirror"),
     )

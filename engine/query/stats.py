@@ -28,21 +28,30 @@ def poisson_weight(u: str) -> str:
     return f"case {cases} else {len(POISSON_CDF)} end"
 
 
-def interval_sql(m: Measure, k: int, tpr: float, replicates: int, level: float, seed: int) -> str:
-    keys = ", ".join(m.keys)
+def interval_sql(
+    group: tuple[Measure, ...], k: int, tpr: float, replicates: int, level: float, seed: int
+) -> str:
+    """The percentile intervals of the measures of ``group`` (one source, read once)."""
+    keys = ", ".join(group[0].keys)
     u = f"(hash(x_key, r.b, {seed}) % 1000000) / 1000000.0"
     lo, hi = (1 - level) / 2, (1 + level) / 2
+    sums = [f"num_{i}, den_{i}" for i in range(len(group))]
+    values = [f"sum(w * num_{i}) / nullif(sum(w * den_{i}), 0) as value_{i}" for i in range(len(group))]
+    bounds = [
+        f"quantile_cont(value_{i}, {lo}) as lo_{i}, quantile_cont(value_{i}, {hi}) as hi_{i}"
+        for i in range(len(group))
+    ]
     return f"""
-with rows as ({m.rows(k, tpr)}),
+with rows as ({measures.shared_rows(group, k, tpr)}),
 draws as (
-    select {keys}, r.b, {poisson_weight(u)} as w, num, den
+    select {keys}, r.b, {poisson_weight(u)} as w, {", ".join(sums)}
     from rows, range({replicates}) r(b)
 ),
 replicates as (
-    select {keys}, b, sum(w * num) / nullif(sum(w * den), 0) as value
+    select {keys}, b, {", ".join(values)}
     from draws group by {keys}, b
 )
-select {keys}, quantile_cont(value, {lo}) as lo, quantile_cont(value, {hi}) as hi
+select {keys}, {", ".join(bounds)}
 from replicates group by {keys}
 """
 
@@ -55,13 +64,16 @@ def intervals(
     replicates: int = 1000,
     seed: int = 0,
 ) -> dict[str, dict[tuple, tuple]]:
-    """{measure: {pair key: (lo, hi)}} for every measure of Table 2."""
+    """{measure: {pair key, pair in name order: (lo, hi)}} for every measure of Table 2;
+    the measures that read the same per-example rows share one pass and one set of draws."""
     if not 0 < level < 1:
         raise CeError(f"ci {level} must lie strictly between 0 and 1 (e.g. 0.95)")
     if replicates < 10:
         raise CeError("the bootstrap needs at least 10 replicates (1000 is usual)")
     out = {}
-    for m in measures.MEASURES:
-        rows = execute(con, interval_sql(m, k, tpr, replicates, level, seed)).fetchall()
-        out[m.name] = {tuple(r[:-2]): (r[-2], r[-1]) for r in rows}
+    for group in measures.by_source(measures.MEASURES):
+        rows = execute(con, interval_sql(group, k, tpr, replicates, level, seed)).fetchall()
+        width = len(group[0].keys)
+        for i, m in enumerate(group):
+            out[m.name] = {tuple(r[:width]): (r[width + 2 * i], r[width + 2 * i + 1]) for r in rows}
     return out

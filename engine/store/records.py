@@ -67,6 +67,7 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "model_nonzero_parameters": (int, type(None)),  # of those, not zero (pruning zeroes weights)
     "model_bytes": (int, type(None)),  # size on disk of the files it was loaded from
     "published_parameters": (int, type(None)),  # ingested results: the count published for the alias
+    "ingested": (dict, type(None)),  # another tool's log: the tool, format, metric, what it lacked
     "derived_from": (dict, type(None)),
     "neighbors": (dict, type(None)),
     "bank_size": (int, type(None)),

@@ -77,9 +77,20 @@ KINDS: dict[str, Kind] = {
                     ("exact", pa.float64()),
                     ("f1", pa.float64()),
                     ("correct", pa.bool_()),
+                    # The answer distribution: softmax over labels (classification) or over
+                    # the choices' log-likelihoods (multiple choice), index = label or choice.
+                    ("probs", pa.list_(pa.float64())),
+                    ("loglikelihoods", pa.list_(pa.float64())),  # per choice, as a log gave them
+                    ("null_score", pa.float64()),  # QA: the no-answer score (start+end logit at CLS)
+                    ("span_score", pa.float64()),  # QA: the best span's score
+                    ("metric", pa.string()),  # the log's field that ``correct`` came from (acc, ...)
+                    ("doc_hash", pa.string()),  # lm-evaluation-harness: hashes of the document,
+                    ("prompt_hash", pa.string()),  # the prompt the model saw,
+                    ("target_hash", pa.string()),  # and the target
                 ]
             ),
-            "One row per (model, dataset, example): the prediction and whether it is correct.",
+            "One row per (model, dataset, example): the prediction, whether it is correct, and"
+            " where known the answer distribution (probs) and the log's hashes of the prompt.",
         ),
         Kind(
             "embeddings",
