@@ -94,13 +94,22 @@ class QaDecoder:
                 text, value = "", float(self.min_null[ex])
             exact, f1 = squad_score(answers[ex], text)
             rows.append(
-                {"prediction": text, "score": value, "exact": exact, "f1": f1, "correct": exact == 1.0}
+                {
+                    "prediction": text,
+                    "score": value,
+                    "exact": exact,
+                    "f1": f1,
+                    "correct": exact == 1.0,
+                    "null_score": float(self.min_null[ex]) if np.isfinite(self.min_null[ex]) else None,
+                    "span_score": float(self.best_score[ex]) if has_span else None,
+                }
             )
         return _with_ids(dataset, pa.Table.from_pylist(rows))
 
 
 def classify(dataset: Dataset, logits: np.ndarray) -> pa.Table:
-    """Label = argmax of the logits, score = its softmax probability, correct = label == gold."""
+    """Label = argmax of the logits, score = its softmax probability, probs = the softmax over
+    the labels (the answer distribution), correct = label == gold."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
     pred = probs.argmax(axis=1)
@@ -113,6 +122,7 @@ def classify(dataset: Dataset, logits: np.ndarray) -> pa.Table:
             "pred_label": pa.array(pred, pa.int64()),
             "score": pa.array(probs[np.arange(len(pred)), pred], pa.float64()),
             "correct": correct,
+            "probs": pa.array(list(probs.astype(np.float64)), pa.list_(pa.float64())),
         }
     )
     return _with_ids(dataset, table)

@@ -58,6 +58,12 @@ def test_qa_extract_writes_predictions_embeddings_and_examples(tiny_models, stor
     for r in rows(store, "select * from predictions"):
         assert (r["exact"], r["f1"]) == score(answers[r["example_id"]], r["prediction"])
         assert r["correct"] == (r["exact"] == 1.0)
+        # the no-answer score and the best span's; the answer is "" when the first wins
+        assert r["null_score"] is not None
+        if r["prediction"]:
+            assert r["score"] == r["span_score"] >= r["null_score"]
+        else:
+            assert r["score"] == r["null_score"]
     [emb] = rows(store, "select count(*) as n, min(len(vector)) as d, max(len(vector)) as e from embeddings")
     assert (emb["n"], emb["d"], emb["e"]) == (40, 32, 32)
     assert rows(store, "select count(*) as n from examples")[0]["n"] == 11873
@@ -86,6 +92,9 @@ def test_classification_predictions(tiny_models, store_dir):
     for r in got:
         assert r["correct"] == (r["pred_label"] == r["label"])
         assert 0.5 <= r["score"] <= 1.0 and r["prediction"] == str(r["pred_label"])
+        # the answer distribution: the softmax over the labels, its top the prediction
+        assert len(r["probs"]) == 2 and sum(r["probs"]) == pytest.approx(1.0)
+        assert max(r["probs"]) == r["score"] and r["probs"].index(r["score"]) == r["pred_label"]
 
 
 def reference_qa(data, tokenizer, model, settings: QaSettings, max_length, stride):
