@@ -199,6 +199,27 @@ class Session:
 
         return self._ingested(ingest_table(self._writable(), path, model, dataset, **columns))
 
+    def set_reference(self, model: str | None) -> str | None:
+        """Name ``model`` the store's reference (None: name none): every pair shows it first
+        unless a comparison names another. Returns the reference before."""
+        before = self.reference()
+        if model is not None:
+            known = [r[0] for r in execute(self.con, "select model from models order by model").fetchall()]
+            if model not in known:
+                raise NotFound(
+                    f"no model {model!r} in the store{did_you_mean(model, known)}; name one of"
+                    f" {', '.join(known[:8]) or 'none'}"
+                )
+        with self._writable().run("reference", {"model": model}, model=model):
+            pass
+        self._changed()
+        return before
+
+    def reference(self) -> str | None:
+        """The model the store names as its reference (``ce reference``), if any."""
+        rows = execute(self.con, "select model from reference").fetchall()
+        return rows[0][0] if rows else None
+
     def _ingested(self, result: Any) -> Any:
         self._changed()
         return result

@@ -207,3 +207,30 @@ def test_every_measure_matches_an_independent_recount(store_dir):
             ]
             assert r[f"ece_{side}"] == pytest.approx(sum(c * g for c, g in gaps) / n)
             assert r[f"mce_{side}"] == pytest.approx(max(g for _, g in gaps))
+
+
+def test_the_store_names_its_reference(hand):
+    from click.testing import CliRunner
+
+    from ce.cli import cli
+
+    def ce(*args):
+        return CliRunner().invoke(cli, [*args, "--store", str(hand.root)])
+
+    assert rows(hand, "select * from reference") == []
+    assert ce("reference").stdout.startswith("none")
+    # without a reference, 'oth' and 'ref' have no sizes: name order puts 'oth' first
+    [r] = compare.table2(connect(hand)).rows()
+    assert r["model_i"] == "oth"
+    result = ce("reference", "ref")
+    assert result.exit_code == 0 and "reference: ref (was none)" in result.stderr
+    assert rows(hand, "select * from reference") == [{"model": "ref"}]
+    [r] = compare.table2(connect(hand)).rows()
+    assert (r["model_i"], r["flips_neg"]) == ("ref", 0.25)
+    [r] = compare.table2(connect(hand), reference="oth").rows()  # a comparison's own choice wins
+    assert r["model_i"] == "oth"
+    assert [x["model"] for x in rows(hand, "select model from models order by model")] == ["oth", "ref"]
+    bad = ce("reference", "nosuch")
+    assert bad.exit_code != 0 and "no model 'nosuch'" in bad.stderr
+    assert ce("reference", "--clear").exit_code == 0
+    assert rows(hand, "select * from reference") == [] and ce("reference").stdout.startswith("none")

@@ -426,6 +426,7 @@ HAND_CHECKED = {
     "answer_agreement": test_answers.test_answer_agreement_hand_checked,
     "calibration": test_answers.test_calibration_hand_checked,
     "flips_by_margin": test_answers.test_flips_by_margin_hand_checked,
+    "reference": test_answers.test_the_store_names_its_reference,
 }
 
 

@@ -29,6 +29,7 @@ COMMANDS = {
     "run": "ce.cli.run:run",
     "bundle": "ce.cli.bundle:bundle",
     "models": "ce.cli.catalog:models",
+    "reference": "ce.cli.catalog:reference",
     "datasets": "ce.cli.catalog:datasets",
     "demo": "ce.cli.demo:demo",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import pyarrow as pa
 
+from .common import open_session, store_option
 from .output import WIDTH, render_table
 
 
@@ -59,3 +60,29 @@ def datasets():
             source = f"the questions of {d.questions_of}"
         rows.append({"name": d.name, "task": d.task, "source": source, "description": d.description})
     click.echo(render_table(pa.Table.from_pylist(rows), max_rows=1000), nl=False)
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--clear", is_flag=True, help="Name no reference: the largest model leads each pair.")
+@store_option
+def reference(model, clear, store_path):
+    """Name MODEL the store's reference: every pair shows it first, as the paper's tables do.
+
+    Flips are counted from the reference's side (correct -> wrong is a negative flip of the
+    other model). Without MODEL, print the reference; a comparison's --reference still
+    overrides it.
+
+    \b
+    Example:
+      ce reference bert-large
+      ce reference --clear
+    """
+    if model and clear:
+        raise click.UsageError("give MODEL or --clear, not both")
+    session = open_session(store_path)
+    if model is None and not clear:
+        click.echo(session.reference() or "none (the largest model leads each pair)")
+        return
+    before = session.set_reference(None if clear else model)
+    click.echo(f"reference: {model or 'none'} (was {before or 'none'})", err=True)

@@ -22,10 +22,67 @@ def characteristic_tables(table2: pa.Table, k: int) -> list[tuple[str, pa.Table]
     store holds values of."""
     out = []
     for m in MEASURES:
+        if m.group != "agreement":
+            continue
         rows = table2.filter(pc.is_valid(table2[m.name]))
         if rows.num_rows:
             out.append((_title(m, k), _narrow(m, rows)))
+    for title, columns, present in ANSWER_TABLES:
+        rows = table2.filter(pc.is_valid(table2[present]))
+        if rows.num_rows:
+            out.append((title, _answers(rows, columns, present)))
     return out
+
+
+# The measures of changed answers on a terminal: (title, {short name: Table 2 column}, the
+# column whose presence selects the rows). The first value's interval follows it when
+# computed (all of them: --wide).
+ANSWER_TABLES = (
+    (
+        "Changed answers: flips (correct <-> wrong), negative (reference right, other wrong),"
+        " positive, McNemar exact p, answers changed; reference first",
+        {
+            "flips": "flips",
+            "neg": "flips_neg",
+            "pos": "flips_pos",
+            "mcnemar_p": "flips_mcnemar_p",
+            "changed": "changes",
+            "n": "flips_n",
+            "prompts": "prompts_differ",
+        },
+        "changes",
+    ),
+    (
+        "Answer distributions: top-1 agreement, KL(ref || other), KL(other || ref), JS;"
+        " other - ref of Brier, ECE, MCE",
+        {
+            "top1": "top1",
+            "kl": "kl",
+            "kl_rev": "kl_rev",
+            "js": "js",
+            "brier_diff": "brier_diff",
+            "ece_diff": "ece_diff",
+            "mce_diff": "mce_diff",
+            "n": "kl_n",
+        },
+        "kl",
+    ),
+)
+
+
+def _answers(rows: pa.Table, columns: dict[str, str], present: str) -> pa.Table:
+    out: dict[str, pa.Array] = {
+        "dataset": rows["dataset"],
+        "model_i": rows["model_i"],
+        "model_j": rows["model_j"],
+    }
+    for n, (short, name) in enumerate(columns.items()):
+        out[short] = rows[name]
+        if n == 0 and f"{name}_lo" in rows.column_names:
+            out["ci"] = interval_texts(rows[f"{name}_lo"], rows[f"{name}_hi"])
+    few = rows[f"{present}_few"].to_pylist()
+    out["few"] = pa.array([FEW_MARK if f else "" for f in few], pa.string())
+    return pa.table(out)
 
 
 def _title(m: Measure, k: int) -> str:

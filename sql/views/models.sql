@@ -22,14 +22,15 @@ with facts as (
         coalesce(
             json_extract_string(provenance, '$.derived_from.method'),
             json_extract_string(params, '$.method'),
-            case command when 'finetune' then 'finetune' when 'ingest-errors' then 'ingested error list' end
+            case when command = 'finetune' then 'finetune' when command = 'ingest-errors' then 'ingested error list'
+                when command like 'ingest-%' then 'ingested ' || substr(command, 8) || ' results' end
         ) as method,
         coalesce(
             json_extract_string(provenance, '$.derived_from.parent'),
             json_extract_string(provenance, '$.parent')
         ) as parent
     from runs
-    where status = 'complete' and model is not null
+    where status = 'complete' and model is not null and command <> 'reference'
 )
 select
     model,
