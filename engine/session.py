@@ -179,11 +179,12 @@ class Session:
 
         return self._ingested(ingest_lmeval(self._writable(), path, model, metric))
 
-    def ingest_lighteval(self, path: str | Path, model: str) -> list[dict]:
-        """Record lighteval's per-task details Parquet files as ``model``'s predictions."""
+    def ingest_lighteval(self, path: str | Path, model: str, **options: Any) -> list[dict]:
+        """Record lighteval's per-task details Parquet files as ``model``'s predictions
+        (options: metric, dataset_name)."""
         from ce.extractors.ingest_lighteval import ingest_lighteval
 
-        return self._ingested(ingest_lighteval(self._writable(), path, model))
+        return self._ingested(ingest_lighteval(self._writable(), path, model, **options))
 
     def ingest_textattack(self, path: str | Path, model: str, dataset: str, attack: str) -> dict:
         """Record TextAttack's CSV log as ``model``'s results of ``attack`` on ``dataset``."""

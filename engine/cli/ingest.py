@@ -79,8 +79,10 @@ def lm_eval(path, model, metric, store_path):
 @ingest.command("lighteval")
 @click.argument("path", type=click.Path())
 @click.option("--model", "-m", required=True, help="Name of the model in the store.")
+@click.option("--metric", help="The 0/1 metric that says whether an answer is correct (default: acc, ...).")
+@click.option("--dataset-name", help="Name of the dataset in the store (one task only).")
 @store_option
-def lighteval(path, model, store_path):
+def lighteval(path, model, metric, dataset_name, store_path):
     """Record lighteval's per-task details (details_<task>_<date>.parquet) as MODEL's predictions.
 
     PATH is a details Parquet file or a folder of them; each task becomes a dataset.
@@ -89,7 +91,9 @@ def lighteval(path, model, store_path):
     Example:
       ce ingest lighteval results/details/my-model --model my-model
     """
-    for info in open_session(store_path).ingest_lighteval(path, model):
+    for info in open_session(store_path).ingest_lighteval(
+        path, model, metric=metric, dataset_name=dataset_name
+    ):
         click.echo(_described(info), err=True)
 
 
