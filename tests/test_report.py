@@ -16,11 +16,12 @@ from click.testing import CliRunner
 import ce
 from ce.cli import cli
 from ce.cli.report import report
-from ce.cli.report_html import human, recipe
-from ce.cli.report_page import REPLICATES, render
-from ce.cli.report_summary import NOISE_FLOOR, VERDICTS
+from ce.cli.report_html import human, pct, recipe
+from ce.cli.report_page import ANSWER_COLUMNS, REPLICATES, _empty_reasons, render
+from ce.cli.report_summary import NOISE_FLOOR, VERDICTS, answer_pairs
 from ce.store import Store
 
+from .test_answers import write
 from .test_sql import write_attacks, write_neighbors, write_store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -137,6 +138,36 @@ def long_store(store_dir) -> Store:
     return long_names_store(store_dir)
 
 
+def answers_store(root, n: int = 200) -> Store:
+    """Multiple-choice answers as an lm-evaluation-harness log gives them: the reference and a
+    compressed copy with answer distributions (the copy's noise flips answers where the
+    reference's margin is small; its prompts differ on 3 documents), and a third model from a
+    generation log with answers and correctness but no distribution."""
+    rng = np.random.default_rng(3)
+    classes = 4
+    ids = [f"doc{i}" for i in range(n)]
+    gold = rng.integers(0, classes, n)
+    logits = rng.normal(size=(n, classes)) + 1.5 * np.eye(classes)[gold]
+    models = {}
+    for name, noise in ((REFERENCE, 0.0), (OTHERS[0], 0.6), (OTHERS[2], 1.2)):
+        noisy = logits + noise * rng.normal(size=logits.shape)
+        probs = np.exp(noisy) / np.exp(noisy).sum(1, keepdims=True)
+        answer = probs.argmax(1)
+        hashes = [f"p{i}" for i in range(n)]
+        if name == OTHERS[0]:
+            hashes[:3] = ["another template"] * 3
+        cols = {"pred_label": answer.tolist(), "correct": (answer == gold).tolist(), "prompt_hash": hashes}
+        if name != OTHERS[2]:
+            cols["probs"] = probs.tolist()
+        models[name] = cols
+    return write(Store(root), models, dataset="arc-easy", gold=gold.tolist(), ids=ids)
+
+
+@pytest.fixture
+def answer_store(store_dir) -> Store:
+    return answers_store(store_dir)
+
+
 class Text(HTMLParser):
     """The text a reader sees (not scripts, styles or tooltips)."""
 
@@ -231,8 +262,8 @@ def test_models_table_says_what_each_model_is_in_human_units(long_store):
     assert recipe("x", {"x": {"method": "layers:3", "parent": "minilm"}}) == "layers:3 of minilm"
 
 
-def test_no_nan_or_none_text_in_the_page(long_store, full_store):
-    for store in (long_store, full_store):
+def test_no_nan_or_none_text_in_the_page(long_store, full_store, answer_store):
+    for store in (long_store, full_store, answer_store):
         text = visible(render(ce.open(store), k=1, tpr=0.5, ks=(1,), replicates=20))
         assert not re.search(r"\b(NaN|nan|None|null|inf)\b", text), re.findall(
             r".{40}\b(?:NaN|nan|None|null|inf)\b.{40}", text
@@ -284,12 +315,12 @@ def checked(dom: str) -> dict[str, str]:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make install adds it)")
-@pytest.mark.parametrize("which", ["full_store", "long_store"])
+@pytest.mark.parametrize("which", ["full_store", "long_store", "answer_store"])
 def test_every_figure_is_drawn_and_no_label_or_table_overflows_in_chromium(which, request, tmp_path):
     store = request.getfixturevalue(which)
     out = tmp_path / "report.html"
     out.write_text(
-        render(ce.open(store), k=1 if which == "full_store" else 5, tpr=0.5, ks=(1, 2, 5), replicates=50)
+        render(ce.open(store), k=5 if which == "long_store" else 1, tpr=0.5, ks=(1, 2, 5), replicates=50)
     )
     run = chromium(out, tmp_path, "--dump-dom")
     assert run.returncode == 0, run.stderr[-2000:]
@@ -303,3 +334,124 @@ def test_every_figure_is_drawn_and_no_label_or_table_overflows_in_chromium(which
     shot = tmp_path / f"{which}.png"
     run = chromium(out, tmp_path, f"--screenshot={shot}")
     assert run.returncode == 0 and shot.stat().st_size > 10_000, run.stderr[-2000:]
+
+
+def section(page: str, anchor: str) -> str:
+    """The HTML of one section of the page."""
+    return page.split(f"<section id='{anchor}'>")[1].split("</section>")[0]
+
+
+def test_changed_answers_section_tables_and_summary(answer_store):
+    session = ce.open(answer_store)
+    page = render(session, k=1, tpr=0.5, ks=(1,), replicates=50, reference=REFERENCE)
+    answers = section(page, "answers")
+    text = visible(answers)
+    assert "Changed answers: flips, divergences and calibration" in visible(page)
+    assert all(f">{c}</th>" in answers for c in ANSWER_COLUMNS)
+    rows = {
+        (r["model_i"], r["model_j"]): r
+        for r in session.table2(reference=REFERENCE, ci=0.95, replicates=50).rows()
+    }
+    assert set(rows) == {(REFERENCE, OTHERS[0]), (REFERENCE, OTHERS[2]), (OTHERS[0], OTHERS[2])}
+    pair = rows[(REFERENCE, OTHERS[0])]
+    assert 0 < pair["flips"] < pair["changes"] < 1 and pair["kl"] > 0
+    # the reference's pairs lead, each with flips, its interval, C->W, W->C and the differences
+    lines = [line.split("</tr>")[0] for line in answers.split("<tr class=")[1:]]
+    assert [REFERENCE in line for line in lines] == [True, True, False]
+    first = lines[0]
+    for value in (
+        pair["flips"],
+        pair["flips_neg"],
+        pair["flips_pos"],
+        pair["changes"],
+        pair["kl"],
+        pair["js"],
+    ):
+        assert f">{value:.3f}<" in first
+    assert f"<span class='sub'>{pair['flips_lo']:.3f}–{pair['flips_hi']:.3f}</span>" in first
+    assert f">{pair['brier_diff']:+.3f}<" in first and f">{pair['ece_diff']:+.3f}<" in first
+    # the prompts that differ are named beside their pair, not only under Table 2
+    assert "prompts differ on 3 document(s)" in visible(first)
+    assert "saw different prompts" not in section(page, "table2")
+    # changed answers are not Jaccards: no verdict, heatmap or Table 2 of their own
+    assert "Table 2, flips" not in page and "flips (correct &lt;-&gt; wrong), arc-easy" not in page
+    # the summary says it in words for each of the reference's pairs
+    summary = visible(section(page, "summary"))
+    for other in (OTHERS[0], OTHERS[2]):
+        r = rows[(REFERENCE, other)]
+        said = f"{other} changes {pct(r['changes'])} of its answers, {pct(r['flips'])} flips"
+        assert said in summary, summary
+    glossary = visible(section(page, "glossary"))
+    for term in ("flips", "C→W: negative flips", "W→C: positive flips", "KL(i‖j)", "JS", "top-1"):
+        assert f" {term} " in glossary, term
+    assert all(f" {term} " in glossary for term in ("ECE", "MCE")) and "Brier score" in glossary
+    assert "F1" not in text  # (sanity: the section reads the answers, not QA)
+
+
+def test_empty_answer_measures_say_why_never_zero(answer_store):
+    page = render(ce.open(answer_store), k=1, tpr=0.5, ks=(1,), replicates=20, reference=REFERENCE)
+    answers = section(page, "answers")
+    for line in (line.split("</tr>")[0] for line in answers.split("<tr class=")[1:]):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", line)
+        named = dict(zip(ANSWER_COLUMNS, cells, strict=True))
+        if OTHERS[2] not in line:
+            continue
+        # the generation log of OTHERS[2] has answers and correctness but no distribution
+        for column in ("KL(i‖j)", "JS", "top-1", "ΔBrier", "ΔECE"):
+            assert "no distribution" in named[column] and not re.search(r"\d", visible(named[column])), column
+        assert re.fullmatch(r"0\.\d{3} 0\.\d{3}–0\.\d{3}", visible(named["flips"]).strip())  # flips remain
+    assert f"{OTHERS[2]} stored no answer distribution on arc-easy" in visible(answers)
+    # a reference without a distribution has no margin: the figure says why instead
+    other = render(ce.open(answer_store), k=1, tpr=0.5, ks=(1,), replicates=20, reference=OTHERS[2])
+    assert f"No figure of flips against the reference's margin: {OTHERS[2]} stored no answer" in visible(
+        section(other, "answers")
+    )
+
+
+def test_flips_by_margin_figure_has_one_line_per_pair_with_the_reference(answer_store):
+    session = ce.open(answer_store)
+    page = render(session, k=1, tpr=0.5, ks=(1,), replicates=20, reference=REFERENCE)
+    figures = re.findall(r"<svg class='figure'.*?</svg>", section(page, "answers"))
+    assert len(figures) == 1  # one dataset
+    lines = re.findall(r"<polyline[^>]*><title>([^<]+)</title>", figures[0])
+    assert lines == [f"{REFERENCE} vs {OTHERS[0]}", f"{REFERENCE} vs {OTHERS[2]}"]
+    rows = session.query(
+        "select * from flips_by_margin() where model_i = $m and model_j = $o order by decile",
+        m=REFERENCE,
+        o=OTHERS[0],
+    ).rows()
+    assert len(rows) == 10 and figures[0].count(f"{REFERENCE} vs {OTHERS[0]}, decile") == 10
+    # the x axis carries the reference's margins: the smallest and the largest
+    assert f">{rows[0]['margin_lo']:.2f}</text>" in figures[0]
+    assert f">{rows[-1]['margin_hi']:.2f}</text>" in figures[0]
+    # flips gather where the reference was unsure (the copy's noise moves near-ties)
+    assert rows[0]["flip_rate"] > rows[-1]["flip_rate"]
+
+
+def test_no_changed_answer_section_without_answers(full_store, long_store):
+    for store in (full_store, long_store):
+        page = render(ce.open(store), k=1, tpr=0.5, ks=(1,), replicates=20)
+        assert "<section id='answers'>" not in page and "Changed answers" not in page
+        assert "C→W" not in page and "changes" not in visible(section(page, "summary"))
+
+
+def test_a_pair_with_several_ood_rows_is_said_once():
+    row = {"dataset": "d", "model_i": "a", "model_j": "b", "flips": 0.1, "changes": 0.2}
+    rows = [row | {"ood_dataset": t} for t in ("imdb", "yelp")]
+    rows += [row | {"model_j": "c", "flips": None, "ood_dataset": "imdb"}]
+    assert [(r["model_j"], r["ood_dataset"]) for r in answer_pairs(rows)] == [("b", "imdb"), ("c", "imdb")]
+    assert answer_pairs([row | {"flips": None, "changes": None}]) == []
+
+
+def test_each_empty_answer_value_has_its_own_reason():
+    row = {"model_i": "big", "model_j": "small", "flips": 0.0, "kl": 0.1}
+    stored = {("d", "big"): {"probs": 5, "scored": 5}, ("d", "small"): {"probs": 5, "scored": 5}}
+    why = _empty_reasons("d", row, stored)
+    assert why["mcnemar"][0] == "no flips to test" and why["brier"][0] == "no gold label"
+    stored[("d", "small")] = {"probs": 0, "scored": 0}
+    why = _empty_reasons("d", row | {"flips": None, "kl": None}, stored)
+    assert why["flips"] == why["mcnemar"] and why["flips"][0] == "correctness unknown"
+    assert "small recorded no correctness on d" in why["flips"][1]
+    assert why["distribution"] == why["brier"] == why["ece"] and why["ece"][0] == "no distribution"
+    stored[("d", "small")] = {"probs": 5, "scored": 5}
+    assert _empty_reasons("d", row | {"kl": None}, stored)["distribution"][0] == "distributions differ"

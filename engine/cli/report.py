@@ -34,7 +34,9 @@ from .common import open_session, store_option
 @store_option
 def report(output, k, tpr, reference, replicates, store_path):
     """Write the summary (each model against the reference, with verdicts), models and
-    accuracy, Table 2 and 3, heatmaps, K curves, attack bars and provenance to one HTML file.
+    accuracy, Table 2 and 3, heatmaps, K curves, attack bars and provenance to one HTML file;
+    where the store holds the models' answers, their changed answers too (flips, KL, JS,
+    top-1, calibration, and flips against the reference's margin).
 
     The file needs nothing from the network to be viewed: figures are inline SVG.
 

@@ -35,6 +35,13 @@ def p_value(value: object) -> str:
     return f"{value:.1e}" if 0 < value < 0.0005 else f"{value:.3f}"  # a p of 1e-12 is not 0.000
 
 
+def pct(value: float) -> str:
+    """A share in words: '23%', '0.4%' (a small share keeps a decimal, so it does not read 0%)."""
+    if missing(value):
+        return DASH
+    return f"{value:.1%}" if 0 < value < 0.095 else f"{value:.0%}"
+
+
 def count(value: object) -> str:
     """A count with thousands separators ('11,873')."""
     if missing(value):
@@ -282,9 +289,48 @@ GLOSSARY = {
 }
 
 
-def glossary(methods: Iterable[str]) -> str:
+ANSWER_GLOSSARY = {
+    "Changed answers": {
+        "flips": "share of the examples (both models' correctness known) that one model gets"
+        " right and the other wrong, either way (Dutta et al., NeurIPS 2024, Accuracy is not all"
+        " you need): two models can have the same accuracy and still flip many answers; below it,"
+        " its 95% bootstrap interval over examples",
+        "C→W: negative flips": "share of the examples model_i (the reference) gets right and"
+        " model_j gets wrong",
+        "W→C: positive flips": "share of the examples model_i gets wrong and model_j gets right",
+        "McNemar p": "McNemar's exact test that C→W and W→C are equally likely (two-sided"
+        " binomial on the flipped examples); small: the flips lean one way",
+        "changed": "share of the examples both answered whose answers differ (a wrong answer"
+        " changed to another wrong one counts; it is no flip)",
+        "KL(i‖j)": "Kullback-Leibler divergence of model_j's answer distribution from model_i's,"
+        " KL(reference ‖ other), in nats, the mean over examples where both stored a distribution"
+        " over the same answers; 0 = the same distributions",
+        "JS": "Jensen-Shannon divergence of the two answer distributions (symmetric, in nats,"
+        " at most ln 2 ≈ 0.693), mean over examples",
+        "top-1": "share of the examples whose two distributions put their largest probability on"
+        " the same answer",
+        "ΔBrier": "Brier score of model_j minus model_i's (positive: the other model is"
+        " worse). The Brier score: the squared distance of the answer distribution to the"
+        " one-hot gold answer, mean over the examples both scored; 0 is perfect",
+        "ΔECE": "expected calibration error of model_j minus model_i's (positive: the"
+        " other model is worse calibrated); hover the cell for both models' ECE and MCE",
+        "ECE": "expected calibration error: confidences (the largest probability) in 15 equal"
+        " bins, the mean over bins of |accuracy − mean confidence| weighted by the bin's share",
+        "MCE": "maximum calibration error: the largest of those gaps over non-empty bins",
+        "n": "examples both models answered (below it, when fewer: those with both"
+        " correctnesses known, scored, and those with both distributions)",
+        "prompts differ": "said under model_j when the two logs hashed different prompts for the"
+        " same documents: the changed answers there may come from the prompt, not the model",
+        "margin": "of the reference on an example: its top probability minus the second; the"
+        " figures cut its examples into ten deciles of margin and plot each decile's flip rate",
+    },
+}
+
+
+def glossary(methods: Iterable[str], answers: bool = False) -> str:
+    """The definitions of every column shown; ``answers``: of the changed-answer section too."""
     parts = []
-    for section, terms in GLOSSARY.items():
+    for section, terms in (GLOSSARY | (ANSWER_GLOSSARY if answers else {})).items():
         items = "".join(f"<dt>{esc(t)}</dt><dd>{esc(d)}</dd>" for t, d in terms.items())
         parts.append(f"<h3>{esc(section)}</h3><dl>{items}</dl>")
     steps = [METHODS[m] for m in methods if m in METHODS]

@@ -2,8 +2,9 @@
 time) that answers its title: an opening summary (the reference against each model, per
 dataset and characteristic, with intervals, chance and a verdict in words), the models and
 their accuracy, Table 2 per characteristic, heatmaps with their colour scale, the K curves
-of Figure 1, Table 3 with its bars, the definitions of every column, and the provenance of
-every run (collapsed)."""
+of Figure 1, where the store holds the models' answers their changed answers (flips, KL, JS,
+top-1, calibration; flips against the reference's margin), Table 3 with its bars, the
+definitions of every column, and the provenance of every run (collapsed)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,21 @@ from ce.query.compare import k_limits
 from ce.query.measures import MEASURES, MIN_SUPPORT
 from ce.session import Session
 
-from .report_html import arrow_table, glossary, interval, models_table, provenance
-from .report_summary import references, summary, verdict, verdict_html
-from .report_svg import bar_chart, esc, figure, heatmap, line_chart
+from .report_html import (
+    DASH,
+    Table,
+    arrow_table,
+    count,
+    glossary,
+    interval,
+    missing,
+    models_table,
+    num,
+    p_value,
+    provenance,
+)
+from .report_summary import AGREEMENT, answer_pairs, has_answers, references, summary, verdict, verdict_html
+from .report_svg import bar_chart, esc, figure, heatmap, line_chart, margin_chart
 from .tables import FEW_NOTE, characteristic_tables, table3_view
 
 LABELS = {m.name: m.label for m in MEASURES}
@@ -49,7 +62,9 @@ def render(
     models = {m["model"]: m for m in session.sql.models().rows()}
     accuracy = session.sql.accuracy().rows()
     model_html, methods = models_table(list(models.values()), accuracy, ranks, refs)
-    notes = "".join(f"<p class='note'>{esc(n)}</p>" for n in result2.notes + result3.notes)
+    answers = any(has_answers(r) for r in rows2)
+    kept = [n for n in result2.notes if not answer_note(n)]  # those go with their pairs
+    notes = "".join(f"<p class='note'>{esc(n)}</p>" for n in kept + result3.notes)
     sections = [
         (
             "summary",
@@ -64,8 +79,13 @@ def render(
         ),
         ("heatmaps", "Agreement per characteristic", heatmaps_html(rows2, ranks)),
         ("figure1", "Figure 1: agreement against K", sweep_html(rows_sweep, ranks, usable)),
+    ]
+    if answers:
+        title = "Changed answers: flips, divergences and calibration"
+        sections.append(("answers", title, answers_html(session, rows2, ranks)))
+    sections += [
         ("table3", "Table 3: accuracy under adversarial attack", table3_html(result3, rows3, ranks)),
-        ("glossary", "Column definitions", glossary(methods)),
+        ("glossary", "Column definitions", glossary(methods, answers=answers)),
         ("provenance", "Provenance", provenance(session.runs())),
     ]
     settings = (
@@ -84,8 +104,10 @@ def table2_html(table2, rows2: list[dict], k: int) -> str:
         " each agreement beside the examples it compared (n) and the sizes of the two sets,"
         f" with its 95% interval. {esc(FEW_NOTE)}.</p>"
     ]
-    shown = [m for m in MEASURES if any(r[m.name] is not None for r in rows2)]  # as characteristic_tables
-    for m, (title, table) in zip(shown, characteristic_tables(table2, k), strict=True):
+    for title, table in characteristic_tables(table2, k):
+        m = next((m for m in AGREEMENT if title.startswith(f"Table 2, {m.label}:")), None)
+        if m is None:
+            continue  # changed answers: their own section
         rows = [r for r in rows2 if r[m.name] is not None]
         verdicts = [verdict_html(verdict(r, m), short=True) for r in rows]
         parts.append(f"<h3>{esc(title)}</h3>" + arrow_table(table, "", {"verdict": verdicts}).html())
@@ -100,7 +122,7 @@ def heatmaps_html(rows2: list[dict], ranks: dict[str, int]) -> str:
     figures = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows2):
         subset = [r for r in rows2 if r["dataset"] == dataset]
-        for m in MEASURES:
+        for m in AGREEMENT:
             panels: dict[tuple, list[dict]] = {}
             for r in subset:
                 if r[m.name] is not None:
@@ -159,6 +181,227 @@ def sweep_html(rows: list[dict], ranks: dict[str, int], ks: list[int]) -> str:
     )
 
 
+def answer_note(note: str) -> bool:
+    """Whether a note of Table 2 is about changed answers (said beside its pair, or in the
+    changed-answer section, instead of under Table 2)."""
+    return "saw different prompts for" in note or "no answer distributions on" in note
+
+
+STORED = (  # per dataset and model: predictions with an answer distribution, with a known correctness
+    "select dataset, model, count(*) filter (where len(probs) > 0) as probs,"
+    " count(*) filter (where correct is not null) as scored from predictions group by all"
+)
+ANSWER_COLUMNS = [
+    "model_i",
+    "model_j",
+    "flips",
+    "C→W",
+    "W→C",
+    "McNemar p",
+    "changed",
+    "KL(i‖j)",
+    "JS",
+    "top-1",
+    "ΔBrier",
+    "ΔECE",
+    "n",
+]
+
+
+def answers_html(session: Session, rows2: list[dict], ranks: dict[str, int]) -> str:
+    """Per dataset: every pair's changed answers (a table, empty values explained) and the
+    flip rate of the reference's pairs against the decile of the reference's margin."""
+    rows = answer_pairs(rows2)
+    margins = session.query("select * from flips_by_margin()").rows()
+    stored = {(r["dataset"], r["model"]): r for r in session.query(STORED).rows()}
+    parts = [
+        "<p>Two models of equal accuracy can still answer differently (Dutta et al., NeurIPS 2024,"
+        " <i>Accuracy is not all you need</i>). Per dataset, every pair whose answers the store"
+        " holds, the reference (else the better-ranked model) as model_i: the share of examples"
+        " that flip between correct and wrong, either way and each way, McNemar's exact test of"
+        " the two ways, the share of answers that change, how far apart the answer distributions"
+        " are (KL, Jensen-Shannon, top-1 agreement) and how much worse model_j's calibration is"
+        " (ΔBrier, ΔECE: model_j's score minus model_i's, other minus reference). A value that"
+        " cannot be computed says why; hover it for the whole reason.</p>"
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        subset = [r for r in rows if r["dataset"] == dataset]
+        reference = references(subset, [], ranks)[dataset]
+        parts.append(f"<h3>{esc(dataset)}: reference <b>{esc(reference)}</b></h3>")
+        parts.append(answers_table(dataset, reference, subset, stored))
+        parts.append(margin_figure(dataset, reference, subset, margins, stored))
+    return "".join(parts)
+
+
+def _none(short: str, why: str, said: dict[str, str]) -> str:
+    """An empty value: what is missing in a few words, the reason as its tooltip and, once
+    per table, in the notes under it."""
+    said.setdefault(why, short)
+    return f"<span class='none' title='{esc(why)}'>{esc(short)}</span>"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.3f}"
+
+
+def _empty_reasons(dataset: str, r: dict, stored: dict) -> dict[str, tuple[str, str]]:
+    """Why each empty value of a pair's row is empty: {group: (short, reason)} for the
+    groups 'flips', 'mcnemar', 'distribution', 'brier', 'ece' and 'changes'."""
+    pair = (r["model_i"], r["model_j"])
+    facts = {m: stored.get((dataset, m)) or {} for m in pair}
+    lacking = [m for m in pair if not facts[m].get("probs")]
+    unscored = [m for m in pair if not facts[m].get("scored")]
+    out: dict[str, tuple[str, str]] = {}
+    if unscored:
+        flips = (
+            "correctness unknown",
+            f"{' and '.join(unscored)} recorded no correctness on {dataset} (the log gives no gold"
+            " answer or metric): no flips",
+        )
+    else:
+        flips = (
+            "correctness unknown",
+            f"{pair[0]} and {pair[1]} never both have a known correctness on one example of"
+            f" {dataset}: no flips",
+        )
+    out["flips"] = flips
+    out["mcnemar"] = (
+        flips
+        if missing(r.get("flips"))
+        else ("no flips to test", "no example flips either way: McNemar's test has nothing to test")
+    )
+    if lacking:
+        distribution = (
+            "no distribution",
+            f"{' and '.join(lacking)} stored no answer distribution on {dataset} (a generation log,"
+            " an error list or a table without per-answer probabilities): no KL, JS, top-1 or"
+            " calibration for its pairs",
+        )
+    else:
+        distribution = (
+            "distributions differ",
+            f"{pair[0]} and {pair[1]} stored answer distributions, but on no example of {dataset}"
+            " over the same number of answers: they cannot be compared",
+        )
+    out["distribution"] = distribution
+    out["brier"] = (
+        distribution
+        if missing(r.get("kl"))
+        else (
+            "no gold label",
+            f"the store holds no gold label of {dataset}'s examples within the distributions'"
+            " answers: no Brier score",
+        )
+    )
+    out["ece"] = (
+        distribution
+        if lacking
+        else flips
+        if unscored
+        else ("not computed", "calibration needs both models' distributions and correctness")
+    )
+    out["changes"] = ("no answers", f"no example of {dataset} was answered by both {pair[0]} and {pair[1]}")
+    return out
+
+
+def answers_table(dataset: str, reference: str, rows: list[dict], stored: dict) -> str:
+    """The changed answers of every pair on one dataset, the reference's pairs first (Table
+    2's order); each empty value says why, in a few words and in a note under the table."""
+    numeric = [c for c in ANSWER_COLUMNS if c not in ("model_i", "model_j")]
+    table = Table(ANSWER_COLUMNS, numeric)
+    said: dict[str, str] = {}  # reason -> its few words
+    few = False
+    for r in rows:
+        why = _empty_reasons(dataset, r, stored)
+
+        def value(name: str, group: str, text=num, tip: str = "", r=r, why=why) -> str:
+            v = r.get(name)
+            if missing(v):
+                return _none(*why[group], said)
+            shown = text(v)
+            return f"<span title='{esc(tip)}'>{shown}</span>" if tip else shown
+
+        mark = "*" if r.get("flips_few") and not missing(r.get("flips")) else ""
+        few = few or bool(mark)
+        b, c = r.get("flips_c_to_w"), r.get("flips_w_to_c")
+        lo, hi = r.get("flips_lo"), r.get("flips_hi")
+        bounds = "" if missing(lo) or missing(hi) else f"<br><span class='sub'>{interval(lo, hi)}</span>"
+        flips_tip = f"{count(b)} correct → wrong and {count(c)} wrong → correct of {count(r.get('flips_n'))}"
+        brier_tip = (
+            f"Brier {r['model_i']} {num(r.get('brier_ref'))}, {r['model_j']} {num(r.get('brier_other'))},"
+            f" over {count(r.get('brier_ref_n'))} examples"
+        )
+        ece_tip = (
+            f"ECE {r['model_i']} {num(r.get('ece_ref'))}, {r['model_j']} {num(r.get('ece_other'))};"
+            f" MCE {r['model_i']} {num(r.get('mce_ref'))}, {r['model_j']} {num(r.get('mce_other'))}"
+        )
+        n, scored, compared = r.get("changes_n"), r.get("flips_n"), r.get("kl_n")
+        sub = (
+            f"<br><span class='sub'>scored {count(scored)}<br>distributions {count(compared)}</span>"
+            if (scored, compared) != (n, n)
+            else ""
+        )
+        prompts = r.get("prompts_differ")
+        note = (
+            f"<span class='role'>prompts differ on {count(prompts)} document(s): changes there may"
+            " come from the prompt, not the model</span>"
+            if prompts
+            else ""
+        )
+        table.add(
+            [
+                f"<b>{esc(r['model_i'])}</b>" if r["model_i"] == reference else esc(r["model_i"]),
+                esc(r["model_j"]) + note,
+                value("flips", "flips", tip=flips_tip) + mark + bounds,
+                value("flips_neg", "flips", tip=f"{count(b)} examples"),
+                value("flips_pos", "flips", tip=f"{count(c)} examples"),
+                value("flips_mcnemar_p", "mcnemar", p_value),
+                value("changes", "changes"),
+                value("kl", "distribution"),
+                value("js", "distribution"),
+                value("top1", "distribution"),
+                value("brier_diff", "brier", _signed, brier_tip),
+                value("ece_diff", "ece", _signed, ece_tip),
+                count(n) + sub if not missing(n) else DASH,
+            ],
+            "lead" if r["model_i"] == reference else "",
+        )
+    notes = [f"<b>{esc(short)}</b>: {esc(reason)}." for reason, short in said.items()]
+    if few:
+        notes.append(esc(FEW_NOTE) + ".")
+    return table.html() + "".join(f"<p class='note'>{n}</p>" for n in notes)
+
+
+def margin_figure(dataset: str, reference: str, rows: list[dict], margins: list[dict], stored: dict) -> str:
+    """The flip rate of each of the reference's pairs against the decile of the reference's
+    margin (flips_by_margin rows whose model_i is the reference), or why there is none."""
+    series = {}
+    for r in rows:
+        if r["model_i"] != reference:
+            continue
+        got = [
+            m
+            for m in margins
+            if (m["dataset"], m["model_i"], m["model_j"]) == (dataset, reference, r["model_j"])
+        ]
+        if got:
+            series[r["model_j"]] = {"rows": got, "overall": r.get("flips")}
+    if not series:
+        if not (stored.get((dataset, reference)) or {}).get("probs"):
+            why = f"{reference} stored no answer distribution on {dataset}, so its margin is unknown"
+        else:
+            why = f"no example of {dataset} has both correctnesses known beside {reference}'s distribution"
+        return f"<p class='empty'>No figure of flips against the reference's margin: {esc(why)}.</p>"
+    caption = f"Flip rate against {reference}'s margin, {dataset}: one line per model paired with it"
+    note = (
+        "Each point is a tenth of the reference's examples, from least sure (smallest margin"
+        " between its top two answers) to most sure; a line high on the left and low on the right"
+        " means the flips gather where the reference was unsure. Hover a point for its margin"
+        " range and counts."
+    )
+    return f"<div class='grid'>{figure(caption, margin_chart(caption, reference, series), esc(note))}</div>"
+
+
 def table3_html(result3, rows3: list[dict], ranks: dict[str, int]) -> str:
     if not rows3:
         return "<p class='empty'>No attacks in the store yet.</p>"
@@ -195,7 +438,8 @@ tr.lead td{background:#f6f9ff}tr.few td{color:#777;font-style:italic}
 svg text{font-size:11px;font-family:system-ui,sans-serif}
 .grid{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
 figure.chart{margin:0;max-width:100%}figcaption{font-weight:bold;font-size:13px;max-width:520px;margin-bottom:4px}
-.empty{color:#777}dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 1.2em;font-size:14px}
+.empty{color:#777}.none{color:#777;font-style:italic;white-space:normal}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 1.2em;font-size:14px}
 dt{font-weight:bold}dd{margin:0}
 details.provenance>summary{cursor:pointer;font-weight:bold}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;max-width:640px;font-size:12px;margin:.3em 0}

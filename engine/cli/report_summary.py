@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from ce.query.measures import MEASURES, MIN_SUPPORT, Measure
 
-from .report_html import DASH, Table, count, human, interval, missing, num
+from .report_html import DASH, Table, count, human, interval, missing, num, pct
 from .report_svg import CLOSE, esc
+
+AGREEMENT = tuple(m for m in MEASURES if m.group == "agreement")  # the Jaccards: verdicts, heatmaps
 
 NOISE_FLOOR = "noise floor: not measured (no retrained replicas in the store)"
 VERDICTS = {  # key -> (words, css class, short words for any pair, a count of them in a sentence)
@@ -115,7 +117,7 @@ def dataset_summary(dataset: str, reference: str, why: str, rows: list[dict], k:
         ["Jaccard", "95% interval", "chance", "n", "sets (reference / model)"],
     )
     found: dict[str, dict[str, list[str]]] = {}  # model -> verdict -> characteristics
-    for m in MEASURES:
+    for m in AGREEMENT:
         for r in rows:
             if r["model_i"] != reference or missing(r[m.name]):
                 continue
@@ -140,12 +142,56 @@ def dataset_summary(dataset: str, reference: str, why: str, rows: list[dict], k:
                 ],
                 "few" if few else "",
             )
-    if not found:
+    changed = changed_answers(reference, rows)
+    if not found and not changed:
         return ""
+    said = f"{table.html()}<p class='overall'>{overall(dataset, reference, found)}</p>" if found else ""
     return (
         f"<h3>{esc(dataset)}: reference <b>{esc(reference)}</b> <span class='why'>({esc(why)})</span></h3>"
-        f"{table.html()}"
-        f"<p class='overall'>{overall(dataset, reference, found)}</p>"
+        f"{said}{changed}"
+    )
+
+
+def has_answers(row: dict) -> bool:
+    """Whether a Table 2 row compares the two models' answers (flips or changed answers)."""
+    return not missing(row.get("flips")) or not missing(row.get("changes"))
+
+
+def answer_pairs(rows: list[dict]) -> list[dict]:
+    """The Table 2 rows that compare answers, one per dataset and pair (a pair has a row per
+    OOD test set, bank and stage too; its answers repeat on each), in Table 2's order."""
+    pairs: dict[tuple, dict] = {}
+    for r in rows:
+        if has_answers(r):
+            pairs.setdefault((r["dataset"], r["model_i"], r["model_j"]), r)
+    return list(pairs.values())
+
+
+def changed_answers(reference: str, rows: list[dict]) -> str:
+    """The reference's pairs' changed answers in words (Dutta et al.): 'm changes 23% of its
+    answers, 9% flips (5% correct → wrong, 4% wrong → correct)'; empty if none."""
+    said = []
+    for r in answer_pairs(rows):
+        if r["model_i"] != reference:
+            continue
+        words = f"<b>{esc(r['model_j'])}</b> changes {pct(r['changes'])} of its answers"
+        if missing(r.get("flips")):
+            words += " (no flips: which answers are correct is unknown)"
+        else:
+            words += (
+                f", {pct(r['flips'])} flips ({pct(r.get('flips_neg'))} correct → wrong,"
+                f" {pct(r.get('flips_pos'))} wrong → correct)"
+            )
+            if r.get("flips_few"):
+                words += f", on only {count(r.get('flips_n'))} examples"
+        if r.get("prompts_differ"):
+            words += f", though its prompts differ on {count(r['prompts_differ'])} document(s)"
+        said.append(words)
+    if not said:
+        return ""
+    return (
+        f"<p class='overall'>Changed answers against <b>{esc(reference)}</b>: {'; '.join(said)}."
+        " <a href='#answers'>More under Changed answers</a>.</p>"
     )
 
 
@@ -302,6 +348,12 @@ def summary(
         " fall; until replicas are run, read the verdicts against the fixed 0.8 line and chance"
         " only.</p>"
     )
+    if any(has_answers(r) for r in rows2):
+        intro += (
+            "<p>Where the store holds both models' answers, a sentence after each dataset says how"
+            " many answers each model changes against the reference and how many of them flip"
+            " (correct to wrong or wrong to correct), which agreement in accuracy can hide.</p>"
+        )
     parts = [intro]
     for dataset in dict.fromkeys(r["dataset"] for r in rows2):
         subset = [r for r in rows2 if r["dataset"] == dataset]

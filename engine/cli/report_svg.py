@@ -1,8 +1,9 @@
 """The figures of ``ce report`` as inline SVG: agreement heatmaps with their colour scale,
-the K curves of Figure 1 and the Table 3 bars. Every figure is sized from the lengths of
-its labels (estimated per character, on the wide side), so that no label is clipped; a
-label too long to show whole is shortened in the middle and keeps its full text as a
-tooltip. Titles are HTML captions (they wrap), not SVG text."""
+the K curves of Figure 1, the Table 3 bars and the flip rate against the reference's
+margin. Every figure is sized from the lengths of its labels (estimated per character, on
+the wide side), so that no label is clipped; a label too long to show whole is shortened
+in the middle and keeps its full text as a tooltip. Titles are HTML captions (they wrap),
+not SVG text."""
 
 from __future__ import annotations
 
@@ -277,3 +278,115 @@ def bar_chart(name: str, rows: list[dict]) -> str:
     return svg(
         max(width, left + 124 + text_width("under attack (line: 95% interval)") + 8), height, name, parts
     )
+
+
+RATE_AXES = ((0.05, 0.01), (0.1, 0.02), (0.2, 0.05), (0.3, 0.05), (0.4, 0.1), (0.6, 0.1), (0.8, 0.2))
+
+
+def _rate_axis(value: float) -> tuple[float, float]:
+    """(top, step) of a rate axis that holds ``value``: the smallest of RATE_AXES, else 0-1."""
+    return next(((top, step) for top, step in RATE_AXES if value <= top), (1.0, 0.2))
+
+
+MARGIN_AXIS = (
+    "margin of the reference: its top probability minus the second",
+    "deciles of its examples, least sure on the left; ticks: margin at each cut",
+)
+
+
+def margin_chart(name: str, reference: str, series: dict[str, dict]) -> str:
+    """Flip rate against the decile of the reference's margin (Dutta et al.): ``series``
+    maps each model paired with ``reference`` to {rows: flips_by_margin rows (decile,
+    margin_lo, margin_hi, n, flip_rate), overall: the pair's flip rate or None}; one solid
+    line per model, its overall flip rate dashed in the same colour. The deciles sit at even
+    steps; the ticks between them carry the margins where the first model's deciles are cut."""
+    plot_h, left, top = 180, 44, 24
+    bands = max((r["decile"] for s in series.values() for r in s["rows"]), default=1)
+    band = 40
+    plot_w = band * bands
+    highest = max(
+        [r["flip_rate"] for s in series.values() for r in s["rows"] if r["flip_rate"] is not None]
+        + [s["overall"] for s in series.values() if s["overall"] is not None]
+        + [0.0]
+    )
+    ymax, ystep = _rate_axis(highest)
+    shown = {m: short(m) for m in series}
+    overall = {
+        m: "no overall rate" if s["overall"] is None else f"overall {s['overall']:.0%}"
+        for m, s in series.items()
+    }
+    legend = [f"{shown[m]} ({overall[m]})" for m in series]
+    legend_w = max([text_width(t) for t in legend] + [text_width("dashed: overall flip rate")]) + 34
+    legend_h = 16 * (len(series) + 1) + 10
+    axis_w = max(text_width(t) for t in MARGIN_AXIS)
+    width = max(left + plot_w + 20 + legend_w, left + plot_w / 2 + axis_w / 2 + 8, axis_w + 16)
+    height = max(top + plot_h + 58, top + legend_h)
+
+    def sx(decile: float) -> float:
+        return left + (decile - 0.5) * band
+
+    def sy(v: float) -> float:
+        return top + plot_h - v / ymax * plot_h
+
+    title = "flip rate: share of the examples whose correctness differs from {}'s"
+    width = max(width, 4 + text_width(title.format(short(reference))) + 8)
+    parts = [label(4, top - 10, title.format(short(reference)), "", title.format(reference))]
+    for i in range(round(ymax / ystep) + 1):
+        tick = i * ystep
+        parts.append(
+            f"<line x1='{left}' y1='{sy(tick):.1f}' x2='{left + plot_w}' y2='{sy(tick):.1f}'"
+            f" stroke='{'#bbb' if i else '#444'}' stroke-width='{0.6 if i else 1}'/>"
+        )
+        parts.append(label(left - 6, sy(tick) + 4, f"{tick:.0%}", " text-anchor='end'"))
+    parts.append(f"<line x1='{left}' y1='{sy(0):.1f}' x2='{left}' y2='{sy(ymax):.1f}' stroke='#444'/>")
+    first = next((s["rows"] for s in series.values() if s["rows"]), [])
+    by_decile = {r["decile"]: r for r in first}
+    for cut in range(bands + 1):  # the margin where deciles cut - cut 0 is the smallest margin
+        x = left + cut * band
+        below, above = by_decile.get(cut), by_decile.get(cut + 1)
+        if below is not None and above is not None:
+            margin = (below["margin_hi"] + above["margin_lo"]) / 2
+        elif above is not None:
+            margin = above["margin_lo"]
+        elif below is not None:
+            margin = below["margin_hi"]
+        else:
+            continue
+        parts.append(f"<line x1='{x}' y1='{sy(0):.1f}' x2='{x}' y2='{sy(0) + 4:.1f}' stroke='#444'/>")
+        parts.append(label(x, sy(0) + 16, f"{margin:.2f}", " text-anchor='middle'"))
+    for n, text in enumerate(MARGIN_AXIS):
+        parts.append(label(left + plot_w / 2, sy(0) + 32 + 14 * n, text, " text-anchor='middle'"))
+    for n, (model, s) in enumerate(series.items()):
+        c = PALETTE[n % len(PALETTE)]
+        key = f"{reference} vs {model}"
+        pts = [r for r in sorted(s["rows"], key=lambda r: r["decile"]) if r["flip_rate"] is not None]
+        path = " ".join(f"{sx(r['decile']):.1f},{sy(r['flip_rate']):.1f}" for r in pts)
+        parts.append(
+            f"<polyline fill='none' stroke='{c}' stroke-width='2' points='{path}'>"
+            f"<title>{esc(key)}</title></polyline>"
+        )
+        for r in pts:
+            flips = round(r["flip_rate"] * r["n"])
+            parts.append(
+                f"<circle cx='{sx(r['decile']):.1f}' cy='{sy(r['flip_rate']):.1f}' r='2.5' fill='{c}'>"
+                f"<title>{esc(key)}, decile {r['decile']} (reference's margin"
+                f" {r['margin_lo']:.3f}–{r['margin_hi']:.3f}): {flips} of {r['n']} flip,"
+                f" {r['flip_rate']:.1%}</title></circle>"
+            )
+        if s["overall"] is not None:
+            parts.append(
+                f"<line x1='{left}' y1='{sy(s['overall']):.1f}' x2='{left + plot_w}'"
+                f" y2='{sy(s['overall']):.1f}' stroke='{c}' stroke-width='1' stroke-dasharray='4,3'>"
+                f"<title>{esc(key)}: overall flip rate {s['overall']:.1%}</title></line>"
+            )
+        ly, lx = top + 12 + 16 * n, left + plot_w + 20
+        parts.append(
+            f"<line x1='{lx}' y1='{ly - 4}' x2='{lx + 20}' y2='{ly - 4}' stroke='{c}' stroke-width='2'/>"
+        )
+        parts.append(label(lx + 26, ly, legend[n], f" fill='{c}'", f"{model} ({overall[model]})"))
+    ly, lx = top + 12 + 16 * len(series), left + plot_w + 20
+    parts.append(
+        f"<line x1='{lx}' y1='{ly - 4}' x2='{lx + 20}' y2='{ly - 4}' stroke='#777' stroke-dasharray='4,3'/>"
+    )
+    parts.append(label(lx + 26, ly, "dashed: overall flip rate", " fill='#555'"))
+    return svg(width, height, name, parts)
