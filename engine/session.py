@@ -200,6 +200,19 @@ class Session:
 
         return self._ingested(ingest_table(self._writable(), path, model, dataset, **columns))
 
+    def export(
+        self,
+        out: str | Path,
+        format: str = "parquet",
+        models: tuple[str, ...] = (),
+        datasets: tuple[str, ...] = (),
+    ) -> dict:
+        """Write the store's per-example predictions to ``out`` as ``format`` (parquet, csv,
+        or lm-eval: lm-evaluation-harness sample logs that ``ingest_lmeval`` reads back)."""
+        from ce.query.export import export_predictions
+
+        return export_predictions(self.con, out, format, models, datasets)
+
     def set_reference(self, model: str | None) -> str | None:
         """Name ``model`` the store's reference (None: name none): every pair shows it first
         unless a comparison names another. Returns the reference before."""

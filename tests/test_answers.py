@@ -234,3 +234,37 @@ def test_the_store_names_its_reference(hand):
     assert bad.exit_code != 0 and "no model 'nosuch'" in bad.stderr
     assert ce("reference", "--clear").exit_code == 0
     assert rows(hand, "select * from reference") == [] and ce("reference").stdout.startswith("none")
+
+
+def test_a_store_written_before_the_answer_columns_still_reads(store_dir):
+    """Parts of an earlier release lack probs, prompt_hash, ...: the views add them as nulls."""
+    import pyarrow.parquet as pq
+
+    store = write(
+        Store(store_dir),
+        {
+            k: {"pred_label": v["pred_label"], "correct": v["correct"]}
+            for k, v in (("ref", REF), ("oth", OTH))
+        },
+    )
+    for part in store_dir.rglob("predictions/**/*.parquet"):
+        table = pq.read_table(part)
+        old = [
+            c
+            for c in table.column_names
+            if c
+            not in (
+                "probs",
+                "loglikelihoods",
+                "null_score",
+                "span_score",
+                "metric",
+                "doc_hash",
+                "prompt_hash",
+                "target_hash",
+            )
+        ]
+        pq.write_table(table.select(old), part)
+    assert "probs" not in pq.read_schema(next(store_dir.rglob("predictions/**/*.parquet"))).names
+    [r] = compare.table2(connect(store), reference="ref").rows()
+    assert r["flips"] == 0.25 and r["kl"] is None and r["prompts_differ"] == 0

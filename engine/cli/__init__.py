@@ -28,6 +28,7 @@ COMMANDS = {
     "report": "ce.cli.report:report",
     "run": "ce.cli.run:run",
     "bundle": "ce.cli.bundle:bundle",
+    "export": "ce.cli.export:export",
     "models": "ce.cli.catalog:models",
     "reference": "ce.cli.catalog:reference",
     "datasets": "ce.cli.catalog:datasets",

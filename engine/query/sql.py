@@ -151,8 +151,8 @@ def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     records = store.runs()
     live = store.live_parts(records)
     for name in KINDS:
+        con.register(f"_empty_{name}", _empty_arrow(name))
         if not live[name]:
-            con.register(f"_empty_{name}", _empty_arrow(name))
             con.execute(f"create or replace view {name} as select * from _empty_{name}")
             continue
         groups: dict[tuple, list[str]] = {}  # parts read alike: same folders, head column or not
@@ -161,6 +161,9 @@ def _create_base_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
             missing = tuple((k, v) for k, v in p.partition.items() if k not in folder_keys(p.path))
             groups.setdefault((missing, _lacks_head(con, p, path)), []).append(path)
         selects = [_select(name, *group, files) for group, files in sorted(groups.items())]
+        # the empty table of the kind adds, as nulls, the columns of a later release that
+        # none of the parts has (a store written before predictions kept probs)
+        selects.append(f"select * from _empty_{name}")
         con.execute(f"create or replace view {name} as {' union all by name '.join(selects)}")
     _create_list_limits(con, store, live)
     held = sorted(

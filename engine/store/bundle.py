@@ -2,9 +2,21 @@
 
 A bundle is a plain ZIP of the selected Parquet parts, the run records that wrote them, a
 ``manifest.json`` (schema version, every file with its size and sha256, the exporting ce
-version) and a Hugging Face dataset card (``README.md`` with a YAML header). pandas, polars,
-Spark or DuckDB read the Parquet without ce once unzipped. The ZIP comment holds the sha256
-of every byte before it, so flipping any byte of the file fails the import.
+version) and a Hugging Face dataset card (``README.md`` with a YAML header, one config per
+kind). The ZIP comment holds the sha256 of every byte before it, so flipping any byte of the
+file fails the import.
+
+Every part in a bundle carries its partition keys (model, dataset, stage, bank, attack) as
+string columns of its own, after the kind's columns, and lies at
+``KIND/key_value/.../part-<run_id>.parquet``: unzipped, ``datasets.load_dataset``, pandas,
+polars, pyarrow and DuckDB read each kind with its keys, none of them from folder names (the
+Hugging Face loader reads no Hive folders, and pandas and pyarrow refuse a column that both a
+file and a ``key=value`` folder hold). Partition values never hold ``_``, so the folder names
+read back unambiguously. The bundle's run records name the parts at these paths; import
+checks that every row's keys are its folders', and stores the part without them, in the
+store's layout. Bundles of version 1 (parts at their store paths, keys only in folder names)
+still import. A part may lack the nullable columns that a later release added to its kind
+(``ADDED_LATER``); export fills them with nulls, so every file of a kind has one schema.
 
 A bundle is untrusted input. Import and inspect verify every claim before anything is
 written, streaming entry by entry (memory stays flat whatever the bundle's size):
@@ -13,18 +25,21 @@ written, streaming entry by entry (memory stays flat whatever the bundle's size)
 - the manifest: nothing missing or extra, each entry's size and sha256, a total size
   under ``max_size`` (a decompression bomb stops at its declared size);
 - the records: each parses into the typed run-record schema (no unknown fields, no dates
-  in the future, status complete), and names its parts by the store layout
-  ``KIND/key=value/.../part-<run_id>.parquet`` with its own run id;
+  in the future, status complete), and names its parts by the bundle layout above, or by
+  the store layout ``KIND/key=value/.../part-<run_id>.parquet`` (version 1), with its own
+  run id;
 - the parts: every entry besides the manifest, the card and the records is a part that a
-  record names; each part's Arrow schema is its kind's, its row count and list lengths are
-  the record's, every row carries the record's run id, and an examples part's content has
-  the fingerprint that its run claims.
+  record names; each part's Arrow schema is its kind's (plus its key columns in the bundle
+  layout), its row count and list lengths are the record's, every row carries the record's
+  run id and its folders' keys, and an examples part's content has the fingerprint that
+  its run claims.
 
 Then, under the store lock, against the store: a dataset of the same name must hold the
 same examples (else ``--rename-dataset``), a partition the store already fills from another
 run is a conflict (else ``--rename-model``), and a run already in the store must be the same
-run. Parts are copied to temporary files, checked again, and renamed into place; records,
-the commit points, come last. Any failure removes everything the import wrote. A bundle
+run (the same rows, whatever their bytes). Parts are copied to temporary files, checked
+again (and rid of their key columns), and renamed into place; records, the commit points,
+come last. Any failure removes everything the import wrote. A bundle
 never writes the store marker, a model folder, or a record of a run that is not its own.
 """
 
@@ -32,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -50,11 +66,30 @@ import pyarrow.parquet as pq
 from . import atomic
 from .errors import CeError, NotFound, StoreError, did_you_mean
 from .records import RUN_ID, parse_record, part_path
-from .schema import HEAD_COLUMNS, KINDS, LIST_COLUMNS, SCHEMA_VERSION, check_name, examples_fingerprint
+from .schema import (
+    ADDED_LATER,
+    HEAD,
+    HEAD_COLUMNS,
+    KINDS,
+    LIST_COLUMNS,
+    NAME_PATTERN,
+    SCHEMA_VERSION,
+    check_name,
+    examples_fingerprint,
+)
 from .store import Store, _remove_empty_store, check_schema_version, commit_all, now, temp_part
 
 FORMAT = "ce-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: parts carry their key columns, at KIND/key_value/.../part-RUN.parquet
+READS = (1, 2)  # 1: parts at their store paths, keys only in the folder names
+BATCH = 16_384  # rows per batch where a part is read to be checked
+BATCH_BYTES = 8 << 20  # a part that export or import rewrites: about this much per batch (row group)
+# In a bundle part, the sha256 of the store part that export made it from; in a store part
+# that import rewrote, the sha256 of its bundle entry. Either says "same rows" without
+# reading them: the first is the bundle's claim, but one that lies only keeps the store's
+# own part (a part the store holds is never replaced).
+SOURCE_SHA256 = b"ce.source_sha256"
+ENTRY_SHA256 = b"ce.bundle_entry_sha256"
 DIGEST_LEN = 64  # hex sha256 in the ZIP comment
 CHUNK = 1 << 20
 MAX_ENTRIES = 100_000
@@ -107,26 +142,141 @@ class Verified:
     digest: str
     manifest: dict
     records: dict[str, dict]
-    entry_of: dict[str, str]  # store path -> bundle entry name
+    entry_of: dict[str, str]  # store path -> bundle entry name (the same path in version 1)
     sha256: dict[str, str]  # bundle entry name -> sha256
     size: dict[str, int]  # bundle entry name -> bytes
     fingerprints: dict[str, str]  # store path of an examples part -> fingerprint
     renames: dict[str, dict[str, str]] = field(default_factory=dict)
+    keyed: frozenset[str] = frozenset()  # entries in the bundle layout: parts with key columns
+
+
+# -- layout ------------------------------------------------------------------------------
+def bundle_path(kind_name: str, partition: dict[str, str], run_id: str) -> str:
+    """Where a bundle holds the part of ``kind_name`` for ``partition`` by ``run_id``."""
+    folders = "/".join(f"{key}_{partition[key]}" for key in KINDS[kind_name].keys)
+    return f"{kind_name}/{folders}/part-{run_id}.parquet"
+
+
+def store_path(entry: str) -> str | None:
+    """The store path of a part at ``entry`` in the bundle layout; None for any other name."""
+    names = entry.split("/")
+    if len(names) < 3 or names[0] not in KINDS or len(names) - 2 != len(KINDS[names[0]].keys):
+        return None
+    partition = {}
+    for key, folder in zip(KINDS[names[0]].keys, names[1:-1], strict=True):
+        name, sep, value = folder.partition("_")
+        if name != key or not sep or not NAME_PATTERN.fullmatch(value):
+            return None
+        partition[key] = value
+    run_id = names[-1].removeprefix("part-").removesuffix(".parquet")
+    if names[-1] != f"part-{run_id}.parquet" or not RUN_ID.fullmatch(run_id):
+        return None
+    return part_path(names[0], partition, run_id)
+
+
+def _conformed(batch: pa.RecordBatch, kind_name: str) -> pa.RecordBatch:
+    """``batch`` (a part's rows, without key columns) with every column of its kind, in the
+    kind's order: one that a later release added null, a missing head column derived from
+    its list."""
+    columns, fields = [], []
+    for f in KINDS[kind_name].schema:
+        if f.name in batch.schema.names:
+            columns.append(batch[f.name])
+            fields.append(batch.schema.field(f.name))
+        elif f.name in ADDED_LATER.get(kind_name, ()):
+            columns.append(pa.nulls(batch.num_rows, f.type))
+            fields.append(f)
+        elif f.name == HEAD_COLUMNS.get(kind_name) and LIST_COLUMNS[kind_name] in batch.schema.names:
+            head = pc.list_slice(batch[LIST_COLUMNS[kind_name]], 0, HEAD, return_fixed_size_list=False)
+            columns.append(head.cast(f.type))
+            fields.append(f)
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _reader(source) -> pq.ParquetFile:
+    """A part to read batch by batch: column chunks streamed, not held whole."""
+    return pq.ParquetFile(source, pre_buffer=False, buffer_size=CHUNK)
+
+
+def _batch_rows(pf: pq.ParquetFile) -> int:
+    """Rows per batch of about BATCH_BYTES (uncompressed) of the part ``pf``."""
+    meta = pf.metadata
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return int(min(4 * BATCH, max(1024, BATCH_BYTES * max(meta.num_rows, 1) / max(size, 1))))
+
+
+def _bundle_schema(stored: pa.Schema, kind_name: str) -> pa.Schema:
+    """The schema of a bundle part made of a store part of schema ``stored``."""
+    schema = _conformed(pa.RecordBatch.from_pylist([], schema=stored.remove_metadata()), kind_name).schema
+    for key in KINDS[kind_name].keys:
+        schema = schema.append(pa.field(key, pa.string()))
+    return schema
+
+
+def _keyed_part(source: Path, tmp: Path, kind_name: str, partition: dict[str, str]) -> None:
+    """Write the store's part ``source`` to ``tmp`` as a bundle holds it: conformed to its
+    kind, its key columns appended, the sha256 of ``source`` in its metadata."""
+    pf = _reader(source)
+    keys = KINDS[kind_name].keys
+    schema = _bundle_schema(pf.schema_arrow, kind_name)
+    schema = schema.with_metadata({SOURCE_SHA256: _file_sha256(source).encode()})
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for batch in pf.iter_batches(batch_size=_batch_rows(pf)):
+            batch = _conformed(batch, kind_name)
+            for key in keys:
+                batch = batch.append_column(key, pa.array([partition[key]] * batch.num_rows, pa.string()))
+            writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
 
 
 # -- export ------------------------------------------------------------------------------
-def _card(manifest: dict) -> str:
-    kinds = sorted({f["path"].split("/")[0] for f in manifest["files"] if f["path"].split("/")[0] in KINDS})
-    configs = "\n".join(f'- config_name: {k}\n  data_files: "{k}/**/*.parquet"' for k in kinds)
-    runs = len(manifest["runs"])
+def _configs(schemas: dict[str, pa.Schema]) -> str:
+    """The card's configs for the bundle parts of these schemas (by path): one per kind, or
+    where a kind's parts differ (vectors of other widths or precisions), one per schema,
+    named for its vectors (``embeddings-float16x384``), so that every config loads as one
+    table."""
+    groups: dict[str, list[tuple[pa.Schema, list[str]]]] = {}
+    for path, schema in sorted(schemas.items()):
+        kind_groups = groups.setdefault(path.split("/")[0], [])
+        same = next((paths for seen, paths in kind_groups if seen.equals(schema)), None)
+        if same is None:
+            kind_groups.append((schema, [path]))
+        else:
+            same.append(path)
+    out = []
+    for kind_name, kind_groups in sorted(groups.items()):
+        if len(kind_groups) == 1:
+            out.append(f'- config_name: {kind_name}\n  data_files: "{kind_name}/**/*.parquet"')
+            continue
+        named: set[str] = set()
+        for n, (schema, paths) in enumerate(kind_groups):
+            name = kind_name
+            if kind_name == "embeddings":
+                vector = schema.field("vector").type
+                size = f"x{vector.list_size}" if pa.types.is_fixed_size_list(vector) else ""
+                name = f"{kind_name}-float{vector.value_type.bit_width}{size}"
+            name = f"{name}-{n + 1}" if name in named or name == kind_name else name
+            named.add(name)
+            files = "".join(f'\n  - "{p}"' for p in paths)
+            out.append(f"- config_name: {name}\n  data_files:{files}")
+    return "\n".join(out)
+
+
+def _card(manifest: dict, schemas: dict[str, pa.Schema]) -> str:
+    configs = _configs(schemas)
+    kinds = sorted({path.split("/")[0] for path in schemas})
+    keys = ", ".join(f"{k} ({', '.join(KINDS[k].keys)})" for k in kinds)
     return (
         f"---\nlicense: other\npretty_name: ce comparison results\ntags:\n- ce\n"
         f"- model-compression\nconfigs:\n{configs}\n---\n\n# ce results bundle\n\n"
         f"Per-example artifacts written by ce {manifest['exported_by']} (store schema"
-        f" version {manifest['schema_version']}): {', '.join(kinds)}, from {runs} run(s)."
-        f" Partition keys are in the folder names (Hive style); `runs/*.json` records how"
-        f" each part was produced. Import with `ce bundle import FILE`, or read the Parquet"
-        f" files with any Parquet reader.\n"
+        f" version {manifest['schema_version']}) from {len(manifest['runs'])} run(s), one"
+        f" config per kind (per kind and vector type where the vectors differ). Every Parquet"
+        f" file holds its partition keys as string columns:"
+        f" {keys}; the folders `key_value/` name them too, but not Hive style, so no reader"
+        f" adds them twice. `runs/*.json` records how each part was produced. Load a config with"
+        f" `datasets.load_dataset(FOLDER, KIND)`, read the Parquet with any reader (pandas,"
+        f" polars, pyarrow, DuckDB), or import the bundle into a store with"
+        f" `ce bundle import FILE`.\n"
     )
 
 
@@ -142,7 +292,8 @@ def _file_sha256(path: Path, stop: int | None = None) -> str:
 
 def export_bundle(store: Store, out: str | Path, selection: Selection = Selection()) -> dict:
     """Write the live parts that ``selection`` keeps, their runs and a manifest to ``out``,
-    streaming every part from disk."""
+    streaming every part from disk (one part at a time through a temporary file beside
+    ``out``, where it gains its key columns)."""
     if not store.exists():
         raise StoreError(f"no store at {store.root}; nothing to export")
     target = Path(out)
@@ -157,7 +308,10 @@ def export_bundle(store: Store, out: str | Path, selection: Selection = Selectio
                     f"the store holds no results of {key} {name!r}{did_you_mean(name, held)};"
                     f" its {key}s: {', '.join(held[:10]) or 'none'}"
                 )
-    parts = [p for p in live if selection.keeps(p.partition)]
+    parts = sorted(
+        (p for p in live if selection.keeps(p.partition)),
+        key=lambda p: bundle_path(p.kind, p.partition, p.run_id),
+    )
     if not parts:
         raise BundleError("the selection matches no stored results; check --model/--dataset")
     records = {r["run_id"]: r for r in store.runs()}
@@ -165,13 +319,14 @@ def export_bundle(store: Store, out: str | Path, selection: Selection = Selectio
     for p in parts:
         by_run.setdefault(p.run_id, []).append(p.path)
     small: dict[str, bytes] = {}
-    for run_id, paths in by_run.items():
+    for run_id, paths in sorted(by_run.items()):
         rec = {k: v for k, v in records[run_id].items() if k not in LOCAL_ONLY}
-        rec["parts"] = [q for q in rec["parts"] if q["path"] in paths]
+        rec["parts"] = [
+            {**q, "path": bundle_path(q["kind"], q["partition"], run_id)}
+            for q in rec["parts"]
+            if q["path"] in paths
+        ]
         small[f"runs/{run_id}.json"] = json.dumps(rec, indent=2, default=str).encode()
-    files = {name: (len(data), hashlib.sha256(data).hexdigest()) for name, data in small.items()}
-    for p in parts:
-        files[p.path] = ((store.root / p.path).stat().st_size, _file_sha256(store.root / p.path))
     manifest = {
         "format": FORMAT,
         "bundle_version": BUNDLE_VERSION,
@@ -179,25 +334,36 @@ def export_bundle(store: Store, out: str | Path, selection: Selection = Selectio
         "exported_by": metadata.version("ce"),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "runs": sorted(by_run),
-        "files": [{"path": k, "size": s, "sha256": h} for k, (s, h) in sorted(files.items())],
+        "files": [],
     }
-    small["README.md"] = _card(manifest).encode()
-    manifest["files"].append(
-        {
-            "path": "README.md",
-            "size": len(small["README.md"]),
-            "sha256": hashlib.sha256(small["README.md"]).hexdigest(),
-        }
-    )
+    schemas = {
+        bundle_path(p.kind, p.partition, p.run_id): _bundle_schema(
+            pq.read_schema(store.root / p.path), p.kind
+        )
+        for p in parts
+    }
+    small["README.md"] = _card(manifest, schemas).encode()
+    files: dict[str, tuple[int, str]] = {}
     with atomic.atomic_path(target) as tmp:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-            z.writestr("manifest.json", json.dumps(manifest, indent=2))
-            for name in sorted(files) + ["README.md"]:
-                if name in small:
-                    z.writestr(name, small[name])
-                else:
-                    z.write(store.root / name, name)
-            z.comment = b"0" * DIGEST_LEN
+        keyed = atomic.temp_name(target)
+        try:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+                for name, data in small.items():
+                    z.writestr(name, data)
+                    files[name] = (len(data), hashlib.sha256(data).hexdigest())
+                for p in parts:  # the manifest lists what the ZIP holds, so it comes last
+                    name = bundle_path(p.kind, p.partition, p.run_id)
+                    _keyed_part(store.root / p.path, keyed, p.kind, p.partition)
+                    files[name] = (keyed.stat().st_size, _file_sha256(keyed))
+                    z.write(keyed, name)
+                    keyed.unlink()
+                manifest["files"] = [
+                    {"path": k, "size": s, "sha256": h} for k, (s, h) in sorted(files.items())
+                ]
+                z.writestr("manifest.json", json.dumps(manifest, indent=2))
+                z.comment = b"0" * DIGEST_LEN
+        finally:
+            keyed.unlink(missing_ok=True)
         size = tmp.stat().st_size
         digest = _file_sha256(tmp, size - DIGEST_LEN)
         with open(tmp, "r+b") as f:
@@ -286,13 +452,14 @@ def _verify(z: zipfile.ZipFile, path: Path, digest: str, max_size: int, renames:
             f"{path} expands to {total:,} bytes, more than the limit of {max_size:,};"
             " if you trust it, pass --max-size with a larger value"
         )
-    records = _records(z, by_name, listed, manifest)
+    records, entry_of = _records(z, by_name, listed, manifest)
+    keyed = frozenset(e for p, e in entry_of.items() if e != p)
     for name, expected in listed.items():
         if not name.startswith("runs/"):
             found = _hash_limited(z, by_name[name], expected["size"])
             if found != expected["sha256"]:
                 raise BundleError(f"bundle entry {name!r} fails its sha256 check")
-    named = {p["path"] for r in records.values() for p in r["parts"]}
+    named = set(entry_of.values())
     stray = sorted(set(listed) - named - {"README.md"} - {f"runs/{r}.json" for r in records})
     if stray:
         raise BundleError(
@@ -301,7 +468,8 @@ def _verify(z: zipfile.ZipFile, path: Path, digest: str, max_size: int, renames:
     fingerprints: dict[str, str] = {}
     for run_id, record in records.items():
         for part in record["parts"]:
-            fp = _check_part(z, by_name[part["path"]], part, run_id)
+            entry = entry_of[part["path"]]
+            fp = _check_part(z, by_name[entry], part, run_id, entry in keyed)
             if fp is not None:
                 fingerprints[part["path"]] = fp
                 claimed = record.get("dataset_fingerprint")
@@ -316,10 +484,11 @@ def _verify(z: zipfile.ZipFile, path: Path, digest: str, max_size: int, renames:
             digest,
             manifest,
             records,
-            {p: p for p in named},
+            entry_of,
             {n: f["sha256"] for n, f in listed.items()},
             {n: f["size"] for n, f in listed.items()},
             fingerprints,
+            keyed=keyed,
         ),
         renames,
     )
@@ -394,10 +563,10 @@ def _manifest(data: bytes) -> dict:
         raise BundleError(
             "manifest.json is not a ce bundle manifest; the file was not written by ce bundle export"
         ) from None
-    if manifest.get("bundle_version") != BUNDLE_VERSION or type(manifest.get("bundle_version")) is not int:
+    if manifest.get("bundle_version") not in READS or type(manifest.get("bundle_version")) is not int:
         raise BundleError(
-            f"bundle version {str(manifest.get('bundle_version'))[:20]} is not"
-            f" {BUNDLE_VERSION}; use a ce release that reads it"
+            f"bundle version {str(manifest.get('bundle_version'))[:20]} is not one this ce reads"
+            f" ({', '.join(map(str, READS))}); use a ce release that reads it"
         )
     try:
         check_schema_version(manifest.get("schema_version"), "the bundle")
@@ -406,9 +575,25 @@ def _manifest(data: bytes) -> dict:
     return manifest
 
 
-def _records(z: zipfile.ZipFile, by_name: dict, listed: dict, manifest: dict) -> dict[str, dict]:
-    """Every run record of the bundle, parsed strictly, matching the manifest's list."""
-    records = {}
+def _to_store_paths(data) -> dict[str, str]:
+    """Give the parts that a record (unchecked JSON) names in the bundle layout their store
+    paths, for :func:`parse_record` to check; store path -> bundle entry of each."""
+    moved = {}
+    parts = data.get("parts") if isinstance(data, dict) else None
+    for part in parts if isinstance(parts, list) else []:
+        entry = part.get("path") if isinstance(part, dict) else None
+        if isinstance(entry, str) and (path := store_path(entry)) is not None:
+            part["path"] = path
+            moved[path] = entry
+    return moved
+
+
+def _records(
+    z: zipfile.ZipFile, by_name: dict, listed: dict, manifest: dict
+) -> tuple[dict[str, dict], dict[str, str]]:
+    """Every run record of the bundle, parsed strictly, matching the manifest's list, and
+    the bundle entry of every part they name, by its store path."""
+    records, entry_of = {}, {}
     for name in sorted(n for n in listed if n.startswith("runs/")):
         run_id = name.removeprefix("runs/").removesuffix(".json")
         if not (name.endswith(".json") and RUN_ID.fullmatch(run_id)):
@@ -417,7 +602,9 @@ def _records(z: zipfile.ZipFile, by_name: dict, listed: dict, manifest: dict) ->
         if hashlib.sha256(data).hexdigest() != listed[name]["sha256"]:
             raise BundleError(f"bundle entry {name!r} fails its sha256 check")
         try:
-            record = parse_record(json.loads(data), f"bundle entry {name!r}", strict=True)
+            record = json.loads(data)
+            moved = _to_store_paths(record)
+            record = parse_record(record, f"bundle entry {name!r}", strict=True)
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise BundleError(f"bundle entry {name!r} is not JSON ({e}); refusing the bundle") from None
         except StoreError as e:
@@ -427,8 +614,10 @@ def _records(z: zipfile.ZipFile, by_name: dict, listed: dict, manifest: dict) ->
         if record["status"] != "complete":
             raise BundleError(f"bundle entry {name!r} is a run that did not complete; refusing the bundle")
         for part in record["parts"]:
-            if part["path"] not in listed:
-                raise BundleError(f"run {run_id} names part {part['path']!r} that the bundle does not hold")
+            entry = moved.get(part["path"], part["path"])
+            if entry not in listed:
+                raise BundleError(f"run {run_id} names part {entry!r} that the bundle does not hold")
+            entry_of.setdefault(part["path"], entry)
         records[run_id] = record
     if sorted(records) != sorted(manifest.get("runs", [])):
         raise BundleError("the manifest's list of runs differs from the run records; refusing the bundle")
@@ -437,7 +626,7 @@ def _records(z: zipfile.ZipFile, by_name: dict, listed: dict, manifest: dict) ->
         for part in record["parts"]:
             if owners.setdefault(part["path"], run_id) != run_id or part["path"].count("part-") != 1:
                 raise BundleError(f"part {part['path']!r} is named twice; refusing the bundle")
-    return records
+    return records, entry_of
 
 
 def _same_type(expected: pa.DataType, found: pa.DataType, name: str) -> bool:
@@ -451,19 +640,27 @@ def _same_type(expected: pa.DataType, found: pa.DataType, name: str) -> bool:
     return found == expected
 
 
-def _check_part(z: zipfile.ZipFile, info: zipfile.ZipInfo, part: dict, run_id: str) -> str | None:
-    """Check a part against its kind and its record; the fingerprint of an examples part."""
+def _check_part(
+    z: zipfile.ZipFile, info: zipfile.ZipInfo, part: dict, run_id: str, keyed: bool
+) -> str | None:
+    """Check a part against its kind and its record (``keyed``: and its key columns against
+    its folders); the fingerprint of an examples part."""
     name, kind_name = info.filename, part["kind"]
     expected = {f.name: f.type for f in KINDS[kind_name].schema}
+    keys = {k: part["partition"][k] for k in KINDS[kind_name].keys} if keyed else {}
+    expected |= {k: pa.string() for k in keys}
     try:
         with z.open(info) as f:
-            return _check_parquet(f, name, kind_name, part, run_id, expected)
+            return _check_parquet(f, name, kind_name, part, run_id, expected, keys)
     except READ_ERRORS as e:
         raise BundleError(f"bundle entry {name!r} cannot be read ({e}); ask for the file again") from None
 
 
-def _check_parquet(f: IO[bytes], name: str, kind_name: str, part: dict, run_id: str, expected: dict):
-    """:func:`_check_part` on the open entry ``f``."""
+def _check_parquet(
+    f: IO[bytes], name: str, kind_name: str, part: dict, run_id: str, expected: dict, keys: dict[str, str]
+):
+    """:func:`_check_part` on the open entry ``f``; ``keys``: the key columns it must hold,
+    with the value each must hold in every row."""
     f.seek(0, 2)
     end = f.tell()
     f.seek(max(0, end - 8))
@@ -479,10 +676,11 @@ def _check_parquet(f: IO[bytes], name: str, kind_name: str, part: dict, run_id: 
         schema = pf.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as e:
         raise BundleError(f"bundle entry {name!r} is not a readable Parquet file ({e})") from None
-    if len(set(schema.names)) != len(schema.names):
-        raise BundleError(f"bundle entry {name!r} names a column twice; refusing the bundle")
+    twice = sorted({n for n in schema.names if schema.names.count(n) > 1})
+    if twice:
+        raise BundleError(f"bundle entry {name!r} has a column {twice[0]!r} twice; refusing the bundle")
     found = {f.name: f.type for f in schema}
-    optional = {HEAD_COLUMNS.get(kind_name)}
+    optional = {HEAD_COLUMNS.get(kind_name), *ADDED_LATER.get(kind_name, ())}
     missing = sorted(set(expected) - set(found) - optional)
     unknown = sorted(set(found) - set(expected))
     wrong = [n for n in found if n in expected and not _same_type(expected[n], found[n], n)]
@@ -501,7 +699,7 @@ def _check_parquet(f: IO[bytes], name: str, kind_name: str, part: dict, run_id: 
             f" {part.get('rows', 0)}; refusing the bundle"
         )
     list_column = LIST_COLUMNS.get(kind_name)
-    columns = ["run_id", *([list_column] if list_column else [])]
+    columns = ["run_id", *([list_column] if list_column else []), *keys]
     if kind_name == "examples":
         columns = list(found)
     for group in range(pf.metadata.num_row_groups):  # a Parquet bomb stops here, unread
@@ -519,13 +717,21 @@ def _check_parquet(f: IO[bytes], name: str, kind_name: str, part: dict, run_id: 
         for batch in batches:
             if batch["run_id"].null_count or not pc.all(pc.equal(batch["run_id"], run_id)).as_py():
                 raise BundleError(f"bundle entry {name!r} holds rows of another run than {run_id}")
+            for key, value in keys.items():
+                column = batch[key]
+                if column.null_count or not pc.all(pc.equal(column, value)).as_py():
+                    other = pc.filter(column, pc.invert(pc.fill_null(pc.equal(column, value), False)))[0]
+                    raise BundleError(
+                        f"bundle entry {name!r} holds rows of {key} {str(other.as_py())[:80]!r} in its"
+                        f" folder of {key} {value!r}; refusing the bundle"
+                    )
             if list_column and batch.num_rows:
                 lengths = pc.min_max(pc.list_value_length(batch[list_column]))
                 span.extend([lengths["min"].as_py(), lengths["max"].as_py()])
-            yield batch
+            yield batch.drop_columns(list(keys))
 
     try:
-        batches = checked(pf.iter_batches(batch_size=16_384, columns=columns))
+        batches = checked(pf.iter_batches(batch_size=BATCH, columns=columns))
         fingerprint = examples_fingerprint(batches) if kind_name == "examples" else None
         for _ in batches:
             pass
@@ -642,7 +848,7 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
             target = part["path"]
             if _partition_key(part) in mine_parts:  # stored at its path here, in any layout
                 on_disk = store.root / mine_parts[_partition_key(part)]
-                if not on_disk.is_file() or _file_sha256(on_disk) != bundle.sha256[bundle.entry_of[target]]:
+                if not on_disk.is_file() or not _same_part(bundle, bundle.entry_of[target], on_disk, part):
                     raise differs
                 continue
             key = _partition_key(part)
@@ -679,6 +885,83 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
                 },
             }
     return plan
+
+
+def _same_part(bundle: Verified, entry: str, on_disk: Path, part: dict) -> bool:
+    """Whether the store's part ``on_disk`` holds what the bundle's ``entry`` holds: the same
+    bytes, a part that import made of this very entry, a bundle part that export made of
+    this very part (SOURCE_SHA256), or else the same rows, read and compared."""
+    mine, theirs_sha = _file_sha256(on_disk), bundle.sha256[entry]
+    if mine == theirs_sha:
+        return True
+    keys = KINDS[part["kind"]].keys if entry in bundle.keyed else ()
+    try:
+        ours = _reader(on_disk)
+        if (ours.schema_arrow.metadata or {}).get(ENTRY_SHA256) == theirs_sha.encode():
+            return True
+        with zipfile.ZipFile(bundle.path) as z, z.open(entry) as f:
+            theirs = _reader(f)
+            if (theirs.schema_arrow.metadata or {}).get(SOURCE_SHA256) == mine.encode():
+                return True
+            if ours.metadata.num_rows != theirs.metadata.num_rows:
+                return False
+            columns = [n for n in theirs.schema_arrow.names if n not in keys]
+            rows = min(_batch_rows(ours), _batch_rows(theirs))
+            return _same_rows(
+                (_conformed(b, part["kind"]) for b in ours.iter_batches(batch_size=rows)),
+                (_conformed(b, part["kind"]) for b in theirs.iter_batches(batch_size=rows, columns=columns)),
+                rows,
+            )
+    except (*READ_ERRORS, pa.ArrowException):
+        return False
+
+
+def _same_rows(left, right, size: int = BATCH) -> bool:
+    """Whether two streams of record batches hold the same rows, however they are cut:
+    same columns and types, and bit for bit the same values (NaN equals NaN)."""
+    for a, b in itertools.zip_longest(_windows(left, size), _windows(right, size)):
+        if a is None or b is None or a.schema.names != b.schema.names or a.num_rows != b.num_rows:
+            return False
+        for x, y in zip(a.columns, b.columns, strict=True):
+            exact = _bits(x.type)
+            if exact != _bits(y.type):
+                return False
+            if not pa.chunked_array([c.view(exact) for c in x.chunks], exact).equals(
+                pa.chunked_array([c.view(exact) for c in y.chunks], exact)
+            ):
+                return False
+    return True
+
+
+def _windows(batches, size: int = BATCH):
+    """The rows of ``batches`` as tables of ``size`` rows (the last one shorter)."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        held.append(batch)
+        count += batch.num_rows
+        while count >= size:
+            table = pa.Table.from_batches(held)
+            yield table.slice(0, size)
+            rest = table.slice(size)
+            held, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(held)
+
+
+def _bits(t: pa.DataType) -> pa.DataType:
+    """``t`` with every float an integer of its width: its values compare bit for bit."""
+    if pa.types.is_floating(t):
+        return {16: pa.int16(), 32: pa.int32(), 64: pa.int64()}[t.bit_width]
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(_bits(t.value_type), t.list_size)
+    if pa.types.is_list(t):
+        return pa.list_(_bits(t.value_type))
+    if pa.types.is_large_list(t):
+        return pa.large_list(_bits(t.value_type))
+    return t
 
 
 def _partition_key(part: dict) -> tuple:
@@ -728,7 +1011,15 @@ def _write(store: Store, bundle: Verified, plan: _Plan) -> None:
                 created += _mkdirs(final.parent, store.root)
                 tmp = temp_part(final)
                 staged.append((tmp, final))
-                _copy_checked(z, entry, tmp, bundle.sha256[entry])
+                if entry not in bundle.keyed:
+                    _copy_checked(z, entry, tmp, bundle.sha256[entry])
+                    continue
+                raw = temp_part(final)  # the entry as the bundle holds it, checked again
+                staged.append((raw, final))
+                _copy_checked(z, entry, raw, bundle.sha256[entry])
+                _without_keys(raw, tmp, KINDS[target.split("/")[0]].keys, bundle.sha256[entry])
+                raw.unlink()
+                staged.remove((raw, final))
         for run_id, record in plan.records.items():
             final = store.root / "runs" / f"{run_id}.json"
             created += _mkdirs(final.parent, store.root)
@@ -743,6 +1034,19 @@ def _write(store: Store, bundle: Verified, plan: _Plan) -> None:
                 folder.rmdir()
         raise
     commit_all(store.root, staged)  # parts first (invisible without a record), records last
+
+
+def _without_keys(raw: Path, tmp: Path, keys: tuple[str, ...], sha256: str) -> None:
+    """Write the part ``raw`` (the verified entry of this ``sha256``, with key columns) to
+    ``tmp`` without them, as the store holds parts: its keys in the folder names only."""
+    pf = _reader(raw)
+    schema = pa.schema([f for f in pf.schema_arrow if f.name not in keys])
+    schema = schema.with_metadata({ENTRY_SHA256: sha256.encode()})
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for batch in pf.iter_batches(batch_size=_batch_rows(pf), columns=schema.names):
+            writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
 
 
 def _mkdirs(folder: Path, root: Path) -> list[Path]:

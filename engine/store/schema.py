@@ -172,6 +172,21 @@ KINDS: dict[str, Kind] = {
 LIST_COLUMNS = {"neighbors": "neighbors", "ood_scores": "distances"}
 HEAD_COLUMNS = {kind: f"{column}_head" for kind, column in LIST_COLUMNS.items()}
 
+# Nullable columns that a release after the first added to a kind: a part written before
+# lacks them and reads as if they were null (the views add them; bundles accept such parts).
+ADDED_LATER: dict[str, tuple[str, ...]] = {
+    "predictions": (
+        "probs",
+        "loglikelihoods",
+        "null_score",
+        "span_score",
+        "metric",
+        "doc_hash",
+        "prompt_hash",
+        "target_hash",
+    )
+}
+
 
 def examples_fingerprint(batches: Iterable[pa.RecordBatch]) -> str:
     """sha256 of examples' content (every column but run_id, row by row in order): the
