@@ -26,6 +26,7 @@ write.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from ce.store.store import Store
 
 from .datasets import Dataset, from_table
 from .ingest import write_ingested
+from .loading import sha256_of
 
 METRICS = ("acc", "exact_match", "acc_norm", "em", "exact")  # 0/1 per document, in this preference
 NO_DISTRIBUTION = "answer distribution: generated answers come without per-answer likelihoods"
@@ -255,6 +257,15 @@ def _choices(where: str, rows: pa.Table, metric: str) -> tuple[dict, pa.Array, s
     )
 
 
+def _hash_quietly(files: list[Path]) -> None:
+    """sha256_of each file, ahead of time; a failure is left for the caller's own call."""
+    for f in files:
+        try:
+            sha256_of(f)
+        except OSError:
+            return
+
+
 def ingest_lmeval(store: Store, path: str | Path, model: str, metric: str | None = None) -> list[dict]:
     """Write ``model``'s predictions from every task of the lm-evaluation-harness samples at
     ``path`` (a samples file or an output folder); every file is read and checked first."""
@@ -262,7 +273,15 @@ def ingest_lmeval(store: Store, path: str | Path, model: str, metric: str | None
     check_name("model", model)
     if metric is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_@.,-]{0,63}", metric):
         raise CeError(f"--metric {metric!r} is not a metric name (e.g. acc, acc_norm, exact_match)")
-    logs = [log for task, f in sample_files(path) for log in read_samples(f, task, metric)]
+    files = sample_files(path)
+    # the files' sha256 (for the run records) while DuckDB reads them: hashlib releases the
+    # GIL, and sha256_of caches the digests for write_ingested
+    hashing = threading.Thread(target=_hash_quietly, args=([f for _, f in files],), daemon=True)
+    hashing.start()
+    try:
+        logs = [log for task, f in files for log in read_samples(f, task, metric)]
+    finally:
+        hashing.join()
     out = []
     for log in logs:
         params = {"file": str(log.path.resolve()), "model": model, "metric": metric}

@@ -145,6 +145,10 @@ METHODS = {  # how each recipe step is said in the glossary
     "distill": "distill:N, a student of N layers trained on the teacher's softened outputs",
     "finetune": "finetune (or finetune:TASK), fine-tuned on a dataset for the task",
     "ingested error list": "the published list of examples a model got wrong (no model was run here)",
+    "ingested lm-eval results": "per-example results of an lm-evaluation-harness log (no model was run here)",
+    "ingested lighteval results": "per-example results of lighteval's details (no model was run here)",
+    "ingested textattack results": "TextAttack's CSV log of an attack (no model was run here)",
+    "ingested predictions results": "a table of per-example answers (no model was run here)",
 }
 
 
@@ -364,6 +368,9 @@ def provenance(records: list[dict]) -> str:
             )
         if rec.get("command") == "ingest-errors":
             notes.add("Some predictions are ingested error lists (no model was run here).")
+        elif str(rec.get("command", "")).startswith("ingest-"):
+            tool = (rec.get("ingested") or {}).get("tool") or rec["command"].removeprefix("ingest-")
+            notes.add(f"Some results were ingested from {tool} logs (no model was run here).")
         rest = {k: v for k, v in rec.items() if k not in SHOWN}
         if isinstance(rest.get("parts"), list):
             n = len(rest["parts"])

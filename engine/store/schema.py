@@ -11,8 +11,11 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from json.encoder import encode_basestring  # json.dumps(ensure_ascii=False)'s string encoder
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import CeError
 
@@ -188,16 +191,80 @@ ADDED_LATER: dict[str, tuple[str, ...]] = {
 }
 
 
+_ESCAPED = '[\\x00-\\x1f"\\\\]'  # the characters json.dumps(ensure_ascii=False) escapes
+
+
+def _json_strings(values: pa.Array) -> pa.Array:
+    """Each string as json.dumps(value, ensure_ascii=False) writes it (null: null): quoted by
+    Arrow, or, where it needs escaping (or is null), by json's own encoder."""
+    values = values.cast(pa.string())
+    python = pc.match_substring_regex(values, _ESCAPED).fill_null(True)
+    count = pc.sum(python).as_py() or 0
+    if count == len(values):
+        return pa.array(
+            [encode_basestring(v) if v is not None else "null" for v in values.to_pylist()], pa.string()
+        )
+    out = pc.binary_join_element_wise('"', values, '"', "")
+    if count:
+        encoded = [
+            encode_basestring(v) if v is not None else "null" for v in values.filter(python).to_pylist()
+        ]
+        out = pc.replace_with_mask(out, python, pa.array(encoded, pa.string()))
+    return out
+
+
+def _json_column(column: pa.Array) -> pa.Array | str | None:
+    """Each value of ``column`` as json.dumps writes it: a string array, one string when every
+    value is null, or None for a type not handled here."""
+    t = column.type
+    if column.null_count == len(column):
+        return "null"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return _json_strings(column)
+    if pa.types.is_integer(t):
+        return pc.coalesce(column.cast(pa.string()), "null")
+    if pa.types.is_boolean(t):
+        return pc.coalesce(pc.if_else(column, "true", "false"), "null")
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and (
+        pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)
+    ):
+        column = pa.concat_arrays([column.cast(pa.list_(pa.string()))])  # offsets from 0
+        items = pa.ListArray.from_arrays(column.offsets, _json_strings(column.values))
+        joined = pc.binary_join_element_wise("[", pc.binary_join(items, ", "), "]", "")
+        return pc.if_else(column.is_null(), "null", joined)
+    return None
+
+
 def examples_fingerprint(batches: Iterable[pa.RecordBatch]) -> str:
     """sha256 of examples' content (every column but run_id, row by row in order): the
-    identity of a dataset, the same whether read from a file, the Hub or a stored part."""
+    identity of a dataset, the same whether read from a file, the Hub or a stored part.
+
+    Each row counts as ``json.dumps(row, sort_keys=True, ensure_ascii=False) + "\\n"``. The
+    rows are built a column at a time in Arrow (strings that need escaping by json's own
+    encoder), the bytes that json.dumps would give, without a Python object per value; a
+    batch with a column type not handled here is hashed a row at a time."""
     h = hashlib.sha256()
     for batch in batches:
         if "run_id" in batch.schema.names:
             batch = batch.drop_columns(["run_id"])
-        for row in batch.to_pylist():
-            h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
-            h.update(b"\n")
+        names = sorted(batch.schema.names)
+        values = [_json_column(batch.column(name)) for name in names]
+        if batch.num_rows == 0 or not names or any(v is None for v in values):
+            for row in batch.to_pylist():
+                h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+                h.update(b"\n")
+            continue
+        pieces: list = []
+        for i, (name, value) in enumerate(zip(names, values, strict=True)):
+            pieces += [("{" if i == 0 else ", ") + encode_basestring(name) + ": ", value]
+        pieces.append("}\n")
+        if all(isinstance(p, str) for p in pieces):  # every column null: one row, repeated
+            h.update("".join(pieces).encode() * batch.num_rows)
+            continue
+        rows = pc.binary_join_element_wise(*pieces, "")
+        width = np.int64 if pa.types.is_large_string(rows.type) else np.int32
+        offsets = np.frombuffer(rows.buffers()[1], width)[rows.offset : rows.offset + len(rows) + 1]
+        h.update(memoryview(rows.buffers()[2])[offsets[0] : offsets[-1]])  # the rows, in order
     return h.hexdigest()
 
 
