@@ -35,15 +35,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ce.query.export import LM_EVAL_METRICS
 from ce.store.errors import CeError, NotFound
 from ce.store.schema import NAME_PATTERN, check_name
 from ce.store.store import Store
 
-from .datasets import Dataset, from_table
+from .datasets import Dataset, check_examples, from_table
 from .ingest import write_ingested
 from .loading import sha256_of
 
-METRICS = ("acc", "exact_match", "acc_norm", "em", "exact")  # 0/1 per document, in this preference
+METRICS = LM_EVAL_METRICS  # 0/1 per document, in this preference
 NO_DISTRIBUTION = "answer distribution: generated answers come without per-answer likelihoods"
 SAMPLES = re.compile(r"samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[0-9.\-]+)\.jsonl")
 COLUMNS = {
@@ -128,8 +129,16 @@ def read_samples(path: Path, task: str, metric: str | None) -> list[TaskLog]:
     """The (task, filter) logs of one samples file, every value checked."""
     candidates = [metric] if metric else list(METRICS)
     columns = COLUMNS | {m: "DOUBLE" for m in candidates}
+    con = duckdb.connect()
     try:
-        table = duckdb.connect().sql(READ, params={"path": str(path), "columns": columns}).to_arrow_table()
+        # DuckDB reads a path as a glob: it must name this one file and nothing beside it
+        matched = con.sql("select file from glob($path)", params={"path": str(path)}).fetchall()
+        if len(matched) != 1 or Path(matched[0][0]).resolve() != path.resolve():
+            raise CeError(
+                f"{path} reads as a pattern ({len(matched)} files match its * ? or [ ]); rename the"
+                " file or its folder without them"
+            )
+        table = con.sql(READ, params={"path": str(path), "columns": columns}).to_arrow_table()
     except duckdb.Error as e:
         reason = str(e).splitlines()[0][:300]
         raise CeError(
@@ -221,6 +230,12 @@ def _choices(where: str, rows: pa.Table, metric: str) -> tuple[dict, pa.Array, s
     counts = pc.list_value_length(ll).to_numpy(zero_copy_only=False)
     choices = rows["choices"].combine_chunks()
     values = pc.list_flatten(ll).to_numpy(zero_copy_only=False)
+    if choices.null_count:
+        first = int(np.flatnonzero(choices.is_null().to_numpy(zero_copy_only=False))[0])
+        raise CeError(
+            f"{where}: document {rows['doc_id'][first]} has no arguments naming its choices"
+            " (gen_args_<i>.arg_1); ce reads the samples of lm-evaluation-harness 0.4.3 and later"
+        )
     options = pc.list_value_length(choices).to_numpy(zero_copy_only=False)
     bad = np.flatnonzero((counts == 0) | (counts != options))
     if bad.size:
@@ -271,6 +286,10 @@ def ingest_lmeval(store: Store, path: str | Path, model: str, metric: str | None
     ``path`` (a samples file or an output folder); every file is read and checked first."""
     path = Path(path)
     check_name("model", model)
+    if metric is not None and (metric in COLUMNS or metric in ("resps", "metrics")):
+        raise CeError(
+            f"--metric {metric!r} names a field of every sample, not a metric; use e.g. acc or acc_norm"
+        )
     if metric is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_@.,-]{0,63}", metric):
         raise CeError(f"--metric {metric!r} is not a metric name (e.g. acc, acc_norm, exact_match)")
     files = sample_files(path)
@@ -282,6 +301,14 @@ def ingest_lmeval(store: Store, path: str | Path, model: str, metric: str | None
         logs = [log for task, f in files for log in read_samples(f, task, metric)]
     finally:
         hashing.join()
+    for log in logs:  # a dataset the store holds with other documents stops all, before any write
+        try:
+            check_examples(store, log.dataset)
+        except CeError as e:
+            raise CeError(
+                f"{log.path.name}: {str(e).split(';')[0]}; ingest it into another --store, or rename"
+                " the samples file (samples_<task>_<date>.jsonl names the dataset)"
+            ) from None
     out = []
     for log in logs:
         params = {"file": str(log.path.resolve()), "model": model, "metric": metric}

@@ -89,8 +89,9 @@ def test_answer_agreement_hand_checked(hand):
     # Brier over x1-x4: ref (0.14 + 0.06 + 0.78 + 0.74) / 4, oth (0.14 + 0.78 + 0.665 + 0.98) / 4
     assert (r["brier_n"], r["brier_j"], r["brier_i"]) == (4, pytest.approx(0.43), pytest.approx(0.64125))
     assert r["prompts_differ"] == 1
-    # ECE/MCE from calibration(), over each model's own scored examples (below)
-    assert (r["ece_j"], r["mce_j"]) == (pytest.approx(0.36), pytest.approx(0.5))
+    # ECE/MCE over the pair's compared and scored examples, x1-x4: ref's confidences 0.7 0.8
+    # 0.5 0.4 (bins 10 12 7 6), correct 1 1 0 0: gaps .3 .2 .5 .4 -> ECE 1.4 / 4, MCE .5
+    assert (r["ece_j"], r["mce_j"]) == (pytest.approx(0.35), pytest.approx(0.5))
     assert (r["ece_i"], r["mce_i"]) == (pytest.approx(0.4375), pytest.approx(0.5))
 
 
@@ -132,9 +133,9 @@ def test_table2_shows_the_reference_first_and_mirrors_the_asymmetric_measures(ha
     assert (r["brier_ref"], r["brier_other"]) == (pytest.approx(0.43), pytest.approx(0.64125))
     assert r["brier_diff"] == pytest.approx(0.64125 - 0.43)
     assert (r["ece_ref"], r["ece_other"], r["ece_diff"]) == (
-        pytest.approx(0.36),
+        pytest.approx(0.35),
         pytest.approx(0.4375),
-        pytest.approx(0.0775),
+        pytest.approx(0.0875),
     )
     assert r["flips_mcnemar_p"] == 1.0  # one discordant example: 2 * P(X <= 0 | 1, 1/2)
     assert r["prompts_differ"] == 1
@@ -268,3 +269,18 @@ def test_a_store_written_before_the_answer_columns_still_reads(store_dir):
     assert "probs" not in pq.read_schema(next(store_dir.rglob("predictions/**/*.parquet"))).names
     [r] = compare.table2(connect(store), reference="ref").rows()
     assert r["flips"] == 0.25 and r["kl"] is None and r["prompts_differ"] == 0
+
+
+def test_compare_shows_each_pair_once_though_table2_repeats_it_per_ood_row(hand):
+    """Table 2 has a row per OOD test set, bank and stage of a pair; the answer tables and
+    the prompt notes of ce compare name each pair once."""
+    import pyarrow as pa
+
+    from ce.cli.tables import characteristic_tables
+
+    table = compare.table2(connect(hand), reference="ref").relation.to_arrow_table()
+    doubled = pa.concat_tables([table, table])
+    titled = dict(characteristic_tables(doubled, 10))
+    [changed] = [t for title, t in titled.items() if title.startswith("Changed answers")]
+    assert changed.num_rows == 1 and changed["flips"].to_pylist() == [0.25]
+    assert len(compare._prompt_notes(doubled)) == 1

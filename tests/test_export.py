@@ -169,7 +169,7 @@ def test_lmeval_lines_are_sample_lines(store, tmp_path):
     assert [line["doc_id"] for line in mc] == [0, 1, 2, 3]
     for line, doc, ll in zip(mc, DOCS, LL["a"], strict=True):
         assert LINE_KEYS | {"doc_hash", "prompt_hash", "target_hash", "acc"} == set(line)
-        assert line["doc"] == doc and line["target"] == doc["label"] and line["filter"] == "none"
+        assert line["doc"] == doc and line["target"] == str(doc["label"]) and line["filter"] == "none"
         assert [float(r[0]) for r in line["filtered_resps"]] == ll
         assert [a["arg_1"] for a in line["arguments"].values()] == [" negative", " positive"]
         assert line["acc"] in (0, 1) and line["metrics"] == ["acc"]
@@ -235,3 +235,30 @@ def test_predictions_without_log_likelihoods_or_numbered_ids_come_back_by_positi
         )
         assert g["probs"] == (None if want["probs"] is None else pytest.approx(want["probs"], abs=1e-12))
     assert len(got) == 6
+
+
+def test_a_table_correctness_column_named_like_an_lm_eval_field_round_trips(tmp_path):
+    """A table ingested with --correct target stores metric 'target'; the lm-eval export
+    writes acc instead, so the line's target stays the gold and ce ingest lm-eval reads it."""
+    from ce.extractors.ingest_lmeval import ingest_lmeval
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,answer,target,gold,p0,p1\ne0,0,1,0,0.8,0.2\ne1,0,0,1,0.6,0.4\ne2,1,1,1,0.3,0.7\n")
+    src = Store(tmp_path / "src")
+    result = CliRunner().invoke(cli, [
+        "ingest", "predictions", str(csv), "--model", "m", "--dataset", "tab", "--id", "id", "--answer",
+        "answer", "--correct", "target", "--gold", "gold", "--prob", "p0", "--prob", "p1", "--store", str(src.root),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "logs"
+    export_predictions(connect(src), out, "lm-eval")
+    [line] = [json.loads(x) for x in next(out.rglob("*.jsonl")).read_text().splitlines()][:1]
+    assert line["acc"] == 1 and line["target"] == "0" and "metrics" in line
+    back = Store(tmp_path / "back")
+    ingest_lmeval(back, next(out.rglob("*.jsonl")), "m")
+    got = {
+        r["example_id"]: r
+        for r in connect(back).sql("select * from predictions").to_arrow_table().to_pylist()
+    }
+    assert [got[str(i)]["correct"] for i in range(3)] == [True, False, True]
+    assert got["1"]["probs"] == pytest.approx([0.6, 0.4])

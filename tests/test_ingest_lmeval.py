@@ -230,3 +230,35 @@ def _drop(line: str, field: str) -> str:
     row = json.loads(line)
     row.pop(field, None)
     return json.dumps(row)
+
+
+def test_store_conflicts_and_odd_paths_stop_before_any_write(lm_eval_runs, ingested, tmp_path):
+    # a folder whose second task clashes with the store's documents: nothing of the first lands
+    folder = tmp_path / "out"
+    folder.mkdir()
+    mc = lm_eval_runs["runs"]["a"][MC_TASK]
+    (folder / mc.name.replace(MC_TASK, "aaa_task")).write_text(mc.read_text(encoding="utf-8"))
+    other = [_set(x, doc={"changed": True}) for x in mc.read_text(encoding="utf-8").splitlines()]
+    (folder / mc.name).write_text("".join(x + "\n" for x in other))
+    before = snapshot(ingested.root)
+    result = invoke("ingest", "lm-eval", folder, "--model", "c", "--store", ingested.root)
+    assert result.exit_code != 0 and "holds other examples" in result.stderr and "rename" in result.stderr
+    assert snapshot(ingested.root) == before
+    # a glob-looking folder must not pull in its neighbour's samples
+    star, neighbour = tmp_path / "st*r", tmp_path / "stXr"
+    star.mkdir()
+    neighbour.mkdir()
+    (star / mc.name).write_text(mc.read_text(encoding="utf-8"))
+    (neighbour / mc.name).write_text(mc.read_text(encoding="utf-8"))
+    result = invoke("ingest", "lm-eval", star / mc.name, "--model", "c", "--store", ingested.root)
+    assert result.exit_code != 0 and "reads as a pattern" in result.stderr
+    # an older log without arguments, and a metric that names a field of every sample
+    bare = tmp_path / mc.name
+    bare.write_text(
+        "".join(_drop(x, "arguments") + "\n" for x in mc.read_text(encoding="utf-8").splitlines())
+    )
+    result = invoke("ingest", "lm-eval", bare, "--model", "c", "--store", ingested.root)
+    assert result.exit_code != 0 and "no arguments naming its choices" in result.stderr
+    result = invoke("ingest", "lm-eval", mc, "--model", "c", "--metric", "target", "--store", ingested.root)
+    assert result.exit_code != 0 and "names a field of every sample" in result.stderr
+    assert snapshot(ingested.root) == before

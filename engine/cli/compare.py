@@ -38,7 +38,8 @@ from .tables import comparison_tables
 )
 @click.option(
     "--reference",
-    help="The model every pair names first [default: the one with the most parameters].",
+    help="The model every pair names first [default: the store's (ce reference), else the one"
+    " with the most parameters].",
 )
 @click.option("--wide", is_flag=True, help="Table 2 as one wide table (as csv/json/parquet write it).")
 @output_options

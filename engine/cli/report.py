@@ -22,7 +22,8 @@ from .common import open_session, store_option
 @click.option("--tpr", default=0.95, show_default=True, help="OOD threshold's TPR for Table 2.")
 @click.option(
     "--reference",
-    help="Model every other model is compared with [default: the one with the most parameters].",
+    help="Model every other model is compared with [default: the store's (ce reference), else"
+    " the one with the most parameters].",
 )
 @click.option(
     "--replicates",

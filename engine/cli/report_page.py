@@ -69,7 +69,7 @@ def render(
         (
             "summary",
             "Summary: is each model a miniature of the reference?",
-            summary(rows2, rows3, ranks, models, reference, k, replicates),
+            summary(rows2, rows3, ranks, models, reference, k, replicates, stored=session.reference()),
         ),
         ("models", "Models and accuracy", model_html),
         (

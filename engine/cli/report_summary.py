@@ -74,14 +74,17 @@ def verdict_html(key: str, short: bool = False) -> str:
     return f"<span class='verdict {css}{' short' if short else ''}'>{esc(brief if short else words)}</span>"
 
 
-def reason(reference: str, named: str | None, models: dict[str, dict]) -> str:
-    """Why ``reference`` leads: named, the most parameters, or only its name."""
+def reason(reference: str, named: str | None, models: dict[str, dict], stored: str | None = None) -> str:
+    """Why ``reference`` leads: named (with --reference, or the store's ce reference), the
+    most parameters, or only its name."""
     if reference == named:
         return "named with --reference"
+    if named is None and reference == stored:
+        return "the store's reference (ce reference)"
     parameters = (models.get(reference) or {}).get("parameters")
     if not missing(parameters):
         return f"the most parameters, {human(parameters)}"
-    return "first by name: the store records no parameter counts; name one with ce report --reference"
+    return "first by name: the store records no parameter counts; name one with ce reference MODEL"
 
 
 def where(row: dict, m: Measure) -> str:
@@ -334,11 +337,14 @@ def summary(
     named: str | None,
     k: int,
     replicates: int,
+    stored: str | None = None,
 ) -> str:
-    """The summary section: how to read it, then each dataset of Table 2 and Table 3."""
+    """The summary section: how to read it, then each dataset of Table 2 and Table 3
+    (``stored``: the store's own reference, ce reference)."""
     intro = (
         "<p>Each compressed model is set against the reference (the model named with"
-        " <code>--reference</code>, else the one with the most parameters) on every characteristic"
+        " <code>--reference</code>, else the store's <code>ce reference</code>, else the one with"
+        " the most parameters) on every characteristic"
         " the store holds. The agreement is a Jaccard coefficient (1: the same set of examples;"
         f" 0: nothing shared) with its 95% bootstrap interval over examples ({replicates}"
         " replicates), beside the agreement two independent models would reach by chance."
@@ -358,11 +364,11 @@ def summary(
     for dataset in dict.fromkeys(r["dataset"] for r in rows2):
         subset = [r for r in rows2 if r["dataset"] == dataset]
         reference = references(subset, [], ranks)[dataset]
-        parts.append(dataset_summary(dataset, reference, reason(reference, named, models), subset, k))
+        parts.append(dataset_summary(dataset, reference, reason(reference, named, models, stored), subset, k))
     for key in dict.fromkeys((r["dataset"], r["attack"]) for r in rows3):
         subset = [r for r in rows3 if (r["dataset"], r["attack"]) == key]
         reference = references([], subset, ranks)[key[0]]
-        parts.append(attack_summary(key[0], key[1], ranks, subset, reason(reference, named, models)))
+        parts.append(attack_summary(key[0], key[1], ranks, subset, reason(reference, named, models, stored)))
     if len(parts) == 1:
         parts.append("<p class='empty'>Nothing to compare yet: the store holds no pair of models.</p>")
     return "".join(parts)

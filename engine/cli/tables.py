@@ -28,7 +28,7 @@ def characteristic_tables(table2: pa.Table, k: int) -> list[tuple[str, pa.Table]
         if rows.num_rows:
             out.append((_title(m, k), _narrow(m, rows)))
     for title, columns, present in ANSWER_TABLES:
-        rows = table2.filter(pc.is_valid(table2[present]))
+        rows = _one_row_per_pair(table2.filter(pc.is_valid(table2[present])))
         if rows.num_rows:
             out.append((title, _answers(rows, columns, present)))
     return out
@@ -70,6 +70,18 @@ ANSWER_TABLES = (
 )
 
 
+def _one_row_per_pair(rows: pa.Table) -> pa.Table:
+    """Table 2 repeats a pair's other measures on each of its OOD rows: keep the first."""
+    seen, keep = set(), []
+    for i, key in enumerate(
+        zip(*(rows[c].to_pylist() for c in ("dataset", "model_i", "model_j")), strict=True)
+    ):
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return rows.take(pa.array(keep, pa.int64()))
+
+
 def _answers(rows: pa.Table, columns: dict[str, str], present: str) -> pa.Table:
     out: dict[str, pa.Array] = {
         "dataset": rows["dataset"],
@@ -80,7 +92,7 @@ def _answers(rows: pa.Table, columns: dict[str, str], present: str) -> pa.Table:
         out[short] = rows[name]
         if n == 0 and f"{name}_lo" in rows.column_names:
             out["ci"] = interval_texts(rows[f"{name}_lo"], rows[f"{name}_hi"])
-    few = rows[f"{present}_few"].to_pylist()
+    few = rows[f"{next(iter(columns.values()))}_few"].to_pylist()  # the first value's support
     out["few"] = pa.array([FEW_MARK if f else "" for f in few], pa.string())
     return pa.table(out)
 

@@ -168,13 +168,14 @@ def mcnemar_exact(b: int | None, c: int | None) -> float | None:
 def _prompt_notes(table: pa.Table) -> list[str]:
     """A note per pair whose logs hashed different prompts for the same documents."""
     rows = table.select(["dataset", "model_i", "model_j", "prompts_differ"]).to_pylist()
-    return [
+    notes = [  # a pair has a row per OOD test set, bank and stage: one note each
         f"note: {r['model_i']} and {r['model_j']} saw different prompts for {r['prompts_differ']}"
         f" document(s) of {r['dataset']} (their logs' prompt_hash differs): their changed answers"
         " there may come from the prompt, not the model"
         for r in rows
         if r["prompts_differ"]
     ]
+    return list(dict.fromkeys(notes))
 
 
 def _distribution_notes(con: duckdb.DuckDBPyConnection, table: pa.Table) -> list[str]:

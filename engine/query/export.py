@@ -233,6 +233,12 @@ def _shape(con, model: str, dataset: str) -> dict[str, bool]:
     return {"choice": bool(choice), "numbered": bool(numbered)}
 
 
+# The 0/1 metric fields of lm-evaluation-harness logs that ce knows, in the order ce ingest
+# lm-eval prefers them; another stored name (a table's correctness column) is exported as
+# acc or exact_match, so it can never overwrite target or doc.
+LM_EVAL_METRICS = ("acc", "exact_match", "acc_norm", "em", "exact")
+
+
 def _write_line(f: IO[str], row: dict, number: int, shape: dict[str, bool]) -> None:
     doc, raw = _doc(row)
     if shape["numbered"]:
@@ -241,8 +247,8 @@ def _write_line(f: IO[str], row: dict, number: int, shape: dict[str, bool]) -> N
         doc_id = row["idx"] if row["idx"] is not None else number
     line: dict[str, Any] = {"doc_id": doc_id, "doc": None}
     if shape["choice"]:
-        line |= _choices(row, doc)
-        metric = row["metric"] or "acc"
+        metric = row["metric"] if row["metric"] in LM_EVAL_METRICS else "acc"
+        line |= _choices(row, doc, metric)
     else:
         answers = row["answers"] or []
         gold = answers[0] if answers else row["gold"]
@@ -252,7 +258,7 @@ def _write_line(f: IO[str], row: dict, number: int, shape: dict[str, bool]) -> N
             "resps": [[row["prediction"]]],
             "filtered_resps": [row["prediction"]],
         }
-        metric = row["metric"] or "exact_match"
+        metric = row["metric"] if row["metric"] in LM_EVAL_METRICS else "exact_match"
     line |= {"filter": "none", "metrics": [metric]}
     line |= {k: row[k] for k in ("doc_hash", "prompt_hash", "target_hash") if row[k] is not None}
     line[metric] = None if row["correct"] is None else int(row["correct"])
@@ -280,18 +286,23 @@ def _doc(row: dict) -> tuple[dict, str | None]:
     return {"example_id": row["example_id"], **{k: v for k, v in fields.items() if v is not None}}, None
 
 
-def _choices(row: dict, doc: dict) -> dict[str, Any]:
-    """target, arguments, resps and filtered_resps of a multiple-choice line."""
-    if row["loglikelihoods"] is not None:
+def _choices(row: dict, doc: dict, metric: str) -> dict[str, Any]:
+    """target, arguments, resps and filtered_resps of a multiple-choice line. Without the
+    document's choices, acc_norm (which divides by the choice's length) gets the log of the
+    stored distribution over one-character choices, so the harness's ranking, and ce's
+    re-ingest, give that distribution back."""
+    listed = doc.get("choices")
+    size = len(row["loglikelihoods"] if row["loglikelihoods"] is not None else row["probs"])
+    known = isinstance(listed, list) and len(listed) == size and all(isinstance(c, str) for c in listed)
+    if row["loglikelihoods"] is not None and (known or metric != "acc_norm" or row["probs"] is None):
         scores = [float(v) for v in row["loglikelihoods"]]
     else:
         scores = [math.log(max(p, SMALLEST)) if p is not None else math.log(SMALLEST) for p in row["probs"]]
-    listed = doc.get("choices")
-    if isinstance(listed, list) and len(listed) == len(scores) and all(isinstance(c, str) for c in listed):
+    if known:
         choices = [f" {c}" for c in listed]
     else:
         choices = [f" {i}" for i in range(len(scores))]
-        if (
+        if metric != "acc_norm" and (
             row["prediction"] is not None
             and row["pred_label"] is not None
             and 0 <= row["pred_label"] < len(scores)
@@ -299,7 +310,7 @@ def _choices(row: dict, doc: dict) -> dict[str, Any]:
             choices[row["pred_label"]] = f" {row['prediction']}"
     pairs = [[repr(s), None] for s in scores]
     return {
-        "target": row["gold"] if row["gold"] is not None else "",
+        "target": str(row["gold"]) if row["gold"] is not None else "",  # the harness writes str(target)
         "arguments": {f"gen_args_{i}": {"arg_0": None, "arg_1": c} for i, c in enumerate(choices)},
         "resps": [[p] for p in pairs],
         "filtered_resps": pairs,

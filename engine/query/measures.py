@@ -45,12 +45,6 @@ class Measure:
         """The columns naming one value of the measure in Table 2."""
         return PAIR + (OOD_KEYS if self.ood else ())
 
-    def rows(self, k: int, tpr: float) -> str:
-        """SQL of the per-example rows in the shape every generator reads: the Table 2 keys,
-        ``bank`` and ``stage`` (null where the measure has none), the example's dataset
-        and id (``x_dataset``, ``x_key``), ``num`` and ``den``."""
-        return shared_rows((self,), k, tpr, single=True)
-
     @property
     def source(self) -> tuple:
         """What the per-example rows of this measure share with others read in one pass."""
@@ -60,9 +54,11 @@ class Measure:
         return f"select * from {_fill(self.summary, k, tpr)} where {self.where}"
 
 
-def shared_rows(group: tuple[Measure, ...], k: int, tpr: float, single: bool = False) -> str:
-    """:meth:`Measure.rows` of measures with one :attr:`Measure.source`, read once: their
-    numerators and denominators as ``num_0, den_0, num_1, ...`` (``num, den`` if ``single``)."""
+def shared_rows(group: tuple[Measure, ...], k: int, tpr: float) -> str:
+    """SQL of the per-example rows of measures with one :attr:`Measure.source`, read once, in
+    the shape every generator reads: the Table 2 keys, ``bank`` and ``stage`` (null where
+    the measure has none), the example's dataset and id (``x_dataset``, ``x_key``), and the
+    measures' numerators and denominators as ``num_0, den_0, num_1, ...``."""
     m = group[0]
     source = _fill(m.examples, k, tpr)
     if m.ood:
@@ -73,10 +69,7 @@ def shared_rows(group: tuple[Measure, ...], k: int, tpr: float, single: bool = F
     else:
         stage = "stage" if m.stage else "null::varchar"
         named = f"dataset, model_i, model_j, null::varchar as bank, {stage} as stage, dataset as x_dataset"
-    suffix = [""] if single else [f"_{n}" for n in range(len(group))]
-    sums = ", ".join(
-        f"{g.numerator} as num{s}, {g.denominator} as den{s}" for s, g in zip(suffix, group, strict=True)
-    )
+    sums = ", ".join(f"{g.numerator} as num_{n}, {g.denominator} as den_{n}" for n, g in enumerate(group))
     return f"select {named}, {m.example} as x_key, {sums} from {source} where {m.where}"
 
 

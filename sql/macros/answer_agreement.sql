@@ -6,12 +6,32 @@
 -- = 1 - changes; over the `compared` ones (both stored answer distributions of one length)
 -- the mean KL(i || j), KL(j || i), Jensen-Shannon divergence, top-1 agreement and each
 -- model's mean Brier score (brier_i, brier_j over the same examples, where the gold label
--- is known), and each model's ECE and MCE (calibration(), over all its examples);
+-- is known), and each model's ECE and MCE (15 equal-width confidence bins) over the same
+-- examples, those compared and scored;
 -- prompts_differ: documents whose prompt hashes differ. Empty (null) where
 -- nothing could be compared, never zero. McNemar's exact test of c_to_w against w_to_c is
 -- computed from the two counts (ce compare shows its p-value).
 create or replace macro answer_agreement() as table
-with pairs as (
+with sides as (
+    select dataset, model_i, model_j, 'i' as side, confidence_i as confidence, correct_i as correct
+    from answer_agreement_examples() where compared and scored
+    union all
+    select dataset, model_i, model_j, 'j', confidence_j, correct_j
+    from answer_agreement_examples() where compared and scored
+),
+bins as (
+    select dataset, model_i, model_j, side, least(floor(confidence * 15), 14) as bin, count(*) as n,
+        avg(correct::int) as accuracy, avg(confidence) as confidence
+    from sides
+    group by all
+),
+calibrated as (
+    select dataset, model_i, model_j, side, sum(n * abs(accuracy - confidence)) / sum(n) as ece,
+        max(abs(accuracy - confidence)) as mce
+    from bins
+    group by all
+),
+pairs as (
 select
     dataset, model_i, model_j,
     count(*) as n,
@@ -37,5 +57,7 @@ group by dataset, model_i, model_j
 )
 select p.*, ci.ece as ece_i, cj.ece as ece_j, ci.mce as mce_i, cj.mce as mce_j
 from pairs p
-left join calibration() ci on ci.dataset = p.dataset and ci.model = p.model_i
-left join calibration() cj on cj.dataset = p.dataset and cj.model = p.model_j;
+left join calibrated ci
+    on ci.dataset = p.dataset and ci.model_i = p.model_i and ci.model_j = p.model_j and ci.side = 'i'
+left join calibrated cj
+    on cj.dataset = p.dataset and cj.model_i = p.model_i and cj.model_j = p.model_j and cj.side = 'j';

@@ -6,7 +6,8 @@
 -- distribution of the same length: KL(i || j), KL(j || i) and the Jensen-Shannon divergence
 -- (natural log; probabilities below 1e-12 count as 1e-12 in the log), whether the two
 -- distributions' top answers agree, and each model's Brier score against the gold label
--- (sum over classes of the squared error to the one-hot gold). prompt_differs: both logs
+-- (sum over classes of the squared error to the one-hot gold) and confidence (its largest
+-- probability, for the pair's calibration). prompt_differs: both logs
 -- hashed the prompt and the hashes differ (the models did not see the same input).
 create or replace macro answer_agreement_examples() as table
 with answers as (
@@ -48,5 +49,7 @@ select
         + 0.5 * z[2] * ln(greatest(z[2], 1e-12) / greatest((z[1] + z[2]) / 2, 1e-12)))) end as js,
     case when compared then list_position(p, list_max(p)) = list_position(q, list_max(q)) end as top1,
     case when compared then brier_i end as brier_i,
-    case when compared then brier_j end as brier_j
+    case when compared then brier_j end as brier_j,
+    case when compared then list_max(p) end as confidence_i,
+    case when compared then list_max(q) end as confidence_j
 from pairs;
