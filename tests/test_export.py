@@ -246,8 +246,9 @@ def test_a_table_correctness_column_named_like_an_lm_eval_field_round_trips(tmp_
     csv.write_text("id,answer,target,gold,p0,p1\ne0,0,1,0,0.8,0.2\ne1,0,0,1,0.6,0.4\ne2,1,1,1,0.3,0.7\n")
     src = Store(tmp_path / "src")
     result = CliRunner().invoke(cli, [
-        "ingest", "predictions", str(csv), "--model", "m", "--dataset", "tab", "--id", "id", "--answer",
-        "answer", "--correct", "target", "--gold", "gold", "--prob", "p0", "--prob", "p1", "--store", str(src.root),
+        "ingest", "predictions", str(csv), "--model", "m", "--dataset", "tab", "--id", "id",
+        "--answer", "answer", "--correct", "target", "--gold", "gold", "--prob", "p0", "--prob", "p1",
+        "--store", str(src.root),
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     out = tmp_path / "logs"
