@@ -43,6 +43,9 @@ def test_quick_demo_runs_the_study_and_reuses_the_store(store_dir, data_dir, tmp
     first = runner.invoke(cli, ["demo", "--quick", "--store", str(store_dir), "--report", str(report)])
     assert first.exit_code == 0, first.output
     check_every_jaccard_has_its_support(first.stdout)
+    # the fine-tuned models' answers and their distributions: flips and divergences
+    assert "Changed answers" in first.stdout and "Answer distributions" in first.stdout
+    assert "Changed answers" in report.read_text(encoding="utf-8")
     assert report.is_file() and str(report) in first.stderr
     store = Store(store_dir)
     con = connect(store)

@@ -39,8 +39,8 @@ def characteristic_tables(table2: pa.Table, k: int) -> list[tuple[str, pa.Table]
 # computed (all of them: --wide).
 ANSWER_TABLES = (
     (
-        "Changed answers: flips (correct <-> wrong), negative (reference right, other wrong),"
-        " positive, McNemar exact p, answers changed; reference first",
+        "Changed answers: flips correct <-> wrong (neg: reference right, other wrong; pos: the"
+        " reverse); reference first",
         {
             "flips": "flips",
             "neg": "flips_neg",
@@ -54,7 +54,7 @@ ANSWER_TABLES = (
     ),
     (
         "Answer distributions: top-1 agreement, KL(ref || other), KL(other || ref), JS;"
-        " other - ref of Brier, ECE, MCE",
+        " other - ref: Brier, ECE, MCE",
         {
             "top1": "top1",
             "kl": "kl",
