@@ -47,7 +47,8 @@ ANSWER_TABLES = (
             "pos": "flips_pos",
             "mcnemar_p": "flips_mcnemar_p",
             "changed": "changes",
-            "n": "flips_n",
+            "n": "changes_n",
+            "scored": "flips_n",
             "prompts": "prompts_differ",
         },
         "changes",
@@ -92,7 +93,12 @@ def _answers(rows: pa.Table, columns: dict[str, str], present: str) -> pa.Table:
         out[short] = rows[name]
         if n == 0 and f"{name}_lo" in rows.column_names:
             out["ci"] = interval_texts(rows[f"{name}_lo"], rows[f"{name}_hi"])
-    few = rows[f"{next(iter(columns.values()))}_few"].to_pylist()  # the first value's support
+    # the first value's support, else (no correctness: no flips) the one after it that is there
+    values = [c for c in columns.values() if f"{c}_few" in rows.column_names]
+    few = [
+        next((r[f"{c}_few"] for c in values if r[c] is not None), False)
+        for r in rows.select([*values, *(f"{c}_few" for c in values)]).to_pylist()
+    ]
     out["few"] = pa.array([FEW_MARK if f else "" for f in few], pa.string())
     return pa.table(out)
 
