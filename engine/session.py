@@ -23,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from ce.query.compare import Result, sliced, sweep, table2, table3
+from ce.query.compare import Result, checked_reference, sliced, sweep, table2, table3
 from ce.query.sql import SqlFile, catalogue, connect, default_value, execute, resolve
 from ce.store.errors import CeError, NotFound, StoreError, did_you_mean
 from ce.store.store import Store
@@ -217,13 +217,7 @@ class Session:
         """Name ``model`` the store's reference (None: name none): every pair shows it first
         unless a comparison names another. Returns the reference before."""
         before = self.reference()
-        if model is not None:
-            known = [r[0] for r in execute(self.con, "select model from models order by model").fetchall()]
-            if model not in known:
-                raise NotFound(
-                    f"no model {model!r} in the store{did_you_mean(model, known)}; name one of"
-                    f" {', '.join(known[:8]) or 'none'}"
-                )
+        checked_reference(self.con, model)
         with self._writable().run("reference", {"model": model}, model=model):
             pass
         self._changed()

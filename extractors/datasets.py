@@ -428,6 +428,14 @@ def check_examples(store: Store, dataset: Dataset) -> bool:
     return False
 
 
+def not_utf8(path: Path, e: UnicodeDecodeError) -> CeError:
+    """The error for a data file that is not UTF-8 text, naming the first bad byte."""
+    return CeError(
+        f"cannot read {path}: it is not UTF-8 text (it holds the byte {e.object[e.start]:#04x});"
+        " save it as UTF-8"
+    )
+
+
 def _from_file(path: Path, name: str, task: str | None) -> Dataset:
     check_name("dataset", name)
     suffix = path.suffix.lower()
@@ -449,10 +457,7 @@ def _from_file(path: Path, name: str, task: str | None) -> Dataset:
     except CeError:
         raise
     except UnicodeDecodeError as e:
-        raise CeError(
-            f"cannot read {path}: it is not UTF-8 text (it holds the byte {e.object[e.start]:#04x});"
-            " save it as UTF-8"
-        ) from None
+        raise not_utf8(path, e) from None
     except (ValueError, KeyError, TypeError, IndexError, pa.ArrowException) as e:
         raise CeError(f"cannot read {path}: {type(e).__name__}: {e}; check the file's format") from None
     return Dataset(name, task or found_task, table, str(path))

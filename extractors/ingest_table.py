@@ -24,11 +24,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from ce.store.errors import CeError, NotFound, did_you_mean
+from ce.store.errors import CeError, NotFound, did_you_mean, error_line
 from ce.store.schema import check_name
 from ce.store.store import Store
 
-from .datasets import DATASETS, Dataset, from_table, load_dataset
+from .datasets import DATASETS, Dataset, from_table, load_dataset, not_utf8
 from .ingest import write_ingested
 from .squad_metric import score as squad_score
 
@@ -72,9 +72,9 @@ def source_file(path: str | Path, what: str, kinds: str) -> Path:
 
 
 def first_line(error: BaseException) -> str:
-    """An error's first line without its closing full stop (it goes inside a sentence)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return (lines[0].rstrip(".") if lines else type(error).__name__)[:300]
+    """The line of an error that says what went wrong (error_line), without its closing full
+    stop: it goes inside a sentence."""
+    return error_line(error).rstrip(".")[:300]
 
 
 def _block_size(path: Path) -> int:
@@ -94,10 +94,7 @@ def read_columns(path: Path, fmt: str, names: list[str]) -> dict[str, list]:
     except CeError:
         raise
     except UnicodeDecodeError as e:
-        raise CeError(
-            f"cannot read {path}: it is not UTF-8 text (it holds the byte {e.object[e.start]:#04x});"
-            " save it as UTF-8"
-        ) from None
+        raise not_utf8(path, e) from None
     except (pa.ArrowException, ValueError, OSError) as e:
         text = first_line(e)
         if "UTF8" in text or "UTF-8" in text:

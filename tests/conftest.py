@@ -153,3 +153,18 @@ def lm_eval_runs(tmp_path_factory):
     from .lmeval_logs import lm_eval_logs
 
     return lm_eval_logs(tmp_path_factory.mktemp("lmeval"), n_docs=40)
+
+
+def stored(store_dir: Path, kind: str, **partition: str) -> list[dict]:
+    """The rows (without run_id) of the one part of ``kind`` in ``partition`` of a store."""
+    import pyarrow.parquet as pq
+
+    folder = store_dir / kind
+    for key, value in partition.items():
+        folder = folder / f"{key}={value}"
+    parts = sorted(folder.glob("*.parquet"))
+    assert len(parts) == 1, parts
+    rows = pq.read_table(parts[0]).to_pylist()
+    for row in rows:
+        row.pop("run_id")
+    return rows

@@ -14,6 +14,7 @@ from ce.query import compare
 from ce.query.compare import mcnemar_exact
 from ce.query.sql import connect
 from ce.store import Store
+from ce.store.schema import ADDED_LATER
 
 GOLD = [0, 1, 2, 0, 1]
 IDS = ["x1", "x2", "x3", "x4", "x5"]
@@ -250,21 +251,7 @@ def test_a_store_written_before_the_answer_columns_still_reads(store_dir):
     )
     for part in store_dir.rglob("predictions/**/*.parquet"):
         table = pq.read_table(part)
-        old = [
-            c
-            for c in table.column_names
-            if c
-            not in (
-                "probs",
-                "loglikelihoods",
-                "null_score",
-                "span_score",
-                "metric",
-                "doc_hash",
-                "prompt_hash",
-                "target_hash",
-            )
-        ]
+        old = [c for c in table.column_names if c not in ADDED_LATER["predictions"]]
         pq.write_table(table.select(old), part)
     assert "probs" not in pq.read_schema(next(store_dir.rglob("predictions/**/*.parquet"))).names
     [r] = compare.table2(connect(store), reference="ref").rows()

@@ -25,7 +25,7 @@ from ce.extractors.ingest_lighteval import dataset_name_for, ingest_lighteval
 from ce.store import Store
 from ce.store.errors import CeError
 
-from .conftest import snapshot
+from .conftest import snapshot, stored
 
 DATE = "2025-11-05T14-52-08.352779"
 NORM = "acc:logprob_normalization=LogProbCharNorm(name='norm', ignore_first_space=False)"
@@ -275,18 +275,6 @@ def expected(task: str, details: list[Detail]) -> tuple[str, list[dict], list[di
             row["f1"] = d.metric["f1"]
         predictions.append(row)
     return metric, examples, predictions
-
-
-def stored(store_dir: Path, kind: str, **partition: str) -> list[dict]:
-    folder = store_dir / kind
-    for key, value in partition.items():
-        folder = folder / f"{key}={value}"
-    parts = sorted(folder.glob("*.parquet"))
-    assert len(parts) == 1, parts
-    rows = pq.read_table(parts[0]).to_pylist()
-    for row in rows:
-        row.pop("run_id")
-    return rows
 
 
 def same(found, wanted, where: str) -> None:

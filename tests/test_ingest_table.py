@@ -19,38 +19,11 @@ from ce.extractors.ingest_table import ingest_table
 from ce.extractors.squad_metric import score as squad_score
 from ce.store import Store
 from ce.store.errors import CeError
+from ce.store.schema import KINDS
 
-from .conftest import needs_data, snapshot
+from .conftest import needs_data, snapshot, stored
 
-PRED_COLUMNS = [
-    "example_id",
-    "prediction",
-    "pred_label",
-    "score",
-    "exact",
-    "f1",
-    "correct",
-    "probs",
-    "loglikelihoods",
-    "null_score",
-    "span_score",
-    "metric",
-    "doc_hash",
-    "prompt_hash",
-    "target_hash",
-]
-
-
-def stored(store_dir: Path, kind: str, **partition: str) -> list[dict]:
-    folder = store_dir / kind
-    for key, value in partition.items():
-        folder = folder / f"{key}={value}"
-    parts = sorted(folder.glob("*.parquet"))
-    assert len(parts) == 1, parts
-    rows = pq.read_table(parts[0]).to_pylist()
-    for row in rows:
-        row.pop("run_id")
-    return rows
+PRED_COLUMNS = [f.name for f in KINDS["predictions"].schema if f.name != "run_id"]
 
 
 def last_record(store_dir: Path) -> dict:

@@ -86,7 +86,7 @@ def _real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _reference(con: duckdb.DuckDBPyConnection, reference: str | None) -> str | None:
+def checked_reference(con: duckdb.DuckDBPyConnection, reference: str | None) -> str | None:
     """``reference`` if the store holds runs of it (None: the largest model leads)."""
     if reference is None:
         return None
@@ -130,7 +130,7 @@ def table2(
     notes = check_k_tpr(con, [k], tpr)
     tpr = float(tpr)
     _check_dataset(con, dataset)
-    sql, params = table2_sql(), {"k": k, "tpr": tpr, "reference": _reference(con, reference)}
+    sql, params = table2_sql(), {"k": k, "tpr": tpr, "reference": checked_reference(con, reference)}
     if dataset is not None:
         sql, params = f"select * from ({sql}) where dataset = $dataset", params | {"dataset": dataset}
     table = execute(con, sql, params).to_arrow_table()  # one row per pair: small
@@ -243,7 +243,7 @@ def sweep(
     """The data of the paper's Figure 1: every k-dependent measure against k for every pair,
     long format; distribution rows name their bank and all rows the stage of their embeddings."""
     notes = check_k_tpr(con, list(ks), tpr)
-    params = {"tpr": float(tpr), "reference": _reference(con, reference)}
+    params = {"tpr": float(tpr), "reference": checked_reference(con, reference)}
     return Result(execute(con, sweep_sql(list(ks)), params), notes)
 
 
@@ -284,8 +284,8 @@ def sliced(
         raise NotFound(f"unknown slice {by!r}{did_you_mean(by, SLICES)}; use {', '.join(SLICES)}")
     notes = check_k_tpr(con, [k], tpr)
     label, order = SLICES[by]
-    params = {"reference": _reference(con, reference)}
+    params = {"reference": checked_reference(con, reference)}
     return Result(execute(con, sliced_sql(label, order, k, float(tpr)), params), notes)
 
 
-__all__ = ["Result", "k_limits", "sliced", "sweep", "table2", "table3"]
+__all__ = ["Result", "checked_reference", "k_limits", "sliced", "sweep", "table2", "table3"]

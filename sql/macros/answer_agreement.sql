@@ -12,12 +12,13 @@
 -- nothing could be compared, never zero. McNemar's exact test of c_to_w against w_to_c is
 -- computed from the two counts (ce compare shows its p-value).
 create or replace macro answer_agreement() as table
-with sides as (
+with examples as (select * from answer_agreement_examples()),
+sides as (
     select dataset, model_i, model_j, 'i' as side, confidence_i as confidence, correct_i as correct
-    from answer_agreement_examples() where compared and scored
+    from examples where compared and scored
     union all
     select dataset, model_i, model_j, 'j', confidence_j, correct_j
-    from answer_agreement_examples() where compared and scored
+    from examples where compared and scored
 ),
 bins as (
     select dataset, model_i, model_j, side, least(floor(confidence * 15), 14) as bin, count(*) as n,
@@ -52,7 +53,7 @@ select
     avg(brier_i) filter (where brier_j is not null) as brier_i,
     avg(brier_j) filter (where brier_i is not null) as brier_j,
     count(*) filter (where prompt_differs) as prompts_differ
-from answer_agreement_examples()
+from examples
 group by dataset, model_i, model_j
 )
 select p.*, ci.ece as ece_i, cj.ece as ece_j, ci.mce as mce_i, cj.mce as mce_j

@@ -11,12 +11,11 @@ with margins as (
     from predictions
     where len(probs) >= 2
 ),
+scored as (select * from answer_agreement_examples() where scored),
 flips as (
-    select dataset, model_i, model_j, example_id, c_to_w or w_to_c as flip from answer_agreement_examples()
-    where scored
+    select dataset, model_i, model_j, example_id, c_to_w or w_to_c as flip from scored
     union all
-    select dataset, model_j, model_i, example_id, c_to_w or w_to_c from answer_agreement_examples()
-    where scored
+    select dataset, model_j, model_i, example_id, c_to_w or w_to_c from scored
 ),
 ranked as (
     select f.*, m.margin,
