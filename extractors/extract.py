@@ -14,16 +14,18 @@ from ce.store.schema import vector_type
 from ce.store.store import Store, parse_shard
 
 from .datasets import Dataset, check_examples, check_sample, limited, load_dataset, settled_sample, subset
+from .families import Representation, check_pooling, parse_layer
 from .features import batches, tokenize
 from .heads import QaDecoder, QaSettings, classify
-from .identity import identity, not_identity, sharding, stale_because
-from .loading import LoadedModel, load_model, model_files
+from .identity import LEFT_OUT, identity, not_identity, sharding, stale_because
+from .loading import LoadedModel, ModelFiles, load_model, model_family, model_files, read_config
 from .neighbors import INDEXES, store_neighbors
 from .registry import resolve_model
 
 STAGES = ("finetuned", "pretrained")
 VECTOR_DTYPES = ("float32", "float16")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+CHOICE_SCORES = ("sum", "per-token")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,12 @@ class ExtractOptions:
     allow_pickle: bool = not_identity(False)  # trust pickled weights fully (they can run code)
     trust_remote_code: bool = not_identity(False)  # run model code shipped with a Hub model
     qa: QaSettings = QaSettings()
+    pooling: str | None = None  # cls, last or mean; None: the family's (see families.py)
+    layer: str | int | float | None = None  # hidden state: index, negative from the top, or fraction
+    verbalizer: str | None = None  # decoders without a head: label words, comma-separated
+    prompt: str | None = None  # decoders: the prompt template ({text}, {question}, {context})
+    choice_score: str = "sum"  # multiple choice by the choices' summed or per-token log-likelihood
+    max_new_tokens: int = 32  # generated answers (QA on decoders and T5)
 
     def length_for(self, task: str) -> int:
         return self.max_length or (384 if task == "qa" else 512)
@@ -82,6 +90,12 @@ def check_options(options: ExtractOptions) -> None:
         raise CeError(f"unknown precision {options.precision!r}; use {', '.join(PRECISIONS)}")
     if options.shard is not None:
         parse_shard(options.shard)
+    check_pooling(options.pooling)
+    parse_layer(options.layer)
+    if options.choice_score not in CHOICE_SCORES:
+        raise CeError(f"unknown --choice-score {options.choice_score!r}; use {' or '.join(CHOICE_SCORES)}")
+    if options.max_new_tokens < 1:
+        raise CeError("--max-new-tokens must be at least 1")
 
 
 def resolve_device(device: str) -> str:
@@ -118,22 +132,58 @@ EMBEDDING_IDENTITY = (
     "doc_stride",
     "precision",
     "vector_dtype",
+    "pooling",
+    "layer",
 )
 
 
-def extract_identity(options: ExtractOptions, target: dict, dataset: Dataset, device: str) -> dict[str, Any]:
+def model_plan(files: ModelFiles, task: str, options: ExtractOptions) -> tuple[str, Representation]:
+    """How the model answers ``task`` (families.route) and how it represents an input, read
+    from its checked config without loading the weights."""
+    from .families import representation, route
+
+    family = model_family(files)
+    config = read_config(files, options.trust_remote_code)
+    how, _ = route(family, task, options.stage, config.architectures)
+    return how, representation(config, family, options.pooling, options.layer)
+
+
+def settled_model_options(how: str, rep: Representation) -> dict[str, Any]:
+    """The identity's pooling and layer (left out for an encoder's last-block CLS vector, the
+    one representation of runs made before they could be chosen) and the decoder settings
+    only where they change a result."""
+    plain = rep.pooling == "cls" and rep.position == rep.blocks
+    settled: dict[str, Any] = {
+        "pooling": LEFT_OUT if plain else rep.pooling,
+        "layer": LEFT_OUT if plain else rep.position,
+    }
+    if how not in ("verbalize", "choose-lm", "generate"):
+        settled |= {"verbalizer": LEFT_OUT, "prompt": LEFT_OUT}
+    if how not in ("choose", "choose-lm"):
+        settled["choice_score"] = LEFT_OUT
+    if how != "generate":
+        settled["max_new_tokens"] = LEFT_OUT
+    return settled
+
+
+def extract_identity(
+    options: ExtractOptions, files: ModelFiles, dataset: Dataset, device: str
+) -> dict[str, Any]:
     """The identity of an extraction (see identity.py), automatic settings as they run:
-    the precision on ``device``, the task's max length, and a limit that keeps every example
-    counted as no limit (its sample and seed then at their defaults)."""
+    the precision on ``device``, the task's max length, the model family's pooling, and a
+    limit that keeps every example counted as no limit (its sample and seed then at their
+    defaults)."""
     limit = options.limit if limited(options.limit, len(dataset)) else None
+    how, rep = model_plan(files, dataset.task, options)
     return identity(
         options,
-        {"target": target},
+        {"target": files.record()},
         {"dataset": dataset.fingerprint},
         precision=settled_precision(options.precision, device),
         max_length=options.length_for(dataset.task),
         limit=limit,
         **settled_sample(limit, len(dataset), options.sample, options.seed),
+        **settled_model_options(how, rep),
     )
 
 
@@ -150,49 +200,75 @@ def forward_all(
     progress: bool = True,
     label: str | None = None,
 ) -> tuple[pa.Table | None, np.ndarray]:
-    """Run the model once over every feature: (predictions or None, CLS embeddings);
-    ``label`` names the job on its progress bar."""
+    """Run the model once over every input: (predictions or None, one vector per example,
+    pooled as ``options`` and the model's family say: see families.py); ``label`` names the
+    job on its progress bar. Decoders without a task head and generated answers run in
+    their own modules (choices.py, generate.py), from the same single pass."""
     import torch
 
     from .progress import bar as progress_bar
 
-    qa = dataset.task == "qa"
-    finetuned = options.stage == "finetuned"
+    rep = model_representation(loaded, options)
+    label = label or f"extract {options.stage} {dataset.name}"
+    how = loaded.how or ("encode" if options.stage == "pretrained" else "classify")
+    if how in ("choose", "choose-lm"):
+        from .choices import score_choices
+
+        return score_choices(loaded, dataset, options, rep, progress, label)
+    if how == "verbalize":
+        from .choices import score_labels
+
+        return score_labels(loaded, dataset, options, rep, progress, label)
+    if how == "generate":
+        from .generate import generate_answers
+
+        return generate_answers(loaded, dataset, options, rep, progress, label)
+    span = how == "span"
     features = tokenize(
         dataset,
         loaded.tokenizer,
         max_length=options.length_for(dataset.task),
         doc_stride=options.doc_stride,
-        all_windows=qa and finetuned,
+        all_windows=span,
     )
-    hidden = loaded.model.config.hidden_size
-    vectors = np.zeros((len(dataset), hidden), dtype=np.float32)
-    decoder = QaDecoder(features, len(dataset), options.qa) if qa and finetuned else None
+    vectors = None
+    decoder = QaDecoder(features, len(dataset), options.qa) if span else None
     logits = None
     device = next(loaded.model.parameters()).device
     amp = autocast_dtype(options.precision, device.type)
-    label = label or f"extract {options.stage} {dataset.name}"
     bar = progress_bar(label, len(features), "input", progress=progress)
     with torch.inference_mode(), torch.autocast(device.type, amp, enabled=amp is not None), bar:
         for idx, batch in batches(features, loaded.tokenizer, options.batch_size):
-            out = loaded.model(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=finetuned)
-            last = out.hidden_states[-1] if finetuned else out.last_hidden_state
+            batch = {k: v.to(device) for k, v in batch.items()}
+            out = loaded.model(**batch, output_hidden_states=True)
+            hidden = getattr(out, "encoder_hidden_states", None) or out.hidden_states
             firsts = features.first[idx]
-            vectors[features.example_index[idx[firsts]]] = (
-                last[torch.from_numpy(firsts).to(device), 0].float().cpu().numpy()
-            )
+            pooled = rep.vectors(hidden, batch["attention_mask"])
+            if vectors is None:
+                vectors = np.zeros((len(dataset), pooled.shape[1]), dtype=np.float32)
+            vectors[features.example_index[idx[firsts]]] = pooled[firsts]
             if decoder is not None:
                 decoder.update(
                     idx, out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
                 )
-            elif finetuned:
+            elif how == "classify":
                 if logits is None:
                     logits = np.zeros((len(dataset), out.logits.shape[1]), dtype=np.float32)
                 logits[features.example_index[idx]] = out.logits.float().cpu().numpy()
             bar.update(len(idx))
-    if not finetuned:
+    if vectors is None:  # no examples
+        vectors = np.zeros((0, rep.width), dtype=np.float32)
+    if how == "encode":
         return None, vectors
     return (decoder.finish(dataset) if decoder else classify(dataset, logits)), vectors
+
+
+def model_representation(loaded: LoadedModel, options: ExtractOptions):
+    """The representation ``options`` ask of this model (its family's pooling by default)."""
+    from .families import Family, representation
+
+    family = loaded.family or Family("encoder", loaded.model.config.model_type)
+    return representation(loaded.model.config, family, options.pooling, options.layer)
 
 
 def embeddings_table(dataset: Dataset, vectors: np.ndarray) -> pa.Table:
@@ -226,7 +302,7 @@ def extract_stale(
     model's files are resolved and hashed, not loaded); else why it must run."""
     resolved = resolve_model(model, data.task, options.stage, name, store=store)
     files = model_files(resolved, options.revision, options.allow_pickle, code=options.trust_remote_code)
-    wanted = extract_identity(options, files.record(), data, resolve_device(options.device))
+    wanted = extract_identity(options, files, data, resolve_device(options.device))
     partition = {"model": resolved.name, "stage": options.stage, "dataset": data.name}
     return stale_because(store, "embeddings", partition, wanted)
 
@@ -264,7 +340,7 @@ def extract(
         revision=options.revision,
     )
     data = subset(full, options.limit, options.shard, seed=options.seed, sample=options.sample)
-    run_identity = extract_identity(options, loaded.files.record(), full, device)
+    run_identity = extract_identity(options, loaded.files, full, device)
     sharded = sharding("extract", options, run_identity)
     series = sharded.get("series")
     params: dict[str, Any] = {
@@ -285,6 +361,9 @@ def extract(
         dataset_fingerprint=full.fingerprint,
         examples=len(data),
         identity=run_identity,
+        representation=model_representation(loaded, options).record(),
+        answered_by=loaded.how,
+        family=loaded.family.kind if loaded.family else None,
         **loaded.provenance,
     ) as run:
         if not have_examples:

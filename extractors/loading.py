@@ -30,7 +30,7 @@ from ce.store.errors import CeError, NotFound, error_line
 
 from .registry import ResolvedModel
 
-HEADS = {"qa": "question-answering", "classification": "sequence-classification"}
+HEADS = {"qa": "question-answering", "classification": "sequence-classification", "choice": "multiple-choice"}
 RESAVE = "re-download the model, or save it again with save_pretrained"
 # JSON files of a model folder that loading reads (ce-model.json is ce's own card)
 LOADED_JSON = (
@@ -94,6 +94,8 @@ class LoadedModel:
     provenance: dict[str, Any] = field(default_factory=dict)  # model_class and loaded: {role: files}
     files: ModelFiles | None = None
     info: dict[str, Any] = field(default_factory=dict)  # transformers' loading info (missing keys, ...)
+    family: Any = None  # families.Family, for a target model (load_model)
+    how: str | None = None  # how it answers its task: families.route
 
     def missing_head(self) -> str | None:
         """The first weight outside the base model that the checkpoint lacks (a head that
@@ -422,12 +424,30 @@ def load(
     return LoadedModel(model, tokenizer, provenance, files, info)
 
 
+def model_family(files: ModelFiles):
+    """The model's family (families.py), from its config.json's model_type alone: a type ce
+    does not support fails here, in one line, before any library reads the folder."""
+    from .families import family_of
+
+    return family_of(json.loads((files.folder / "config.json").read_text(encoding="utf-8")), files.source)
+
+
+def read_config(files: ModelFiles, trust_remote_code: bool = False):
+    """The model's transformers config, from its checked folder."""
+    import transformers as tf
+
+    try:
+        return tf.AutoConfig.from_pretrained(files.folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as e:
+        raise _load_error(files, e) from None
+
+
 def _config_class(files: ModelFiles):
     """The model class the config names (with its head), else AutoModel; config.json is
     data, so only a transformers model class is taken from it."""
     import transformers as tf
 
-    config = tf.AutoConfig.from_pretrained(files.folder)
+    config = read_config(files)
     arch = (config.architectures or ["AutoModel"])[0]
     cls = getattr(tf, arch, None) if isinstance(arch, str) else None
     return cls if isinstance(cls, type) and issubclass(cls, tf.PreTrainedModel) else tf.AutoModel
@@ -445,19 +465,30 @@ def load_model(
 ) -> LoadedModel:
     """The target model for ``task`` (or the bare encoder for ``stage='pretrained'``), in
     eval mode on ``device``, with what a ce-made model's card asks for applied."""
+    import transformers as tf
+
+    from .families import ensure_pad_token, route
+
     files = model_files(resolved, revision, allow_pickle, code=trust_remote_code)
-    loaded = load(files, task_class(task, stage), trust_remote_code=trust_remote_code)
-    if not getattr(loaded.tokenizer, "is_fast", False):
+    family = model_family(files)
+    config = read_config(files, trust_remote_code)
+    how, cls_name = route(family, task, stage, config.architectures)
+    loaded = load(files, getattr(tf, cls_name), trust_remote_code=trust_remote_code)
+    loaded.family, loaded.how = family, how
+    if how == "span" and not getattr(loaded.tokenizer, "is_fast", False):
         raise CeError(
             f"{resolved.source} has no fast tokenizer (tokenizer.json); ce needs"
             " offsets for question answering"
         )
-    missing = loaded.missing_head() if stage == "finetuned" else None
+    missing = loaded.missing_head() if how in ("classify", "span", "choose") else None
     if missing:
         raise CeError(
             f"{resolved.source} has no trained {HEADS[task]} head (missing"
             f" {missing}); fine-tune it first, or use --stage pretrained"
         )
+    padded_with = ensure_pad_token(loaded.tokenizer, loaded.model)
+    if padded_with is not None:
+        loaded.provenance["pad_token"] = padded_with
     loaded.provenance = {"model_source": resolved.source, **loaded.provenance}
     if resolved.local:
         loaded.model = _apply_card(Path(resolved.source), loaded.model, device, loaded.provenance)
@@ -479,7 +510,8 @@ def model_facts(model, files: ModelFiles) -> dict[str, int | None]:
 def parameter_counts(model) -> tuple[int | None, int | None]:
     """(weights, non-zero weights) of ``model``, shared ones once. A dynamically quantised
     linear layer keeps its int8 weight and its bias packed, out of ``parameters()``: they
-    are counted from the packed tensors. (None, None) for any other packed module."""
+    are counted from the packed tensors; torchao's quantised weights, dequantised. (None,
+    None) for any other packed module."""
     import torch
     from torch.ao.nn.quantized import Linear as QuantizedLinear
     from torch.ao.nn.quantized.modules.linear import LinearPackedParams
@@ -490,7 +522,8 @@ def parameter_counts(model) -> tuple[int | None, int | None]:
         return None, None
 
     def tensors():  # one dequantised weight at a time
-        yield from model.parameters()
+        for p in model.parameters():  # torchao's quantised weights are tensor subclasses
+            yield p if type(p) in (torch.Tensor, torch.nn.Parameter) else p.dequantize()
         for module in modules:
             if isinstance(module, QuantizedLinear):
                 yield module.weight().dequantize()
@@ -533,21 +566,23 @@ def _load_error(files: ModelFiles, e: Exception) -> CeError:
 
 
 def _apply_card(folder: Path, model, device: str, provenance: dict):
-    """Apply what a ce-made model's card asks for at load time (dynamic int8 quantisation)."""
+    """Apply what a ce-made model's card asks for at load time (quantisation: dynamic int8, or
+    torchao's weight-only int8 or int4; see compress.quantize)."""
     card_path = folder / "ce-model.json"
     if not card_path.is_file():
         return model
     card = json.loads(card_path.read_text())
     provenance["derived_from"] = {k: card.get(k) for k in ("parent", "method", "run_id")}
-    if card.get("load", {}).get("quantize") == "dynamic-int8-linear":
-        import torch
+    scheme = card.get("load", {}).get("quantize")
+    if scheme:
+        from .compress import quantize
 
-        if device != "cpu":
+        if scheme == "dynamic-int8-linear" and device != "cpu":
             raise CeError(
                 f"{folder.name} is dynamically quantised to int8, which runs on the"
                 " CPU only; use --device cpu"
             )
         with warnings.catch_warnings():  # torch marks its quantised tensors as deprecated
             warnings.simplefilter("ignore", UserWarning)
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            model = quantize(model, scheme)
     return model

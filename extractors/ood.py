@@ -29,7 +29,8 @@ from .datasets import (
     shard_rows,
 )
 from .extract import ExtractOptions, extract, extract_identity, resolve_device, same_embeddings
-from .identity import identity, live_identities, not_identity, sharding, stale_because
+from .families import check_pooling, parse_layer
+from .identity import LEFT_OUT, identity, live_identities, not_identity, sharding, stale_because
 from .loading import model_files
 from .neighbors import BLOCK, normalize
 from .registry import resolve_model
@@ -48,6 +49,8 @@ class OodOptions:
     shard: str | None = None  # "I/N": score only the I-th of N slices of id-val and test
     revision: str | None = not_identity(None)  # Hub branch, tag or commit of the model
     allow_pickle: bool = not_identity(False)  # trust pickled weights fully (they can run code)
+    pooling: str | None = None  # the representation scored: see ExtractOptions and families.py
+    layer: str | int | float | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ def _check(options: OodOptions) -> None:
     check_sample(options.sample)
     if options.shard is not None:
         parse_shard(options.shard)
+    check_pooling(options.pooling)
+    parse_layer(options.layer)
 
 
 def _target(store: Store, model: str, name: str | None, bank: Dataset, options: OodOptions):
@@ -152,7 +157,18 @@ def _target(store: Store, model: str, name: str | None, bank: Dataset, options: 
 
 
 # the options an OOD run passes on to the extraction whose embeddings it reads
-EXTRACTED_WITH = ("stage", "limit", "sample", "seed", "device", "batch_size", "revision", "allow_pickle")
+EXTRACTED_WITH = (
+    "stage",
+    "limit",
+    "sample",
+    "seed",
+    "device",
+    "batch_size",
+    "revision",
+    "allow_pickle",
+    "pooling",
+    "layer",
+)
 
 
 def _extract_options(options: OodOptions) -> ExtractOptions:
@@ -185,7 +201,7 @@ def _embeddings(
     extract_options = _extract_options(options)
     fits = files is None and store.has("embeddings", **partition)
     if files is not None:
-        wanted = extract_identity(extract_options, files.record(), data, resolve_device(options.device))
+        wanted = extract_identity(extract_options, files, data, resolve_device(options.device))
         fits = _stored_fit(store, partition, wanted)
     if not fits:
         if options.shard:  # N shards must not each run the model over the same data
@@ -225,7 +241,9 @@ def ood_identity(options: OodOptions, files, datasets: dict[str, Dataset], store
         loaded = {"target": {"sha256": weights}}
     largest = max(len(d) for d in datasets.values())  # no limit applies: sample and seed do not count
     sampled = settled_sample(options.limit, largest, options.sample, options.seed)
-    return identity(options, loaded, {role: d.fingerprint for role, d in datasets.items()}, **sampled)
+    default = {k: LEFT_OUT for k in ("pooling", "layer") if getattr(options, k) is None}  # as before
+    fingerprints = {role: d.fingerprint for role, d in datasets.items()}
+    return identity(options, loaded, fingerprints, **sampled, **default)
 
 
 def _settled(store: Store, model: str, bank, id_val, test, options: OodOptions, name: str | None):

@@ -84,6 +84,18 @@ def hub_cache(tmp_path_factory) -> Path:
     return cache
 
 
+@pytest.fixture(scope="session")
+def family_models(tmp_path_factory, data_dir) -> dict[str, dict[str, Path]]:
+    """Tiny random-init models of nine families, each with a tokenizer trained on SST-2 and SQuAD
+    text that keeps its Hub original's quirks (tests/families.py): {family: {head: folder}}."""
+    from .families import build_all
+
+    for relative in ("sst2/sst2_train.tsv", "squad2/dev-v2.0.json"):
+        if not (data_dir / relative).exists():
+            pytest.skip(f"needs {relative} under CE_DATA_DIR")
+    return build_all(tmp_path_factory.mktemp("families"))
+
+
 @pytest.fixture
 def store_dir(tmp_path) -> Path:
     return tmp_path / "store"

@@ -225,6 +225,8 @@ def test_identities_and_series_keys_are_derived_from_the_option_dataclasses():
 
     from ce.extractors.attack import AttackOptions
     from ce.extractors.datasets import settled_sample
+    from ce.extractors.extract import settled_model_options
+    from ce.extractors.families import Representation
     from ce.extractors.finetune import FinetuneOptions
     from ce.extractors.identity import identity, series_key, settings
     from ce.extractors.ood import OodOptions
@@ -256,5 +258,6 @@ def test_identities_and_series_keys_are_derived_from_the_option_dataclasses():
     longer = AttackOptions(limit=80, shard="1/4")  # a longer attack continues the series
     assert series_key("attack", longer, identity(longer, loaded, data)) == "attack-079c42b8cc67d8f1"
     shard = ExtractOptions(limit=50, shard="1/4", device="cuda")
-    run_identity = identity(shard, loaded, data, precision="fp32", max_length=512)
+    encoder = settled_model_options("classify", Representation("cls", 2, 2, 32))  # as before families
+    run_identity = identity(shard, loaded, data, precision="fp32", max_length=512, **encoder)
     assert series_key("extract", shard, run_identity) == "extract-9d2b95566f3c9b86"

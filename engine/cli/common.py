@@ -189,3 +189,19 @@ def stage_option(help: str):  # noqa: A002 - click's own name
         show_default=True,
         help=help,
     )
+
+
+def representation_options(f):
+    """--pooling and --layer: which hidden state represents an input, pooled how."""
+    f = click.option(
+        "--layer",
+        help="Hidden state to represent inputs by: an index (0 = embeddings, -1 = last block, the"
+        " default) or a fraction of depth (0.5 = the middle block), to compare models of"
+        " different depths at the same relative depth.",
+    )(f)
+    return click.option(
+        "--pooling",
+        type=click.Choice(["cls", "last", "mean"]),
+        help="How tokens become one vector [default: the family's: cls for encoders, last"
+        " non-padding token for decoders, mean for T5-style encoders].",
+    )(f)

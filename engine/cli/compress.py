@@ -20,8 +20,9 @@ from .common import allow_pickle_option, limit_options, open_session, revision_o
 @click.option(
     "--method",
     required=True,
-    help="int8 (dynamic quantisation), prune:S (sparsity S in [0, 1)), layers:N (N evenly spaced"
-    " layers) or distill:N (a student of N layers trained on the teacher's outputs over --dataset).",
+    help="int8 (dynamic quantisation), int8-weight or int4-weight (weight-only quantisation by"
+    " torchao), prune:S (sparsity S in [0, 1)), layers:N (N evenly spaced layers) or distill:N (a"
+    " student of N layers trained on the teacher's outputs over --dataset).",
 )
 @click.option("-o", "--output", "name", required=True, help="Name of the new model.")
 @click.option("--dataset", "-d", help="distill: the texts to learn the teacher's outputs on.")
@@ -90,6 +91,8 @@ def _did(method: str, details: dict) -> str:
         return f"sparsity reached {details.get('sparsity_reached', 0):.3f}"
     if method == "int8":
         return "Linear layers quantised to int8 when loaded; weights saved as float"
+    if method.endswith("-weight"):
+        return f"Linear weights quantised to {method[:4]} by torchao when loaded; weights saved as float"
     return f"kept layers {kept}"
 
 

@@ -13,6 +13,7 @@ from .common import (
     model_job_options,
     open_session,
     open_store,
+    representation_options,
     stage_option,
 )
 
@@ -52,6 +53,29 @@ from .common import (
     "Forward pass under autocast; auto: fp16 on CUDA, fp32 on CPU.",
 )
 @click.option("--trust-remote-code", is_flag=True, help="Run model code shipped with a Hub model.")
+@representation_options
+@click.option(
+    "--verbalizer",
+    help="Decoders without a classification head: the label words, in label order, comma-separated"
+    " (default per dataset, e.g. negative,positive).",
+)
+@click.option(
+    "--prompt",
+    help="Decoders and T5: the prompt template, with {text}, or {question} and {context}"
+    " (default per task).",
+)
+@choice_option(
+    "--choice-score",
+    ["sum", "per-token"],
+    "Multiple choice: pick by each choice's summed log-likelihood, or per token (length-normalised).",
+)
+@click.option(
+    "--max-new-tokens",
+    default=32,
+    show_default=True,
+    type=int,
+    help="Generated answers (QA on decoders and T5): the most tokens generated.",
+)
 @engine_options
 @model_job_options
 def extract(
@@ -60,13 +84,17 @@ def extract(
     """Run MODEL once over DATASET; store predictions, CLS embeddings and neighbour lists.
 
     The task follows the dataset: extractive QA (SQuAD 2.0 post-processing, exact match and
-    F1 per question) or sequence classification (label, score, correct). With --stage
-    pretrained only the encoder's CLS embeddings are stored.
+    F1 per question; decoders and T5 answer by greedy generation), sequence classification
+    (label, score, correct; decoders without a head by the log-likelihood of label words) or
+    multiple choice (each choice's log-likelihood kept). With --stage pretrained only the
+    base model's embeddings are stored. Each input is represented by its family's vector
+    (encoders: first token; decoders: last non-padding token; T5: mean), or --pooling/--layer.
 
     \b
     Examples:
       ce extract --model bert-base --dataset squad2-dev
       ce extract --model minilm --dataset sst2-dev --stage pretrained
+      ce extract --model ./tiny-llama --dataset sst2-dev --pooling mean --layer 0.5
       ce extract --model ./my-model --dataset reviews.csv --limit 100
       ce extract --model bert-base --dataset squad2-dev --shard 0/4   # job 0 of 4
       ce extract --model bert-base --dataset squad2-dev --engine ray --shards 8

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from .common import limit_options, model_job_options, open_session, open_store, stage_option, store_option
+from .common import (
+    limit_options,
+    model_job_options,
+    open_session,
+    open_store,
+    representation_options,
+    stage_option,
+    store_option,
+)
 
 
 @click.command()
@@ -62,11 +70,13 @@ def neighbors(model, dataset, stage, k_max, index, store_path):
 )
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
+@representation_options
 @model_job_options
 def ood(model, bank, id_val, test, name, store_path, **settings):
     """Deep-kNN OOD scores (Sun et al. 2022) of a test set against an in-distribution bank.
 
-    Features are the model's L2-normalised CLS embeddings, reused from the store when they
+    Features are the model's L2-normalised embeddings (its family's pooling, or --pooling and
+    --layer as for ce extract), reused from the store when they
     come from the same weights and settings, else extracted once. For every id-val and test
     example the distance to its k-th nearest bank example is kept for k = 1..K_max, so any k
     and TPR threshold is a query

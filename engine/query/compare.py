@@ -144,7 +144,7 @@ def table2(
     ]
     position = table.column_names.index("flips_w_to_c") + 1
     table = table.add_column(position, "flips_mcnemar_p", pa.array(exact, pa.float64()))
-    notes += _prompt_notes(table) + _distribution_notes(con, table)
+    notes += _prompt_notes(table) + _distribution_notes(con, table) + _representation_notes(con, table)
     if ci is not None:
         if not _real(ci) or type(replicates) is not int or type(seed) is not int:
             raise CeError(
@@ -176,6 +176,39 @@ def _prompt_notes(table: pa.Table) -> list[str]:
         if r["prompts_differ"]
     ]
     return list(dict.fromkeys(notes))
+
+
+def _representation_notes(con: duckdb.DuckDBPyConnection, table: pa.Table) -> list[str]:
+    """A note per pair whose neighbours were compared on representations of a different kind:
+    another pooling, or hidden states at another relative depth (see the representations view)."""
+    kinds = {
+        (r[0], r[1], r[2]): r[3:]
+        for r in execute(
+            con, "select model, stage, dataset, pooling, layer, blocks from representations"
+        ).fetchall()
+    }
+    notes = []
+    for stage, column in (("pretrained", "repr_before"), ("finetuned", "repr_after")):
+        compared = table.filter(pc.is_valid(table[column])).select(["dataset", "model_i", "model_j"])
+        for r in compared.to_pylist():
+            a = kinds.get((r["model_i"], stage, r["dataset"]))
+            b = kinds.get((r["model_j"], stage, r["dataset"]))
+            if a and b and (a[0] != b[0] or a[1] * b[2] != b[1] * a[2]):
+                notes.append(
+                    f"note: {r['model_i']} and {r['model_j']} represent {r['dataset']} ({stage}) differently"
+                    f" ({r['model_i']}: {_pooled(a)}; {r['model_j']}: {_pooled(b)}), so their neighbour"
+                    " agreement compares those representations"
+                )
+    return list(dict.fromkeys(notes))
+
+
+POOLED = {"cls": "first token", "last": "last token", "mean": "mean over tokens"}
+
+
+def _pooled(kind: tuple) -> str:
+    pooling, layer, blocks = kind
+    where = "the embedding output" if layer == 0 else f"block {layer} of {blocks}"
+    return f"{POOLED.get(pooling, pooling)} of {where}"
 
 
 def _distribution_notes(con: duckdb.DuckDBPyConnection, table: pa.Table) -> list[str]:

@@ -63,6 +63,10 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "loaded": (dict, type(None)),  # role -> {source, revision (commit), format, sha256 per file}
     "identity": (dict, type(None)),  # what the run's results depend on (extractors/identity.py)
     "architecture": TEXT,
+    "family": TEXT,  # encoder, seq2seq or decoder (extractors/families.py)
+    "answered_by": TEXT,  # how the model answered its task: classify, span, verbalize, ...
+    "representation": (dict, type(None)),  # pooling, layer (hidden-state index) and blocks
+    "pad_token": TEXT,  # the token a tokenizer without one was given to pad batches with
     "model_parameters": (int, type(None)),  # weights of the model as loaded
     "model_nonzero_parameters": (int, type(None)),  # of those, not zero (pruning zeroes weights)
     "model_bytes": (int, type(None)),  # size on disk of the files it was loaded from
