@@ -25,6 +25,7 @@ from .attack_env import import_textattack, quiet_textattack
 from .datasets import Dataset, check_examples, check_sample, load_dataset, settled_sample, subset
 from .extract import resolve_device
 from .identity import (
+    LEFT_OUT,
     continues_series,
     differences,
     identity,
@@ -60,6 +61,8 @@ class AttackOptions:
     revision: str | None = not_identity(None)  # Hub branch, tag or commit of the target
     attacker_revision: str | None = not_identity(None)  # and of the attacker masked LM
     allow_pickle: bool = not_identity(False)  # trust pickled weights fully (they can run code)
+    verbalizer: str | None = None  # a decoder without a head: its label words (default: the dataset's)
+    prompt: str | None = None  # and the prompt they follow (default: the dataset's)
 
 
 @dataclass(frozen=True)
@@ -220,19 +223,53 @@ def build_attack(options: AttackOptions, wrapper, device: str, files: dict[str, 
     return attack, recipe
 
 
-def classifier_wrapper(model, tokenizer, max_length: int = 512):
-    """A TextAttack model wrapper: one inference pass per batch of texts, padded to the longest."""
+def classifier_wrapper(target, tokenizer=None, max_length: int = 512, options=None):
+    """A TextAttack model wrapper: one inference pass per batch of texts. ``target`` is a
+    LoadedModel from load_model, or a sequence-classification model with its ``tokenizer``.
+
+    - ``classify`` (a classification head, encoder or decoder): the texts padded on the right
+      to the longest, with an attention mask and the tokenizer's pad token (a decoder's head
+      reads the last token that is not padding), truncated to ``max_length``;
+    - ``verbalize`` (a causal LM without a head): the label words' probabilities after the
+      prompt, through choices.label_probs; ``options`` (ExtractOptions) name the label words
+      and prompt (choices.with_dataset_defaults) and the batch size.
+    """
     import torch
+
+    from .families import ensure_pad_token
+
+    import_textattack()  # offline, before any textattack module
     from textattack.models.wrappers import ModelWrapper
+
+    loaded = target if isinstance(target, LoadedModel) else LoadedModel(target, tokenizer, how="classify")
+    how = loaded.how or "classify"
+    if how not in ("classify", "verbalize"):
+        raise CeError(f"ce attack needs a classifier; this model answers by {how!r}")
+    if how == "verbalize" and not (options is not None and options.verbalizer):
+        raise CeError(
+            "this decoder has no classification head, and the dataset names no label words to score"
+            " instead; attack a model with a classification head, or a dataset with label words (sst2, imdb)"
+        )
+    if loaded.tokenizer.pad_token is None:
+        ensure_pad_token(loaded.tokenizer, loaded.model)
 
     class ClassifierWrapper(ModelWrapper):
         def __init__(self):
-            self.model, self.tokenizer = model, tokenizer
+            self.model, self.tokenizer = loaded.model, loaded.tokenizer
 
         def __call__(self, texts: list[str]) -> np.ndarray:
+            if how == "verbalize":
+                from .choices import label_probs
+
+                return label_probs(loaded, list(texts), options).astype(np.float32)
             device = next(self.model.parameters()).device
             enc = self.tokenizer(
-                list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+                list(texts),
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                padding_side="right",
+                return_tensors="pt",
             )
             with torch.inference_mode():
                 logits = self.model(**{k: v.to(device) for k, v in enc.items()}).logits
@@ -311,7 +348,21 @@ def run_attack(
         revision=options.revision,
     )
     import_textattack()
-    wrapper = classifier_wrapper(loaded.model, loaded.tokenizer, options.max_length)
+    scoring = None
+    if loaded.how == "verbalize":  # a decoder without a head: label words after a prompt
+        from .choices import check_choice_options, with_dataset_defaults
+        from .extract import ExtractOptions
+
+        base = ExtractOptions(
+            max_length=options.max_length,
+            batch_size=options.batch_size,
+            precision="fp32",
+            verbalizer=options.verbalizer,
+            prompt=options.prompt,
+        )
+        scoring = with_dataset_defaults(base, data)
+        check_choice_options(scoring, data, "verbalize")  # before anything is written
+    wrapper = classifier_wrapper(loaded, max_length=options.max_length, options=scoring)
     with quiet_textattack():
         attack, recipe = build_attack(options, wrapper, device, helpers)
     models = loaded.provenance["loaded"] | {role: files.record() for role, files in helpers.items()}
@@ -393,7 +444,8 @@ def _settled(store: Store, resolved, data: Dataset, options: AttackOptions, mode
     attack with ``options`` on ``data`` by the ``models`` (role -> files record): what
     run_attack does and what attack_stale checks, from one definition."""
     sampled = settled_sample(options.limit, len(data), options.sample)  # no limit: the sample does not count
-    run_identity = identity(options, models, {"dataset": data.fingerprint}, **sampled)
+    default = {k: LEFT_OUT for k in ("verbalizer", "prompt") if getattr(options, k) is None}  # as before
+    run_identity = identity(options, models, {"dataset": data.fingerprint}, **sampled, **default)
     series = series_key("attack", options, run_identity)  # a longer attack continues a shorter one
     todo = subset(data, options.limit, options.shard, seed=options.seed, sample=options.sample)
     finished = set() if options.restart else done_ids(store, resolved.name, options.attack, data.name, series)

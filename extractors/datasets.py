@@ -1,8 +1,11 @@
 """Datasets by name, from a local copy under ``CE_DATA_DIR`` or from the Hugging Face Hub,
-and any local file: SQuAD JSON, MRQA JSONL, CSV/TSV (text and label columns) or Parquet.
+and any local file: SQuAD JSON, MRQA JSONL, multiple-choice JSONL (see choice_data.py),
+CSV/TSV (text and label columns) or Parquet.
 
 Every loader returns the same thing: a :class:`Dataset` whose ``table`` has the columns of
-the store's ``examples`` kind, with stable ids (SQuAD question ids as published).
+the store's ``examples`` kind, with stable ids (SQuAD question ids as published). Only a
+multiple-choice dataset (task ``choice``) has the ``choices`` column: the others' tables,
+and so their fingerprints, are what they were before it existed.
 """
 
 from __future__ import annotations
@@ -26,15 +29,24 @@ from ce.store.errors import CeError, NotFound, did_you_mean, error_line
 from ce.store.schema import KINDS, check_name, examples_fingerprint
 from ce.store.store import Store, parse_shard
 
-EXAMPLE_COLUMNS = [f for f in KINDS["examples"].schema if f.name != "run_id"]
+from .choice_data import SHAPES, choice_row, shape_of
+
+# the columns of every dataset's table; a multiple-choice one adds ``choices``
+EXAMPLE_COLUMNS = [f for f in KINDS["examples"].schema if f.name not in ("run_id", "choices")]
 EXAMPLE_SCHEMA = pa.schema(EXAMPLE_COLUMNS)
+CHOICE_SCHEMA = EXAMPLE_SCHEMA.append(KINDS["examples"].schema.field("choices"))
+
+
+def example_schema(task: str) -> pa.Schema:
+    """The columns of a ``task`` dataset's table."""
+    return CHOICE_SCHEMA if task == "choice" else EXAMPLE_SCHEMA
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    task: str  # 'qa' or 'classification'
-    table: pa.Table  # the examples schema, without run_id
+    task: str  # 'qa', 'classification' or 'choice' (multiple choice)
+    table: pa.Table  # the examples schema, without run_id (and choices but for 'choice')
     source: str  # where it was read from
 
     @cached_property
@@ -54,7 +66,13 @@ class DatasetSpec:
     hub: tuple[str, str | None, str] | None  # (id, config, split)
     description: str
     questions_of: str | None = None  # the questions of this named QA dataset, as unlabelled texts
+    prompt: str | None = None  # decoders: the default prompt template (choices.py)
+    label_words: str | None = None  # decoders without a head: the default verbalizer (choices.py)
 
+
+# what a decoder without a classification head reads a sentiment dataset with (choices.py)
+SENTIMENT_DEFAULTS = {"prompt": "{text}\nSentiment:", "label_words": "negative,positive"}
+QUESTION_PROMPT = "Question: {question}\nAnswer:"
 
 _NAMED = [  # the datasets 'ce datasets' lists, in this order
     DatasetSpec(
@@ -135,6 +153,7 @@ _NAMED = [  # the datasets 'ce datasets' lists, in this order
         "imdb/imdb_1k.tsv",
         None,
         "the 1,000 IMDB test reviews of the BERT-Attack paper",
+        **SENTIMENT_DEFAULTS,
     ),
     DatasetSpec(
         "imdb-test",
@@ -142,6 +161,7 @@ _NAMED = [  # the datasets 'ce datasets' lists, in this order
         "imdb/aclimdb_test.csv",
         ("stanfordnlp/imdb", None, "test"),
         "IMDB test, 25,000 reviews",
+        **SENTIMENT_DEFAULTS,
     ),
     DatasetSpec(
         "imdb-train",
@@ -149,6 +169,7 @@ _NAMED = [  # the datasets 'ce datasets' lists, in this order
         "imdb/aclimdb_train.csv",
         ("stanfordnlp/imdb", None, "train"),
         "IMDB train (locally the first 20,000 of the 25,000; imdb-val the rest)",
+        **SENTIMENT_DEFAULTS,
     ),
     DatasetSpec(
         "imdb-val",
@@ -156,6 +177,7 @@ _NAMED = [  # the datasets 'ce datasets' lists, in this order
         "imdb/aclimdb_val.csv",
         None,
         "IMDB train, the last 5,000 reviews (local copy only)",
+        **SENTIMENT_DEFAULTS,
     ),
     DatasetSpec(
         "sst2-train",
@@ -163,6 +185,7 @@ _NAMED = [  # the datasets 'ce datasets' lists, in this order
         "sst2/sst2_train.tsv",
         ("stanfordnlp/sst2", None, "train"),
         "GLUE SST-2 train, 67,349 sentences",
+        **SENTIMENT_DEFAULTS,
     ),
     DatasetSpec(
         "sst2-dev",
@@ -170,6 +193,47 @@ _NAMED = [  # the datasets 'ce datasets' lists, in this order
         "sst2/sst2_dev.tsv",
         ("stanfordnlp/sst2", None, "validation"),
         "GLUE SST-2 dev, 872 sentences",
+        **SENTIMENT_DEFAULTS,
+    ),
+    DatasetSpec(
+        "arc-easy",
+        "choice",
+        "choice/arc_easy_test.jsonl",
+        ("allenai/ai2_arc", "ARC-Easy", "test"),
+        "AI2 ARC Easy test, 2,376 science questions (multiple choice)",
+        prompt=QUESTION_PROMPT,
+    ),
+    DatasetSpec(
+        "arc-challenge",
+        "choice",
+        "choice/arc_challenge_test.jsonl",
+        ("allenai/ai2_arc", "ARC-Challenge", "test"),
+        "AI2 ARC Challenge test, 1,172 science questions (multiple choice)",
+        prompt=QUESTION_PROMPT,
+    ),
+    DatasetSpec(
+        "hellaswag",
+        "choice",
+        "choice/hellaswag_val.jsonl",
+        ("Rowan/hellaswag", None, "validation"),
+        "HellaSwag validation, 10,042 contexts and 4 endings each (multiple choice)",
+        prompt="{question}",
+    ),
+    DatasetSpec(
+        "mmlu",
+        "choice",
+        "choice/mmlu_test.jsonl",
+        ("cais/mmlu", "all", "test"),
+        "MMLU test, 14,042 questions of 57 subjects (multiple choice)",
+        prompt=QUESTION_PROMPT,
+    ),
+    DatasetSpec(
+        "boolq",
+        "choice",
+        "choice/boolq_val.jsonl",
+        ("google/boolq", None, "validation"),
+        "BoolQ validation, 3,270 yes/no questions on a passage (choices no, yes)",
+        prompt="{context}\nQuestion: {question}?\nAnswer:",
     ),
 ]
 DATASETS: dict[str, DatasetSpec] = {d.name: d for d in _NAMED}
@@ -287,8 +351,8 @@ def settled_sample(limit: int | None, size: int, sample: str, seed: int | None =
 
 def strata(dataset: Dataset) -> list[str]:
     """The stratum of each example a stratified sample keeps in proportion: its label
-    (classification), else its article (QA title), else the example itself."""
-    if dataset.task == "classification":
+    (classification, multiple choice), else its article (QA title), else the example itself."""
+    if dataset.task in ("classification", "choice"):
         return [str(label) for label in dataset.table["label"].to_pylist()]
     titles = dataset.table["title"].to_pylist()
     ids = dataset.table["example_id"].to_pylist()
@@ -335,9 +399,9 @@ def sample_rows(dataset: Dataset, limit: int | None, seed: int = 0, sample: str 
 
 
 def sample_note(full: Dataset, rows: np.ndarray, sample: str) -> str | None:
-    """A note when the limited classification sample at positions ``rows`` holds one
-    label only; else None."""
-    if full.task != "classification" or len(rows) == len(full):
+    """A note when the limited classification (or multiple-choice) sample at positions
+    ``rows`` holds one label only; else None."""
+    if full.task not in ("classification", "choice") or len(rows) == len(full):
         return None
     labels = full.table["label"].to_pylist()
     found = {labels[i] for i in rows} - {None}
@@ -403,11 +467,11 @@ def from_table(name: str, task: str, table: pa.Table, source: str) -> Dataset:
         raise CeError(f"{source}: example id {dup!r} occurs more than once; ids must be unique")
     if "idx" not in table.column_names:
         table = table.append_column("idx", pa.array(np.arange(n, dtype=np.int64)))
+    schema = example_schema(task)
     columns = [
-        table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(n, f.type)
-        for f in EXAMPLE_COLUMNS
+        table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(n, f.type) for f in schema
     ]
-    return Dataset(name, task, pa.Table.from_arrays(columns, schema=EXAMPLE_SCHEMA), source)
+    return Dataset(name, task, pa.Table.from_arrays(columns, schema=schema), source)
 
 
 def check_examples(store: Store, dataset: Dataset) -> bool:
@@ -441,7 +505,7 @@ def _from_file(path: Path, name: str, task: str | None) -> Dataset:
     suffix = path.suffix.lower()
     readers: dict[str, Callable[[Path], tuple[str, Iterable[dict]]]] = {
         ".json": _read_squad_json,
-        ".jsonl": _read_mrqa_jsonl,
+        ".jsonl": _read_jsonl,
         ".csv": lambda p: ("classification", _read_delimited(p, ",")),
         ".tsv": lambda p: ("classification", _read_delimited(p, "\t")),
         ".parquet": _read_parquet_rows,
@@ -449,11 +513,16 @@ def _from_file(path: Path, name: str, task: str | None) -> Dataset:
     if suffix not in readers:
         raise CeError(
             f"cannot read {path}: unknown file type {suffix!r}; use .json (SQuAD),"
-            " .jsonl (MRQA), .csv, .tsv or .parquet"
+            " .jsonl (MRQA or multiple choice), .csv, .tsv or .parquet"
         )
     try:
         found_task, rows = readers[suffix](path)
-        table = _table(list(rows), path)
+        if task is not None and task != found_task and "choice" in (task, found_task):
+            raise CeError(
+                f"{path} holds {found_task} examples where dataset {name} is {task}; put the"
+                f" {task} file there"
+            )
+        table = _table(list(rows), path, found_task)
     except CeError:
         raise
     except UnicodeDecodeError as e:
@@ -463,7 +532,7 @@ def _from_file(path: Path, name: str, task: str | None) -> Dataset:
     return Dataset(name, task or found_task, table, str(path))
 
 
-def _table(rows: list[dict], path: Path) -> pa.Table:
+def _table(rows: list[dict], path: Path, task: str = "classification") -> pa.Table:
     if not rows:
         raise CeError(f"{path} holds no examples")
     ids = [r["example_id"] for r in rows]
@@ -472,7 +541,7 @@ def _table(rows: list[dict], path: Path) -> pa.Table:
         raise CeError(f"{path}: example id {dup!r} occurs more than once; ids must be unique")
     for i, row in enumerate(rows):
         row["idx"] = i
-    return pa.Table.from_pylist(rows, schema=EXAMPLE_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=example_schema(task))
 
 
 def _qa_row(qid, title, context, question, answers, impossible) -> dict:
@@ -504,26 +573,55 @@ def _read_squad_json(path: Path) -> tuple[str, Iterable[dict]]:
     return "qa", rows
 
 
-def _read_mrqa_jsonl(path: Path) -> tuple[str, Iterable[dict]]:
-    rows = []
-    with open(path, encoding="utf-8-sig") as f:
-        for line in f:
+def _jsonl_records(path: Path) -> Iterable[tuple[int, object]]:
+    """(line number, parsed JSON) of each non-blank line."""
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a leading BOM is dropped
+        for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            record = json.loads(line)
-            if "header" in record:
-                continue
-            for qa in record["qas"]:
-                rows.append(
-                    _qa_row(
-                        qa["qid"],
-                        record.get("title"),
-                        record["context"],
-                        qa["question"],
-                        qa.get("answers", []),
-                        False,
-                    )
+            try:
+                yield number, json.loads(line)
+            except ValueError as e:
+                raise CeError(
+                    f"cannot read {path}, line {number}: not JSON ({e}); write one JSON object per line"
+                ) from None
+
+
+def _read_jsonl(path: Path) -> tuple[str, Iterable[dict]]:
+    """MRQA (a header line, then contexts with their qas) or multiple-choice records (one
+    question per line, in a shape of choice_data.SHAPES), told apart by the first record."""
+    records = _jsonl_records(path)
+    first = next((record for _, record in records), None)
+    records.close()
+    if first is None:
+        raise CeError(f"{path} holds no examples")
+    if isinstance(first, dict) and ("header" in first or "qas" in first):
+        return _read_mrqa_jsonl(path)
+    if shape_of(first) is None:
+        keys = ", ".join(sorted(map(str, first))[:8]) if isinstance(first, dict) else type(first).__name__
+        raise CeError(
+            f"cannot read {path}: its first record ({keys}) is neither MRQA (a header, then"
+            f" context and qas) nor multiple choice: {SHAPES}"
+        )
+    return "choice", [choice_row(r, i, f"{path}, line {n}") for i, (n, r) in enumerate(_jsonl_records(path))]
+
+
+def _read_mrqa_jsonl(path: Path) -> tuple[str, Iterable[dict]]:
+    rows = []
+    for _, record in _jsonl_records(path):
+        if "header" in record:
+            continue
+        for qa in record["qas"]:
+            rows.append(
+                _qa_row(
+                    qa["qid"],
+                    record.get("title"),
+                    record["context"],
+                    qa["question"],
+                    qa.get("answers", []),
+                    False,
                 )
+            )
     return "qa", rows
 
 
@@ -582,6 +680,9 @@ def _read_parquet_rows(path: Path) -> tuple[str, Iterable[dict]]:
 
     table = pq.read_table(path)
     names = set(table.column_names)
+    if "choices" in names and "question" in names:  # multiple choice, MMLU-style
+        where = f"{path}, row {{}}"
+        return "choice", [choice_row(r, i, where.format(i + 1)) for i, r in enumerate(table.to_pylist())]
     if "question" in names and "context" in names:
         task = "qa"
     elif names & set(TEXT_COLUMNS):
@@ -623,7 +724,9 @@ def _from_hub(spec: DatasetSpec, name: str) -> Dataset:
         ds = ds.filter(lambda r: r.get("subset") == subset)
     rows = []
     for i, r in enumerate(ds):
-        if spec.task == "qa":
+        if spec.task == "choice":
+            rows.append(choice_row(r, i, f"{hub_id} ({spec.name}), row {i}"))
+        elif spec.task == "qa":
             answers = r["answers"]["text"] if isinstance(r["answers"], dict) else r["answers"]
             rows.append(
                 _qa_row(
@@ -643,7 +746,7 @@ def _from_hub(spec: DatasetSpec, name: str) -> Dataset:
                     "label": r["label"],
                 }
             )
-    return Dataset(name, spec.task, _table(rows, Path(hub_id)), f"hf://{hub_id}")
+    return Dataset(name, spec.task, _table(rows, Path(hub_id), spec.task), f"hf://{hub_id}")
 
 
 OFFLINE_SWITCHES = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")

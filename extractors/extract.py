@@ -13,6 +13,7 @@ from ce.store.errors import CeError
 from ce.store.schema import vector_type
 from ce.store.store import Store, parse_shard
 
+from .choices import check_choice_score
 from .datasets import Dataset, check_examples, check_sample, limited, load_dataset, settled_sample, subset
 from .families import Representation, check_pooling, parse_layer
 from .features import batches, tokenize
@@ -25,7 +26,6 @@ from .registry import resolve_model
 STAGES = ("finetuned", "pretrained")
 VECTOR_DTYPES = ("float32", "float16")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-CHOICE_SCORES = ("sum", "per-token")
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,7 @@ def check_options(options: ExtractOptions) -> None:
         parse_shard(options.shard)
     check_pooling(options.pooling)
     parse_layer(options.layer)
-    if options.choice_score not in CHOICE_SCORES:
-        raise CeError(f"unknown --choice-score {options.choice_score!r}; use {' or '.join(CHOICE_SCORES)}")
+    check_choice_score(options.choice_score)
     if options.max_new_tokens < 1:
         raise CeError("--max-new-tokens must be at least 1")
 
@@ -134,6 +133,9 @@ EMBEDDING_IDENTITY = (
     "vector_dtype",
     "pooling",
     "layer",
+    "prompt",  # a decoder's vector is its prompt's, cut to fit the label words or the answer
+    "verbalizer",
+    "max_new_tokens",
 )
 
 
@@ -148,21 +150,33 @@ def model_plan(files: ModelFiles, task: str, options: ExtractOptions) -> tuple[s
     return how, representation(config, family, options.pooling, options.layer)
 
 
-def settled_model_options(how: str, rep: Representation) -> dict[str, Any]:
+# What each way of answering (families.route) reads of the options besides the model and the
+# data; the others are left out of its identity (runs made before they existed keep theirs).
+READS = {
+    "verbalize": ("prompt", "verbalizer", "choice_score"),
+    "choose-lm": ("prompt", "choice_score"),
+    "choose": ("prompt",),
+    "generate": ("prompt", "max_new_tokens"),
+}
+ANSWER_SETTINGS = ("prompt", "verbalizer", "choice_score", "max_new_tokens")
+
+
+def settled_model_options(how: str, rep: Representation, options: ExtractOptions, data: Dataset) -> dict:
     """The identity's pooling and layer (left out for an encoder's last-block CLS vector, the
-    one representation of runs made before they could be chosen) and the decoder settings
-    only where they change a result."""
+    one representation of runs made before they could be chosen), and the answer settings
+    the model's way of answering reads, as they run (a default prompt or label words
+    spelled out, so that a changed default makes runs stale and naming it does not)."""
+    from .choices import label_words, prompt_used
+
     plain = rep.pooling == "cls" and rep.position == rep.blocks
-    settled: dict[str, Any] = {
-        "pooling": LEFT_OUT if plain else rep.pooling,
-        "layer": LEFT_OUT if plain else rep.position,
-    }
-    if how not in ("verbalize", "choose-lm", "generate"):
-        settled |= {"verbalizer": LEFT_OUT, "prompt": LEFT_OUT}
-    if how not in ("choose", "choose-lm"):
-        settled["choice_score"] = LEFT_OUT
-    if how != "generate":
-        settled["max_new_tokens"] = LEFT_OUT
+    reads = READS.get(how, ())
+    settled: dict[str, Any] = {k: LEFT_OUT for k in ANSWER_SETTINGS if k not in reads}
+    settled["pooling"] = LEFT_OUT if plain else rep.pooling
+    settled["layer"] = LEFT_OUT if plain else rep.position
+    if "prompt" in reads:
+        settled["prompt"] = prompt_used(options, data, how)
+    if "verbalizer" in reads:
+        settled["verbalizer"] = ",".join(label_words(options, data))
     return settled
 
 
@@ -183,7 +197,7 @@ def extract_identity(
         max_length=options.length_for(dataset.task),
         limit=limit,
         **settled_sample(limit, len(dataset), options.sample, options.seed),
-        **settled_model_options(how, rep),
+        **settled_model_options(how, rep, options, dataset),
     )
 
 
@@ -295,6 +309,20 @@ def neighbors_when_whole(
     return True
 
 
+def check_answering(how: str | None, data: Dataset, options: ExtractOptions) -> None:
+    """The errors answering ``data`` the model's way would raise, raised before any write:
+    QA windows' stride, a prompt template, label words, the choice score."""
+    from .choices import check_choice_options
+
+    if how == "span" and not 0 < options.doc_stride < options.length_for("qa"):
+        raise CeError("--doc-stride must be positive and below --max-length")
+    if how == "generate" and options.prompt is not None:
+        from .generate import check_prompt
+
+        check_prompt(options.prompt)
+    check_choice_options(options, data, how)
+
+
 def extract_stale(
     store: Store, model: str, data: Dataset, options: ExtractOptions, name: str | None = None
 ) -> list[str] | None:
@@ -325,8 +353,6 @@ def extract(
 
     check_options(options)
     full = load_dataset(dataset, dataset_name)
-    if full.task == "qa" and not 0 < options.doc_stride < options.length_for("qa"):
-        raise CeError("--doc-stride must be positive and below --max-length")
     resolved = resolve_model(model, full.task, options.stage, name, store=store)
     have_examples = check_examples(store, full)
     device = resolve_device(options.device)
@@ -339,6 +365,7 @@ def extract(
         trust_remote_code=options.trust_remote_code,
         revision=options.revision,
     )
+    check_answering(loaded.how, full, options)
     data = subset(full, options.limit, options.shard, seed=options.seed, sample=options.sample)
     run_identity = extract_identity(options, loaded.files, full, device)
     sharded = sharding("extract", options, run_identity)

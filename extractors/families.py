@@ -38,7 +38,6 @@ ENCODERS = (
     "ernie",
     "megatron-bert",
     "mobilebert",
-    "modernbert",
     "mpnet",
     "roberta",
     "xlm-roberta",
@@ -99,9 +98,7 @@ def family_of(config, source: str = "the model") -> Family:
         if model_type in types:
             return Family(kind, model_type)
     if not isinstance(model_type, str):
-        raise CeError(
-            f"the config.json of {source} names no model_type; add it (e.g. \"model_type\": \"bert\")"
-        )
+        raise CeError(f'the config.json of {source} names no model_type; add it (e.g. "model_type": "bert")')
     raise CeError(f"{source} is a {model_type!r} model, which ce does not support; it supports {supported()}")
 
 
@@ -204,11 +201,17 @@ def pool(hidden, attention_mask, pooling: str):
 
 
 def ensure_pad_token(tokenizer, model=None) -> str | None:
-    """Give a tokenizer without a pad token one from its vocabulary (end of text, else unknown);
-    the model's config learns its id. Returns the token set, or None when it had one."""
+    """Give a tokenizer without a pad token one from its vocabulary: the model config's pad id
+    when it names one (a head that finds the last token by that id then sees the same
+    padding), else its end-of-text, unknown or start token; the config learns the id used.
+    Returns the token set, or None when the tokenizer had one."""
     added = None
     if tokenizer.pad_token is None:
-        added = tokenizer.eos_token or tokenizer.unk_token or tokenizer.bos_token
+        configured = getattr(model.config, "pad_token_id", None) if model is not None else None
+        if isinstance(configured, int) and 0 <= configured < len(tokenizer):
+            added = tokenizer.convert_ids_to_tokens(configured)
+        else:
+            added = tokenizer.eos_token or tokenizer.unk_token or tokenizer.bos_token
         if added is None:
             raise CeError(
                 "the tokenizer has no pad, end-of-text or unknown token to pad batches with;"
@@ -216,7 +219,7 @@ def ensure_pad_token(tokenizer, model=None) -> str | None:
             )
         tokenizer.pad_token = added
     tokenizer.padding_side = "right"
-    if model is not None and getattr(model.config, "pad_token_id", None) is None:
+    if model is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return added
 

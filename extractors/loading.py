@@ -30,7 +30,14 @@ from ce.store.errors import CeError, NotFound, error_line
 
 from .registry import ResolvedModel
 
-HEADS = {"qa": "question-answering", "classification": "sequence-classification", "choice": "multiple-choice"}
+HEADS = {  # the head each way of answering needs (families.route)
+    "classify": "sequence-classification",
+    "span": "question-answering",
+    "choose": "multiple-choice",
+    "verbalize": "language-model",
+    "choose-lm": "language-model",
+    "generate": "language-model",
+}
 RESAVE = "re-download the model, or save it again with save_pretrained"
 # JSON files of a model folder that loading reads (ce-model.json is ce's own card)
 LOADED_JSON = (
@@ -480,10 +487,10 @@ def load_model(
             f"{resolved.source} has no fast tokenizer (tokenizer.json); ce needs"
             " offsets for question answering"
         )
-    missing = loaded.missing_head() if how in ("classify", "span", "choose") else None
+    missing = loaded.missing_head() if how != "encode" else None
     if missing:
         raise CeError(
-            f"{resolved.source} has no trained {HEADS[task]} head (missing"
+            f"{resolved.source} has no trained {HEADS[how]} head (missing"
             f" {missing}); fine-tune it first, or use --stage pretrained"
         )
     padded_with = ensure_pad_token(loaded.tokenizer, loaded.model)

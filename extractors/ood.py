@@ -51,6 +51,8 @@ class OodOptions:
     allow_pickle: bool = not_identity(False)  # trust pickled weights fully (they can run code)
     pooling: str | None = None  # the representation scored: see ExtractOptions and families.py
     layer: str | int | float | None = None
+    verbalizer: str | None = None  # a decoder without a head answers the bank as ce extract does
+    prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,8 @@ EXTRACTED_WITH = (
     "allow_pickle",
     "pooling",
     "layer",
+    "verbalizer",
+    "prompt",
 )
 
 
@@ -241,7 +245,9 @@ def ood_identity(options: OodOptions, files, datasets: dict[str, Dataset], store
         loaded = {"target": {"sha256": weights}}
     largest = max(len(d) for d in datasets.values())  # no limit applies: sample and seed do not count
     sampled = settled_sample(options.limit, largest, options.sample, options.seed)
-    default = {k: LEFT_OUT for k in ("pooling", "layer") if getattr(options, k) is None}  # as before
+    default = {  # as before these could be chosen
+        k: LEFT_OUT for k in ("pooling", "layer", "verbalizer", "prompt") if getattr(options, k) is None
+    }
     fingerprints = {role: d.fingerprint for role, d in datasets.items()}
     return identity(options, loaded, fingerprints, **sampled, **default)
 

@@ -228,7 +228,7 @@ def test_identities_and_series_keys_are_derived_from_the_option_dataclasses():
     from ce.extractors.extract import settled_model_options
     from ce.extractors.families import Representation
     from ce.extractors.finetune import FinetuneOptions
-    from ce.extractors.identity import identity, series_key, settings
+    from ce.extractors.identity import LEFT_OUT, identity, series_key, settings
     from ce.extractors.ood import OodOptions
 
     left_out = {
@@ -251,13 +251,14 @@ def test_identities_and_series_keys_are_derived_from_the_option_dataclasses():
     }
     loaded, data = {"target": {"sha256": {"model.safetensors": "ab"}}}, {"dataset": "cd"}
     whole = AttackOptions(shard="1/4", device="cuda")  # no limit: the sample is left out
-    unsampled = identity(whole, loaded, data, **settled_sample(None, 1000, whole.sample))
+    unset = {"verbalizer": LEFT_OUT, "prompt": LEFT_OUT}  # as attack._settled leaves them out
+    unsampled = identity(whole, loaded, data, **settled_sample(None, 1000, whole.sample), **unset)
     assert series_key("attack", whole, unsampled) == "attack-33f381d85f01c057"  # as before samples
     attack = AttackOptions(limit=50, shard="1/4", device="cuda")  # a seeded sample (not the first 50)
-    assert series_key("attack", attack, identity(attack, loaded, data)) == "attack-079c42b8cc67d8f1"
+    assert series_key("attack", attack, identity(attack, loaded, data, **unset)) == "attack-079c42b8cc67d8f1"
     longer = AttackOptions(limit=80, shard="1/4")  # a longer attack continues the series
-    assert series_key("attack", longer, identity(longer, loaded, data)) == "attack-079c42b8cc67d8f1"
+    assert series_key("attack", longer, identity(longer, loaded, data, **unset)) == "attack-079c42b8cc67d8f1"
     shard = ExtractOptions(limit=50, shard="1/4", device="cuda")
-    encoder = settled_model_options("classify", Representation("cls", 2, 2, 32))  # as before families
+    encoder = settled_model_options("classify", Representation("cls", 2, 2, 32), shard, None)  # as before
     run_identity = identity(shard, loaded, data, precision="fp32", max_length=512, **encoder)
     assert series_key("extract", shard, run_identity) == "extract-9d2b95566f3c9b86"

@@ -234,3 +234,48 @@ def test_representations_hand_checked(family_models, tmp_path):
         " of 2; llama: last token of block 2 of 2), so their neighbour agreement compares those"
         " representations" in notes
     )
+
+
+def test_a_config_pad_id_is_the_pad_token_the_batches_use(family_models, sentences, tmp_path):
+    """A Llama-derived classifier whose config names pad id 0 but whose tokenizer has no pad
+    token: batches pad with id 0 (what the head looks for), so batch 16 equals batch 1."""
+    folder = tmp_path / "llama-pad0"
+    shutil.copytree(family_models["llama"]["classification"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"pad_token_id": 0}))
+    model = loaded_model(folder, "classification")
+    assert model.tokenizer.pad_token_id == 0 == model.model.config.pad_token_id
+    one, _ = run(model, sentences, batch_size=1)
+    many, _ = run(model, sentences, batch_size=16)
+    np.testing.assert_allclose(
+        np.stack(one["probs"].to_pylist()), np.stack(many["probs"].to_pylist()), atol=1e-4
+    )
+
+
+def test_a_checkpoint_without_the_head_a_task_needs_is_refused(family_models):
+    """A decoder classifier asked to answer questions would generate with a random LM head."""
+    with pytest.raises(CeError, match="has no trained language-model head \\(missing lm_head.weight\\)"):
+        loaded_model(family_models["llama"]["classification"], "qa")
+
+
+def test_the_identity_names_what_each_way_of_answering_reads(family_models):
+    from ce.extractors.datasets import load_dataset
+    from ce.extractors.extract import ExtractOptions, extract_identity
+    from ce.extractors.loading import model_files
+    from ce.extractors.registry import ResolvedModel
+
+    data = load_dataset("sst2-dev")
+    lm = model_files(ResolvedModel("lm", str(family_models["gpt2"]["lm"]), True))
+    head = model_files(ResolvedModel("head", str(family_models["gpt2"]["classification"]), True))
+
+    def ident(files, **options):
+        return extract_identity(ExtractOptions(**options), files, data, "cpu")
+
+    words = ident(lm)  # label words after a prompt: the defaults spelled out
+    assert words["verbalizer"] == "negative,positive" and words["prompt"] == "{text}\nSentiment:"
+    assert ident(lm, verbalizer="negative,positive", prompt="{text}\nSentiment:") == words
+    assert ident(lm, choice_score="per-token") != words
+    assert "max_new_tokens" not in words
+    with_head = ident(head, verbalizer="bad,good", prompt="{text}", choice_score="per-token")
+    assert with_head == ident(head)  # a head reads none of them
+    assert not {"verbalizer", "prompt", "choice_score", "max_new_tokens"} & set(with_head)

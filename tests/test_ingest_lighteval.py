@@ -242,6 +242,7 @@ def expected(task: str, details: list[Detail]) -> tuple[str, list[dict], list[di
                 "label": None if generative or len(golds) != 1 else golds[0],
                 "answers": [d.doc.choices[g] for g in golds],
                 "is_impossible": None,
+                "choices": None,  # as ingested logs of ce before choices were kept: same fingerprint
             }
         )
         row = dict.fromkeys(

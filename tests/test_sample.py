@@ -138,10 +138,10 @@ def test_without_a_limit_sample_and_seed_leave_the_identity_as_it_was(tiny_model
     """Where the limit keeps every example, how it would sample changes nothing: the keys
     are left out (the identity of runs made before samples were)."""
     from ce.extractors.extract import ExtractOptions, extract_identity
-    from ce.extractors.loading import model_files
-    from ce.extractors.registry import ResolvedModel
     from ce.extractors.finetune import FinetuneOptions, finetune_identity
+    from ce.extractors.loading import model_files
     from ce.extractors.ood import OodOptions, ood_identity
+    from ce.extractors.registry import ResolvedModel
 
     data = load_dataset("sst2-dev")  # 872 examples
     classifier = model_files(ResolvedModel("t", str(tiny_models["classification"]), True))

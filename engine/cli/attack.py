@@ -8,7 +8,14 @@ import click
 
 from ce.store.errors import CeError
 
-from .common import engine_options, limit_options, model_job_options, open_session, open_store
+from .common import (
+    answer_options,
+    engine_options,
+    limit_options,
+    model_job_options,
+    open_session,
+    open_store,
+)
 
 
 @click.command()
@@ -53,6 +60,7 @@ from .common import engine_options, limit_options, model_job_options, open_sessi
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True, help="Texts per model query batch.")
 @click.option("--attacker-revision", help="Hub branch, tag or commit of the attacker masked LM.")
+@answer_options
 @engine_options
 @model_job_options
 def attack(model, dataset, name, engine, shards, ray_address, store_path, **settings):

@@ -205,3 +205,17 @@ def representation_options(f):
         help="How tokens become one vector [default: the family's: cls for encoders, last"
         " non-padding token for decoders, mean for T5-style encoders].",
     )(f)
+
+
+def answer_options(f):
+    """--verbalizer and --prompt: how a decoder without a classification head is asked."""
+    f = click.option(
+        "--prompt",
+        help="Decoders (and T5 for QA): the prompt template, with {text}, or {question} and {context}"
+        " [default: the dataset's, else per task].",
+    )(f)
+    return click.option(
+        "--verbalizer",
+        help="A decoder without a classification head: its label words, in label order,"
+        " comma-separated [default: the dataset's, e.g. negative,positive for sst2 and imdb].",
+    )(f)

@@ -61,8 +61,7 @@ from .common import (
 )
 @click.option(
     "--prompt",
-    help="Decoders and T5: the prompt template, with {text}, or {question} and {context}"
-    " (default per task).",
+    help="Decoders and T5: the prompt template, with {text}, or {question} and {context} (default per task).",
 )
 @choice_option(
     "--choice-score",

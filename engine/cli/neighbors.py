@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .common import (
+    answer_options,
     limit_options,
     model_job_options,
     open_session,
@@ -71,6 +72,7 @@ def neighbors(model, dataset, stage, k_max, index, store_path):
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @representation_options
+@answer_options
 @model_job_options
 def ood(model, bank, id_val, test, name, store_path, **settings):
     """Deep-kNN OOD scores (Sun et al. 2022) of a test set against an in-distribution bank.

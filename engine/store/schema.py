@@ -63,9 +63,12 @@ KINDS: dict[str, Kind] = {
                     ("label", pa.int64()),
                     ("answers", pa.list_(pa.string())),
                     ("is_impossible", pa.bool_()),
+                    # multiple choice: the choices, label = the gold one's index (null elsewhere)
+                    ("choices", pa.list_(pa.string())),
                 ]
             ),
-            "One row per example of each dataset: texts, gold label or answers.",
+            "One row per example of each dataset: texts, gold label or answers, the choices of"
+            " a multiple-choice question.",
         ),
         Kind(
             "predictions",
@@ -178,6 +181,7 @@ HEAD_COLUMNS = {kind: f"{column}_head" for kind, column in LIST_COLUMNS.items()}
 # Nullable columns that a release after the first added to a kind: a part written before
 # lacks them and reads as if they were null (the views add them; bundles accept such parts).
 ADDED_LATER: dict[str, tuple[str, ...]] = {
+    "examples": ("choices",),
     "predictions": (
         "probs",
         "loglikelihoods",
@@ -187,7 +191,7 @@ ADDED_LATER: dict[str, tuple[str, ...]] = {
         "doc_hash",
         "prompt_hash",
         "target_hash",
-    )
+    ),
 }
 
 
@@ -235,22 +239,41 @@ def _json_column(column: pa.Array) -> pa.Array | str | None:
     return None
 
 
+def _without_null_added(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, bool]:
+    """``batch`` without the added columns that are null in every row, and whether one is
+    null in some rows only (then the batch is hashed a row at a time)."""
+    drop, mixed = [], False
+    for name in ADDED_LATER["examples"]:
+        if name in batch.schema.names:
+            nulls = batch.column(name).null_count
+            if nulls == batch.num_rows:
+                drop.append(name)
+            elif nulls:
+                mixed = True
+    return (batch.drop_columns(drop) if drop else batch), mixed
+
+
 def examples_fingerprint(batches: Iterable[pa.RecordBatch]) -> str:
     """sha256 of examples' content (every column but run_id, row by row in order): the
     identity of a dataset, the same whether read from a file, the Hub or a stored part.
 
-    Each row counts as ``json.dumps(row, sort_keys=True, ensure_ascii=False) + "\\n"``. The
-    rows are built a column at a time in Arrow (strings that need escaping by json's own
-    encoder), the bytes that json.dumps would give, without a Python object per value; a
-    batch with a column type not handled here is hashed a row at a time."""
+    Each row counts as ``json.dumps(row, sort_keys=True, ensure_ascii=False) + "\\n"``, where
+    a column that a later release added (``ADDED_LATER["examples"]``: ``choices``) is left out
+    of a row that has it null, as from the rows written before it existed: the fingerprint of
+    every dataset without choices is what it was. The rows are built a column at a time in
+    Arrow (strings that need escaping by json's own encoder), the bytes that json.dumps would
+    give, without a Python object per value; a batch with a column type not handled here, or
+    an added column null in some rows only, is hashed a row at a time."""
     h = hashlib.sha256()
     for batch in batches:
         if "run_id" in batch.schema.names:
             batch = batch.drop_columns(["run_id"])
+        batch, mixed = _without_null_added(batch)
         names = sorted(batch.schema.names)
         values = [_json_column(batch.column(name)) for name in names]
-        if batch.num_rows == 0 or not names or any(v is None for v in values):
+        if mixed or batch.num_rows == 0 or not names or any(v is None for v in values):
             for row in batch.to_pylist():
+                row = {k: v for k, v in row.items() if v is not None or k not in ADDED_LATER["examples"]}
                 h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
                 h.update(b"\n")
             continue
