@@ -1,6 +1,6 @@
 """End-to-end ``ce extract`` on a decoder over the bare forward pass, same model, same batches.
 
-    python bench/decoder.py [--limit 500] [--repeats 2]
+    python bench/decoder.py [--limit 872] [--repeats 3]
 
 A Llama-shaped decoder (hidden 256, 4 layers, seeded random init, the tiny Llama tokenizer of
 tests/families.py trained on fixture text) on SST-2 dev sentences, two ways:
@@ -97,7 +97,7 @@ def multiple_choice(folder: Path, repeats: int) -> None:
     questions = [f"Question: {text}\nAnswer:" for text in texts[:200]]
     cases = {
         "label words": [["negative", "positive", "rather mixed feelings", "a delight to watch twice"]] * 200,
-        "sentences": [texts[200 + 4 * i : 204 + 4 * i] for i in range(200)],
+        "sentences": [[texts[(200 + 4 * i + j) % len(texts)] for j in range(4)] for i in range(200)],
     }
     options = ExtractOptions(batch_size=32)
     print(
@@ -119,8 +119,8 @@ def multiple_choice(folder: Path, repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=500)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=872)  # all of sst2-dev
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     from ce.extractors.extract import ExtractOptions

@@ -224,7 +224,7 @@ def forward_all(
 
     rep = model_representation(loaded, options)
     label = label or f"extract {options.stage} {dataset.name}"
-    how = loaded.how or ("encode" if options.stage == "pretrained" else "classify")
+    how = loaded.how
     if how in ("choose", "choose-lm"):
         from .choices import score_choices
 
@@ -250,11 +250,12 @@ def forward_all(
     logits = None
     device = next(loaded.model.parameters()).device
     amp = autocast_dtype(options.precision, device.type)
+    no_cache = {"use_cache": False} if loaded.family.decoder else {}  # one pass: no KV cache to keep
     bar = progress_bar(label, len(features), "input", progress=progress)
     with torch.inference_mode(), torch.autocast(device.type, amp, enabled=amp is not None), bar:
         for idx, batch in batches(features, loaded.tokenizer, options.batch_size):
             batch = {k: v.to(device) for k, v in batch.items()}
-            out = loaded.model(**batch, output_hidden_states=True)
+            out = loaded.model(**batch, output_hidden_states=True, **no_cache)
             hidden = getattr(out, "encoder_hidden_states", None) or out.hidden_states
             firsts = features.first[idx]
             pooled = rep.vectors(hidden, batch["attention_mask"])
@@ -279,10 +280,9 @@ def forward_all(
 
 def model_representation(loaded: LoadedModel, options: ExtractOptions):
     """The representation ``options`` ask of this model (its family's pooling by default)."""
-    from .families import Family, representation
+    from .families import representation
 
-    family = loaded.family or Family("encoder", loaded.model.config.model_type)
-    return representation(loaded.model.config, family, options.pooling, options.layer)
+    return representation(loaded.model.config, loaded.family, options.pooling, options.layer)
 
 
 def embeddings_table(dataset: Dataset, vectors: np.ndarray) -> pa.Table:

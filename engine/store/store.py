@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import fnmatch
+import functools
 import hashlib
 import json
 import operator
@@ -63,12 +64,18 @@ def default_root() -> Path:
 
 
 def library_versions() -> dict[str, str]:
-    """Installed versions, read from package metadata (nothing heavy is imported)."""
+    """Installed versions, read from package metadata (nothing heavy is imported), once per
+    process: a run record of every job and shard carries them."""
+    return dict(_library_versions())
+
+
+@functools.cache
+def _library_versions() -> tuple[tuple[str, str], ...]:
     found = {"python": sys.version.split()[0]}
     for name in LIBRARIES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
-    return found
+    return tuple(found.items())
 
 
 def now() -> str:
