@@ -167,3 +167,9 @@ def test_bad_experiment_files_are_one_line_errors(store_dir, tmp_path, text, mes
 def test_the_shipped_paper_grid_is_valid():
     spec = load_experiment(REPO / "data" / "experiments" / "paper.toml")
     assert len(spec["extract"][0]["models"]) == 6
+
+
+def test_the_shipped_decoder_grid_is_valid():
+    spec = load_experiment(REPO / "data" / "experiments" / "decoders.toml")
+    assert [c["method"] for c in spec["compress"]] == ["int4-weight", "layers:18"]
+    assert spec["extract"][0]["layer"] == 0.5 and spec["ood"][0]["layer"] == 0.5
