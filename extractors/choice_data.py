@@ -180,7 +180,7 @@ def _index(value: object, choices: list[str], where: str, field: str, names: boo
         index = int(value)
     elif isinstance(value, str):
         text = value.strip()
-        if text.isdigit() and len(text) < 10:
+        if text.isascii() and text.isdigit() and len(text) < 10:
             index = int(text)
         elif names and len(text) == 1 and text in string.ascii_uppercase:
             index = string.ascii_uppercase.index(text)

@@ -681,8 +681,7 @@ def _read_parquet_rows(path: Path) -> tuple[str, Iterable[dict]]:
     table = pq.read_table(path)
     names = set(table.column_names)
     if "choices" in names and "question" in names:  # multiple choice, MMLU-style
-        where = f"{path}, row {{}}"
-        return "choice", [choice_row(r, i, where.format(i + 1)) for i, r in enumerate(table.to_pylist())]
+        return "choice", [choice_row(r, i, f"{path}, row {i + 1}") for i, r in enumerate(table.to_pylist())]
     if "question" in names and "context" in names:
         task = "qa"
     elif names & set(TEXT_COLUMNS):
