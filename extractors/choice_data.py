@@ -22,7 +22,7 @@ import math
 import re
 import string
 
-from ce.store.errors import CeError
+from ce.store.errors import CeError, shown
 
 SHAPES = (
     "{question, choices: [...], answer|label: index} (MMLU), {question, choices: {text, label},"
@@ -31,6 +31,8 @@ SHAPES = (
 )
 BOOLQ_CHOICES = ["no", "yes"]
 ID_KEYS = ("id", "example_id", "idx", "ind")
+
+MAX_CHOICES = 1000  # per question: a multiple-choice task has a handful; scoring grows with them
 
 
 def shape_of(record: object) -> str | None:
@@ -87,6 +89,8 @@ def _arc(r: dict, where: str) -> dict:
             f"{where}: choices.label must list one label per choice ({len(choices)});"
             " write choices as {text: [...], label: [...]}"
         )
+    if len(set(map(repr, labels))) != len(labels):
+        raise CeError(f"{where}: choices.label names a label twice; give each choice its own label")
     key = r.get("answerKey")
     if key is None or key == "":
         label = None
@@ -94,7 +98,7 @@ def _arc(r: dict, where: str) -> dict:
         label = labels.index(key)
     else:
         raise CeError(
-            f"{where}: answerKey {_shown(key)} is none of the choices' labels"
+            f"{where}: answerKey {shown(key)} is none of the choices' labels"
             f" {', '.join(map(str, labels))}; give the gold choice's label"
         )
     return {"question": _text(r["question"], where, "question"), "choices": choices, "label": label}
@@ -127,7 +131,7 @@ def clean_hellaswag(text: str) -> str:
 def _boolq(r: dict, where: str) -> dict:
     answer = r["answer"]
     if answer is not None and not isinstance(answer, bool):
-        raise CeError(f"{where}: answer {_shown(answer)} is not true or false; BoolQ answers are booleans")
+        raise CeError(f"{where}: answer {shown(answer)} is not true or false; BoolQ answers are booleans")
     return {
         "question": _text(r["question"], where, "question"),
         "context": _text(r["passage"], where, "passage"),
@@ -140,7 +144,7 @@ def _id(record: dict, position: int, where: str) -> str:
     value = next((record[k] for k in ID_KEYS if record.get(k) is not None), position)
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         raise CeError(
-            f"{where}: id {_shown(value)} is not a string or an integer; give each record a plain id"
+            f"{where}: id {shown(value)} is not a string or an integer; give each record a plain id"
         )
     return str(value)
 
@@ -158,6 +162,10 @@ def _choices(value: object, where: str, field: str) -> list[str]:
         )
     if len(value) < 2:
         raise CeError(f"{where}: {field} holds {len(value)} choice(s); a question needs two or more")
+    if len(value) > MAX_CHOICES:
+        raise CeError(
+            f"{where}: {field} holds {len(value)} choices; ce scores at most {MAX_CHOICES} per question"
+        )
     for i, choice in enumerate(value):
         if not isinstance(choice, str):
             raise CeError(f"{where}: choice {i} is {_kind(choice)}, not a string; write every choice as text")
@@ -188,12 +196,12 @@ def _index(value: object, choices: list[str], where: str, field: str, names: boo
             index = choices.index(value)
     if index is None:
         raise CeError(
-            f"{where}: {field} {_shown(value)} names no choice; give the gold choice's index"
+            f"{where}: {field} {shown(value)} names no choice; give the gold choice's index"
             f" (0..{len(choices) - 1})"
         )
     if not 0 <= index < len(choices):
         raise CeError(
-            f"{where}: {field} {_shown(value)} is out of range for {len(choices)} choices;"
+            f"{where}: {field} {shown(value)} is out of range for {len(choices)} choices;"
             f" give an index in 0..{len(choices) - 1}"
         )
     return index
@@ -203,9 +211,4 @@ def _kind(value: object) -> str:
     if value is None:
         return "null"
     name = type(value).__name__
-    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} ({_shown(value)})"
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} ({shown(value)})"

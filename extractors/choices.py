@@ -40,8 +40,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pyarrow as pa
 
-from ce.store.errors import CeError
+from ce.store.errors import CeError, shown
 
+from .choice_data import MAX_CHOICES
 from .datasets import DATASETS, EXAMPLE_SCHEMA, Dataset
 
 FIELDS = ("text", "question", "context")
@@ -145,17 +146,18 @@ def parse_prompt(template: str) -> list[tuple[str, str | None]]:
         parsed = list(string.Formatter().parse(template))
     except ValueError as e:
         raise CeError(
-            f"--prompt {template!r} is not a template ({e}); write fields as {{text}} and braces as {{{{ }}}}"
+            f"--prompt {shown(template)} is not a template ({e}); write fields as {{text}} and braces"
+            " as {{ }}"
         ) from None
     pieces = []
     for literal, field, spec, conversion in parsed:
         if field is not None and (field not in FIELDS or spec or conversion):
-            shown = (
+            field_text = (
                 "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
             )
             raise CeError(
-                f"--prompt {template!r}: unknown field {shown}; use {{text}}, {{question}} or {{context}}"
-                " (a literal brace is written twice)"
+                f"--prompt {shown(template)}: unknown field {field_text[:40]}; use {{text}}, {{question}} or"
+                " {context} (a literal brace is written twice)"
             )
         pieces.append((literal, field))
     return pieces
@@ -210,13 +212,19 @@ def parse_verbalizer(verbalizer: str) -> list[str]:
     for i, word in enumerate(words):
         if not word:
             raise CeError(
-                f"--verbalizer {verbalizer!r}: label word {i} is empty; give one word per label,"
+                f"--verbalizer {shown(verbalizer)}: label word {i} is empty; give one word per label,"
                 " comma-separated (negative,positive)"
             )
     if len(words) < 2:
         raise CeError(
-            f"--verbalizer {verbalizer!r} names one label word; give one per label (negative,positive)"
+            f"--verbalizer {shown(verbalizer)} names one label word; give one per label (negative,positive)"
         )
+    if len(set(words)) != len(words):
+        raise CeError(
+            f"--verbalizer {shown(verbalizer)} names a label word twice; each label needs its own word"
+        )
+    if len(words) > MAX_CHOICES:
+        raise CeError(f"--verbalizer names {len(words)} label words; ce scores at most {MAX_CHOICES}")
     return words
 
 
@@ -235,7 +243,7 @@ def label_words(options, data: Dataset) -> list[str]:
     needed = max(known or 0, max(labels) + 1 if labels else 0)
     if (known is not None and len(words) != known) or len(words) < needed:
         raise CeError(
-            f"--verbalizer {given!r} names {len(words)} label words but dataset {data.name} has"
+            f"--verbalizer {shown(given)} names {len(words)} label words but dataset {data.name} has"
             f" {known or needed} labels; give one word per label, in label order"
         )
     if labels and min(labels) < 0:
@@ -389,7 +397,7 @@ def encode(tokenizer, contexts: list[str], choices: list[list[str]], limit: int)
                 conts.append(list(tokenizer(cont, add_special_tokens=False)["input_ids"]))
         for j, ids in enumerate(conts):
             if not ids:
-                raise CeError(f"choice {per[j][1]!r} gives no tokens; give every choice some text")
+                raise CeError(f"choice {shown(per[j][1])} gives no tokens; give every choice some text")
         start = prefix if (prefix or body) else empty_start
         if not start and not body:
             raise CeError(
@@ -397,6 +405,11 @@ def encode(tokenizer, contexts: list[str], choices: list[list[str]], limit: int)
                 " token of a choice nothing to follow; give a --prompt"
             )
         longest = limit - len(start) - 1  # a choice keeps its first tokens, at least one context token stays
+        if longest < 1:
+            raise CeError(
+                f"the model reads at most {limit} tokens, too few for a question and a choice; raise"
+                " --max-length, or use a model with a longer context"
+            )
         conts = [ids[:longest] for ids in conts]
         room = limit - len(start) - max(len(ids) for ids in conts)
         if len(body) > room:

@@ -585,6 +585,11 @@ def _jsonl_records(path: Path) -> Iterable[tuple[int, object]]:
                 raise CeError(
                     f"cannot read {path}, line {number}: not JSON ({e}); write one JSON object per line"
                 ) from None
+            except RecursionError:
+                raise CeError(
+                    f"cannot read {path}, line {number}: its JSON nests too deeply; write one flat"
+                    " JSON object per line"
+                ) from None
 
 
 def _read_jsonl(path: Path) -> tuple[str, Iterable[dict]]:
@@ -678,7 +683,10 @@ def _read_delimited(path: Path, sep: str) -> list[dict]:
 def _read_parquet_rows(path: Path) -> tuple[str, Iterable[dict]]:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except OSError as e:  # pyarrow's own errors are caught where files are read; this is not one
+        raise CeError(f"cannot read {path}: not a readable Parquet file ({error_line(e)[:120]})") from None
     names = set(table.column_names)
     if "choices" in names and "question" in names:  # multiple choice, MMLU-style
         return "choice", [choice_row(r, i, f"{path}, row {i + 1}") for i, r in enumerate(table.to_pylist())]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ce.store.errors import CeError
+from ce.store.errors import CeError, shown
 
 ENCODERS = (
     "albert",
@@ -90,16 +90,57 @@ def supported() -> str:
     )
 
 
+# config.json fields that loading and batching read as numbers: token ids and sizes
+TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id")
+SIZES = ("num_hidden_layers", "n_layer", "n_layers", "num_layers", "max_position_embeddings", "n_positions")
+
+
 def family_of(config, source: str = "the model") -> Family:
-    """The family of a transformers config (or config.json's dict); one line naming what is
-    supported otherwise."""
+    """The family of a transformers config (or config.json's dict, checked as data first);
+    one line naming what is supported otherwise."""
+    if isinstance(config, dict):
+        check_config(config, source)
     model_type = config.get("model_type") if isinstance(config, dict) else getattr(config, "model_type", None)
+    if model_type is None:
+        raise CeError(f'the config.json of {source} names no model_type; add it (e.g. "model_type": "bert")')
+    if not isinstance(model_type, str):
+        raise CeError(
+            f'the config.json of {source} has model_type {shown(model_type)}, not a name such as "bert"'
+        )
     for kind, types in (("encoder", ENCODERS), ("seq2seq", SEQ2SEQ), ("decoder", DECODERS)):
         if model_type in types:
             return Family(kind, model_type)
-    if not isinstance(model_type, str):
-        raise CeError(f'the config.json of {source} names no model_type; add it (e.g. "model_type": "bert")')
-    raise CeError(f"{source} is a {model_type!r} model, which ce does not support; it supports {supported()}")
+    raise CeError(
+        f"{source} is a {shown(model_type)} model, which ce does not support; it supports {supported()}"
+    )
+
+
+def check_config(config: dict, source: str) -> None:
+    """config.json's token ids are ids (or lists of them, or null) and its sizes positive
+    whole numbers: a value of another type fails here, in one line, not inside a library."""
+
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    for key in TOKEN_IDS:
+        value = config.get(key)
+        ids = value if isinstance(value, list) else [value]
+        if value is not None and not all(whole(v) and v >= 0 for v in ids):
+            raise CeError(
+                f"the config.json of {source} has {key} {shown(value)}, not a token id; fix or remove it"
+            )
+    pad, vocabulary = config.get("pad_token_id"), config.get("vocab_size")
+    if whole(pad) and whole(vocabulary) and pad >= vocabulary:
+        raise CeError(
+            f"the config.json of {source} has pad_token_id {pad}, outside its vocab_size {vocabulary};"
+            " fix or remove it"
+        )
+    for key in SIZES:
+        value = config.get(key)
+        if value is not None and not (whole(value) and value >= 1):
+            raise CeError(
+                f"the config.json of {source} has {key} {shown(value)}, not a positive whole number"
+            )
 
 
 def check_pooling(pooling: str | None) -> None:
@@ -120,13 +161,14 @@ def parse_layer(value: str | int | float | None) -> int | float | None:
                 layer = float(text)
             except ValueError:
                 raise CeError(
-                    f"--layer {value!r} is not a layer: give an index (6, or -1 for the last block)"
+                    f"--layer {shown(value)} is not a layer: give an index (6, or -1 for the last block)"
                     " or a fraction of depth (0.5)"
                 ) from None
     if isinstance(layer, float) and not (0 < layer < 1):
         if layer.is_integer():
             return int(layer)
-        raise CeError(f"--layer {value}: a fraction of depth lies strictly between 0 and 1, e.g. 0.5")
+        given = value.strip()[:40] if isinstance(value, str) else f"{layer:g}"
+        raise CeError(f"--layer {given}: a fraction of depth lies strictly between 0 and 1, e.g. 0.5")
     return layer
 
 
@@ -139,7 +181,7 @@ def layer_position(layer: int | float | None, blocks: int) -> int:
     position = layer if layer >= 0 else blocks + 1 + layer
     if not 0 <= position <= blocks:
         raise CeError(
-            f"--layer {layer}: the model has {blocks} blocks, so use 0..{blocks} or -{blocks + 1}..-1"
+            f"--layer {shown(layer)}: the model has {blocks} blocks, so use 0..{blocks} or -{blocks + 1}..-1"
             " (or a fraction of depth such as 0.5)"
         )
     return position
@@ -208,7 +250,7 @@ def ensure_pad_token(tokenizer, model=None) -> str | None:
     added = None
     if tokenizer.pad_token is None:
         configured = getattr(model.config, "pad_token_id", None) if model is not None else None
-        if isinstance(configured, int) and 0 <= configured < len(tokenizer):
+        if type(configured) is int and 0 <= configured < len(tokenizer):
             added = tokenizer.convert_ids_to_tokens(configured)
         else:
             added = tokenizer.eos_token or tokenizer.unk_token or tokenizer.bos_token
@@ -220,6 +262,13 @@ def ensure_pad_token(tokenizer, model=None) -> str | None:
         tokenizer.pad_token = added
     tokenizer.padding_side = "right"
     if model is not None:
+        rows = model.get_input_embeddings().num_embeddings
+        if not 0 <= tokenizer.pad_token_id < rows:
+            raise CeError(
+                f"the tokenizer pads with {shown(tokenizer.pad_token)} (id {tokenizer.pad_token_id}),"
+                f" which the model's {rows} embeddings do not hold; save the tokenizer with a pad token"
+                " of its vocabulary"
+            )
         model.config.pad_token_id = tokenizer.pad_token_id
     return added
 
@@ -259,7 +308,7 @@ def route(family: Family, task: str | None, stage: str, architectures: list | No
             f"ce cannot run {task} on {family.model_type} models; it runs {task} on"
             f" {', '.join(sorted({k for (k, t) in ROUTES if t == task}))} models"
         )
-    named = [a for a in architectures or [] if isinstance(a, str)]
+    named = [a for a in architectures if isinstance(a, str)] if isinstance(architectures, list) else []
     if how == "verbalize" and any(a.endswith("ForSequenceClassification") for a in named):
         how = "classify"
     if family.kind == "seq2seq" and how == "generate":

@@ -26,7 +26,7 @@ import weakref
 import numpy as np
 import pyarrow as pa
 
-from ce.store.errors import CeError
+from ce.store.errors import CeError, shown
 
 from .datasets import Dataset
 from .squad_metric import score as squad_score
@@ -49,7 +49,7 @@ def check_prompt(template: str) -> list[tuple[str, str | None]]:
     fields = {field for _, field in pieces if field}
     if fields - set(PROMPT_FIELDS):
         raise CeError(
-            f"--prompt {template!r} names {{text}}, which a QA prompt does not fill; use {{context}}"
+            f"--prompt {shown(template)} names {{text}}, which a QA prompt does not fill; use {{context}}"
         )
     if "question" not in fields:
         raise CeError("--prompt has no {question}; a QA prompt needs {question} (and usually {context})")

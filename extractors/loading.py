@@ -424,6 +424,7 @@ def load(
     if seed is not None:
         tf.set_seed(seed)
     model, info = load_pretrained(files, cls, trust_remote_code=trust_remote_code, **kwargs)
+    _check_weights_fit(files, model, info)
     model.eval()
     if device is not None:
         model.to(device)
@@ -447,6 +448,21 @@ def read_config(files: ModelFiles, trust_remote_code: bool = False):
         return tf.AutoConfig.from_pretrained(files.folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as e:
         raise _load_error(files, e) from None
+
+
+def _check_weights_fit(files: ModelFiles, model, info: dict) -> None:
+    """Refuse a model most of whose weights the checkpoint lacks (a config.json naming another
+    model type than its weights': loading would run newly initialised, random weights)."""
+    missing = set(info.get("missing_keys", []))
+    if not missing:
+        return
+    sizes = {name: tensor.numel() for name, tensor in model.state_dict().items()}
+    lost = sum(sizes.get(name, 0) for name in missing)
+    if lost * 2 > sum(sizes.values()):
+        raise CeError(
+            f"the weights of {files.source} do not fit its config.json ({lost:,} of {sum(sizes.values()):,}"
+            f" weights missing, e.g. {sorted(missing)[0][:80]}): they come from another model; {RESAVE}"
+        )
 
 
 def _config_class(files: ModelFiles):

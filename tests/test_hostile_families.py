@@ -505,7 +505,8 @@ NO_MODEL_TYPE = [["llama"], 5, None, {"llama": 1}, True]
 def test_a_model_type_that_is_not_a_string_is_refused(models, lab, tmp_path, model_type):
     folder = model_with(models, tmp_path, "odd", {"model_type": model_type})
     good = write_jsonl(tmp_path / "good.jsonl", GOOD)
-    refused(lab, folder, good, words=(f"the config.json of {folder} names no model_type; add it",))
+    said = "names no model_type; add it" if model_type is None else "not a name such as"
+    refused(lab, folder, good, words=(f"the config.json of {folder} ", said))
 
 
 @pytest.mark.parametrize("model_type", ["llama\nbert", "__class__", "os.system", "LLAMA"])
@@ -583,3 +584,75 @@ def test_a_tokenizer_with_only_a_pad_token_runs(models, lab, tmp_path):
     good = write_jsonl(tmp_path / "good.jsonl", GOOD)
     record = accepted(lab, folder, good, "--prompt", "{context}")  # an empty context for every example
     assert record["answered_by"] == "choose-lm" and "pad_token" not in record
+
+
+# -- found by attacking, fixed since: each was an internal error or a wrong acceptance ----
+
+CONFIG_VALUES = [
+    ({"architectures": 5}, None),  # not a list: ignored, the route picks the class
+    ({"architectures": True}, None),
+    ({"pad_token_id": 1_000_000_000}, "has pad_token_id 1000000000, outside its vocab_size 1500"),
+    ({"pad_token_id": True}, "has pad_token_id True, not a token id"),
+    ({"pad_token_id": "0"}, "has pad_token_id '0', not a token id"),
+    ({"num_hidden_layers": 0}, "has num_hidden_layers 0, not a positive whole number"),
+    ({"num_hidden_layers": "2"}, "has num_hidden_layers '2', not a positive whole number"),
+    ({"max_position_embeddings": 2}, "the model reads at most 2 tokens, too few for a question"),
+    ({"model_type": "a" * 100_000}, "is a 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa... model"),
+    ({"model_type": "bert"}, "do not fit its config.json ("),  # Llama weights under a BERT config
+]
+
+
+@pytest.mark.parametrize(("config", "message"), CONFIG_VALUES, ids=[repr(c)[:40] for c, _ in CONFIG_VALUES])
+def test_hostile_config_values_are_refused_or_harmless(models, lab, tmp_path, config, message):
+    folder = model_with(models, tmp_path, "odd", config)
+    good = write_jsonl(tmp_path / "good.jsonl", GOOD)
+    if message is None:
+        assert accepted(lab, folder, good)["answered_by"] == "choose-lm"
+    else:
+        line = refused(lab, folder, good, words=(message,))
+        assert len(line) < 2000
+
+
+def test_a_pad_token_outside_the_embeddings_is_refused(models, lab, tmp_path):
+    folder = model_with(models, tmp_path, "odd", tokenizer={"pad_token": "<notinvocab>"})
+    good = write_jsonl(tmp_path / "good.jsonl", GOOD)
+    refused(lab, folder, good, words=("the tokenizer pads with '<notinvocab>' (id 1500), which the model's",))
+
+
+def test_deep_json_duplicate_labels_and_broken_parquet_are_one_line(models, lab, tmp_path):
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"question": "q", "choices": ' + "[" * 100_000 + "]" * 100_000 + ', "answer": 0}\n')
+    refused(lab, models["llama"], deep, words=("line 1: its JSON nests too deeply",))
+    arc = write_jsonl(
+        tmp_path / "arc.jsonl",
+        [{"question": "q", "choices": {"text": ["a", "b"], "label": ["A", "A"]}, "answerKey": "A"}],
+    )
+    refused(lab, models["llama"], arc, words=("choices.label names a label twice",))
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1" + b"\0" * 100 + b"PAR1")
+    refused(lab, models["llama"], broken, words=(f"cannot read {broken}: not a readable Parquet file",))
+    many = write_jsonl(tmp_path / "many.jsonl", [q(choices=[f"c{i}" for i in range(1001)])])
+    refused(lab, models["llama"], many, words=("holds 1001 choices; ce scores at most 1000 per question",))
+
+
+def test_duplicate_or_endless_label_words_are_refused(models, lab):
+    refused(
+        lab,
+        models["llama"],
+        "sst2-dev",
+        "--limit",
+        "4",
+        "--verbalizer",
+        "good,good",
+        words=("names a label word twice",),
+    )
+    line = refused(
+        lab,
+        models["llama"],
+        "sst2-dev",
+        "--limit",
+        "4",
+        "--verbalizer",
+        ",".join(f"w{i}" for i in range(3000)),
+    )
+    assert "at most 1000" in line and len(line) < 300

@@ -41,3 +41,10 @@ def error_line(error: BaseException) -> str:
     if not lines:
         return type(error).__name__
     return lines[-1] if lines[0].startswith("Traceback") else lines[0]
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a value from elsewhere, quoted in an error
+    line, never makes that line long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
