@@ -28,7 +28,15 @@ from .datasets import (
     settled_sample,
     shard_rows,
 )
-from .extract import ExtractOptions, extract, extract_identity, resolve_device, same_embeddings
+from .extract import (
+    ExtractOptions,
+    extract,
+    extract_identity,
+    model_plan,
+    resolve_device,
+    same_embeddings,
+    settled_model_options,
+)
 from .families import check_pooling, parse_layer
 from .identity import LEFT_OUT, identity, live_identities, not_identity, sharding, stale_because
 from .loading import model_files
@@ -245,11 +253,26 @@ def ood_identity(options: OodOptions, files, datasets: dict[str, Dataset], store
         loaded = {"target": {"sha256": weights}}
     largest = max(len(d) for d in datasets.values())  # no limit applies: sample and seed do not count
     sampled = settled_sample(options.limit, largest, options.sample, options.seed)
-    default = {  # as before these could be chosen
-        k: LEFT_OUT for k in ("pooling", "layer", "verbalizer", "prompt") if getattr(options, k) is None
-    }
     fingerprints = {role: d.fingerprint for role, d in datasets.items()}
-    return identity(options, loaded, fingerprints, **sampled, **default)
+    return identity(
+        options, loaded, fingerprints, **sampled, **_settled_representation(options, files, datasets)
+    )
+
+
+REPRESENTED_BY = ("pooling", "layer", "verbalizer", "prompt")  # OodOptions passed to the extraction
+
+
+def _settled_representation(options: OodOptions, files, datasets: dict[str, Dataset]) -> dict:
+    """The identity's pooling, layer, label words and prompt as the bank's extraction settles
+    them (the family's default and an explicit equal value alike; left out for an encoder's
+    last-block CLS vector, as before they could be chosen); for a stored name with no model
+    to read, as given (left out when not)."""
+    if files is None:
+        return {k: LEFT_OUT for k in REPRESENTED_BY if getattr(options, k) is None}
+    extraction = _extract_options(options)
+    how, rep = model_plan(files, datasets["bank"].task, extraction)
+    settled = settled_model_options(how, rep, extraction, datasets["bank"])
+    return {k: settled.get(k, getattr(options, k)) for k in REPRESENTED_BY}
 
 
 def _settled(store: Store, model: str, bank, id_val, test, options: OodOptions, name: str | None):

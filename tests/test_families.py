@@ -234,6 +234,21 @@ def test_representations_hand_checked(family_models, tmp_path):
         " of 2; llama: last token of block 2 of 2), so their neighbour agreement compares those"
         " representations" in notes
     )
+    session.close()
+    # a run made before ce recorded representations took the first token of the last block
+    (record,) = [r for r in store.runs() if r.get("model") == "llama" and r["identity"].get("layer") == 2]
+    path = store.root / "runs" / f"{record['run_id']}.json"
+    older = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("representation", "family")}
+    path.write_text(json.dumps(older))
+    session = Session(store.root)
+    llama = session.query("select * from representations where model = 'llama'").rows()
+    assert llama == [
+        {"model": "llama", "stage": "finetuned", "dataset": "sst2-dev", "family": None,
+         "pooling": "cls", "layer": None, "blocks": None}
+    ]  # fmt: skip
+    notes = session.table2(k=5).notes
+    assert not any("bert and llama represent" in n for n in notes)  # both: first token, last block
+    assert session.table2(k=5).rows()
 
 
 def test_a_config_pad_id_is_the_pad_token_the_batches_use(family_models, sentences, tmp_path):
@@ -279,3 +294,23 @@ def test_the_identity_names_what_each_way_of_answering_reads(family_models):
     with_head = ident(head, verbalizer="bad,good", prompt="{text}", choice_score="per-token")
     assert with_head == ident(head)  # a head reads none of them
     assert not {"verbalizer", "prompt", "choice_score", "max_new_tokens"} & set(with_head)
+
+
+def test_an_ood_identity_settles_the_representation_as_the_extraction_does(family_models):
+    """Naming the family's own pooling or the last block is the default; another is not."""
+    from ce.extractors.datasets import load_dataset
+    from ce.extractors.loading import model_files
+    from ce.extractors.ood import OodOptions, ood_identity
+    from ce.extractors.registry import ResolvedModel
+
+    data = load_dataset("sst2-dev")
+    roles = {"bank": data, "id_val": data, "test": data}
+
+    def ood(family, **options):
+        files = model_files(ResolvedModel(family, str(family_models[family]["classification"]), True))
+        return ood_identity(OodOptions(**options), files, roles, None, family)
+
+    assert ood("llama", pooling="last", layer=-1) == ood("llama") != ood("llama", pooling="mean")
+    assert ood("llama")["pooling"] == "last" and ood("llama")["layer"] == 2
+    assert ood("bert", pooling="cls", layer="-1") == ood("bert")
+    assert not {"pooling", "layer", "verbalizer", "prompt"} & set(ood("bert"))  # as before

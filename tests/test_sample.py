@@ -159,7 +159,7 @@ def test_without_a_limit_sample_and_seed_leave_the_identity_as_it_was(tiny_model
 
     def ood(**kw):
         roles = {"bank": data, "id_val": data, "test": data}
-        return ood_identity(OodOptions(**kw), files(), roles, None, "m")
+        return ood_identity(OodOptions(**kw), classifier, roles, None, "m")
 
     assert ood(seed=4, sample="first") == ood() and ood(limit=900, seed=4) == ood(limit=900)
     assert ood(limit=10, seed=4) != ood(limit=10)

@@ -193,7 +193,7 @@ def _representation_notes(con: duckdb.DuckDBPyConnection, table: pa.Table) -> li
         for r in compared.to_pylist():
             a = kinds.get((r["model_i"], stage, r["dataset"]))
             b = kinds.get((r["model_j"], stage, r["dataset"]))
-            if a and b and (a[0] != b[0] or a[1] * b[2] != b[1] * a[2]):
+            if a and b and (a[0] != b[0] or _depth(a) != _depth(b)):
                 notes.append(
                     f"note: {r['model_i']} and {r['model_j']} represent {r['dataset']} ({stage}) differently"
                     f" ({r['model_i']}: {_pooled(a)}; {r['model_j']}: {_pooled(b)}), so their neighbour"
@@ -205,9 +205,22 @@ def _representation_notes(con: duckdb.DuckDBPyConnection, table: pa.Table) -> li
 POOLED = {"cls": "first token", "last": "last token", "mean": "mean over tokens"}
 
 
+def _depth(kind: tuple) -> float:
+    """The relative depth of a representation's hidden state; runs made before ce recorded it
+    took the last block's."""
+    _, layer, blocks = kind
+    return 1.0 if layer is None or not blocks else layer / blocks
+
+
 def _pooled(kind: tuple) -> str:
     pooling, layer, blocks = kind
-    where = "the embedding output" if layer == 0 else f"block {layer} of {blocks}"
+    where = (
+        "the last block"
+        if layer is None
+        else "the embedding output"
+        if layer == 0
+        else f"block {layer} of {blocks}"
+    )
     return f"{POOLED.get(pooling, pooling)} of {where}"
 
 
