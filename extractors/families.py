@@ -15,8 +15,9 @@ of different depths can be compared at the same relative depth.
 
 Padding never changes a result: every batch carries an attention mask, batches are padded
 on the right (a causal model's real tokens never see right padding; generation pads on the
-left), and a tokenizer without a pad token gets one that is already in its vocabulary (its
-end-of-text token, else its unknown token) so that no embedding is added.
+left), and a tokenizer without a pad token gets one that is already in its vocabulary (the
+config's pad id where it names one, else its end-of-text, unknown or start token), so that no
+embedding is added and a head that finds the last token by the pad id sees the same padding.
 """
 
 from __future__ import annotations
