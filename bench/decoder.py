@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _models  # noqa: F401  (offline settings and CE_DATA_DIR)
+from _models import forward_seconds  # also: offline settings and CE_DATA_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.families
 
@@ -42,7 +42,6 @@ def build(root: Path) -> dict[str, Path]:
 
 def bare_forward_seconds(folder: Path, options) -> float:
     import numpy as np
-    import torch
 
     from ce.extractors.choices import contexts_of, prompt_for
     from ce.extractors.datasets import load_dataset, subset
@@ -65,12 +64,7 @@ def bare_forward_seconds(folder: Path, options) -> float:
         features = Features(
             {k: enc[k] for k in ("input_ids", "attention_mask")}, np.arange(n), np.ones(n, bool)
         )
-    prepared = list(batches(features, loaded.tokenizer, options.batch_size))
-    start = time.perf_counter()
-    with torch.inference_mode():
-        for _, batch in prepared:
-            loaded.model(**batch)
-    return time.perf_counter() - start
+    return forward_seconds(loaded.model, list(batches(features, loaded.tokenizer, options.batch_size)))
 
 
 def end_to_end_seconds(folder: Path, options) -> float:

@@ -14,11 +14,10 @@ import argparse
 import tempfile
 import time
 
-from _models import minilm_with_head
+from _models import forward_seconds, minilm_with_head
 
 
 def bare_forward_seconds(folder, dataset, options) -> float:
-    import torch
 
     from ce.extractors.datasets import load_dataset
     from ce.extractors.extract import subset
@@ -36,12 +35,7 @@ def bare_forward_seconds(folder, dataset, options) -> float:
         doc_stride=options.doc_stride,
         all_windows=qa,
     )
-    prepared = list(batches(features, loaded.tokenizer, options.batch_size))
-    start = time.perf_counter()
-    with torch.inference_mode():
-        for _, batch in prepared:
-            loaded.model(**batch)
-    return time.perf_counter() - start
+    return forward_seconds(loaded.model, list(batches(features, loaded.tokenizer, options.batch_size)))
 
 
 def end_to_end_seconds(folder, dataset, options) -> float:
