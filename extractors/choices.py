@@ -44,6 +44,8 @@ from ce.store.errors import CeError, shown
 
 from .choice_data import MAX_CHOICES
 from .datasets import DATASETS, EXAMPLE_SCHEMA, Dataset
+from .features import padded
+from .heads import classify, softmax
 
 FIELDS = ("text", "question", "context")
 CHOICE_SCORES = ("sum", "per-token")
@@ -83,8 +85,6 @@ def score_labels(
     words = label_words(options, data)
     contexts = contexts_of(data, prompt_for(options, data))
     scored = loglikelihoods(loaded, contexts, [words] * len(data), options, data.task, rep, progress, label)
-    from .heads import classify
-
     table = classify(data, np.stack(scored.scores(options.choice_score)) if len(data) else _no_scores(words))
     sums = pa.array([s.astype(np.float64) for s in scored.sums], pa.list_(pa.float64()))
     return table.append_column("loglikelihoods", sums), _vectors_or_empty(scored.vectors, rep)
@@ -104,9 +104,7 @@ def label_probs(loaded, texts: list[str], options) -> np.ndarray:
     scored = loglikelihoods(
         loaded, contexts, [words] * len(texts), options, "classification", None, False, ""
     )
-    if not texts:
-        return np.zeros((0, len(words)), dtype=np.float64)
-    return softmax(np.stack(scored.scores(options.choice_score)))
+    return softmax(np.stack(scored.scores(options.choice_score))) if texts else _no_scores(words)
 
 
 def with_dataset_defaults(options, data: Dataset | str):
@@ -175,8 +173,11 @@ def contexts_of(data: Dataset, template: str) -> list[str]:
 
 
 def prompt_for(options, data: Dataset) -> str:
-    has_context = "context" in data.table.column_names and data.table["context"].null_count < len(data)
-    return options.prompt or _default_prompt(data.name, data.task, has_context)
+    return options.prompt or _default_prompt(data.name, data.task, _has_context(data))
+
+
+def _has_context(data: Dataset) -> bool:
+    return "context" in data.table.column_names and data.table["context"].null_count < len(data)
 
 
 def prompt_used(options, data: Dataset, how: str) -> str:
@@ -237,8 +238,8 @@ def label_words(options, data: Dataset) -> list[str]:
             " head; pass --verbalizer with one word per label, in label order (negative,positive)"
         )
     words = parse_verbalizer(given)
-    spec = DATASETS.get(data.name)
-    known = len(parse_verbalizer(spec.label_words)) if spec is not None and spec.label_words else None
+    default = default_label_words(data.name)
+    known = len(parse_verbalizer(default)) if default else None
     labels = [v for v in data.table["label"].to_pylist() if v is not None]
     needed = max(known or 0, max(labels) + 1 if labels else 0)
     if (known is not None and len(words) != known) or len(words) < needed:
@@ -440,18 +441,6 @@ def _cache_layout(model):
     return min(windows) - 1 if windows else True
 
 
-def _padded(sequences: list[list[int]], pad: int, device):
-    import torch
-
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for r, s in enumerate(sequences):
-        ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[r, : len(s)] = 1
-    return ids.to(device), mask.to(device)
-
-
 def _forward(model, keep_from: int, width: int, **inputs):
     """The model's output with the logits of positions ``keep_from``.. only, where it can."""
     if "logits_to_keep" in inspect.signature(model.forward).parameters:
@@ -471,7 +460,7 @@ def _shared_batch(model, encoded: Encoded, rows, chunk: int, pad: int, device, w
     from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
     contexts = [encoded.contexts[i] for i in rows]
-    ids, mask = _padded(contexts, pad, device)
+    ids, mask = padded(contexts, pad, device=device)
     lengths = torch.tensor([len(c) for c in contexts], device=device)
     out, offset = _forward(
         model,
@@ -499,7 +488,7 @@ def _shared_batch(model, encoded: Encoded, rows, chunk: int, pad: int, device, w
     for part in _chunks(rest, chunk):
         examples = torch.tensor([b for b, _ in part], device=device)
         tails = [encoded.choices[rows[b]][j] for b, j in part]
-        feed, feed_mask = _padded([t[:-1] for t in tails], pad, device)
+        feed, feed_mask = padded([t[:-1] for t in tails], pad, device=device)
         copied = DynamicCache(config=model.config)
         for k, layer in enumerate(cache.layers):
             copied.update(layer.keys[examples], layer.values[examples], k)
@@ -511,7 +500,7 @@ def _shared_batch(model, encoded: Encoded, rows, chunk: int, pad: int, device, w
             past_key_values=copied,
             use_cache=True,
         )
-        targets, kept = _padded([t[1:] for t in tails], 0, device)
+        targets, kept = padded([t[1:] for t in tails], 0, device=device)
         totals = _picked(step.logits, targets, kept)
         for (b, j), total in zip(part, totals, strict=True):
             sums[b][j] += total
@@ -533,7 +522,7 @@ def _separate_batch(model, encoded: Encoded, rows, chunk: int, pad: int, device,
     for part in _chunks(pairs, chunk):
         contexts = [encoded.contexts[rows[b]] for b, _ in part]
         conts = [encoded.choices[rows[b]][j] for b, j in part]
-        ids, mask = _padded([c + t[:-1] for c, t in zip(contexts, conts, strict=True)], pad, device)
+        ids, mask = padded([c + t[:-1] for c, t in zip(contexts, conts, strict=True)], pad, device=device)
         out, offset = _forward(
             model,
             min(len(c) for c in contexts) - 1,
@@ -547,7 +536,7 @@ def _separate_batch(model, encoded: Encoded, rows, chunk: int, pad: int, device,
         at = torch.tensor([len(c) - 1 - offset for c in contexts], device=device)
         at = (at[:, None] + torch.arange(width, device=device)[None, :]).clamp(max=out.logits.shape[1] - 1)
         logits = out.logits[torch.arange(len(part), device=device)[:, None], at]
-        targets, kept = _padded(conts, 0, device)
+        targets, kept = padded(conts, 0, device=device)
         for (b, j), total in zip(part, _picked(logits, targets, kept), strict=True):
             sums[b][j] = total
         if want_hidden:
@@ -647,17 +636,10 @@ def _encoder_choices(loaded, data: Dataset, choices, options, rep, progress: boo
 
 
 def _encoder_prompt(data: Dataset) -> str:
-    has_context = "context" in data.table.column_names and data.table["context"].null_count < len(data)
-    return ENCODER_CONTEXT_PROMPT if has_context else ENCODER_PROMPT
+    return ENCODER_CONTEXT_PROMPT if _has_context(data) else ENCODER_PROMPT
 
 
 # ---------------------------------------------------------------- predictions
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _choice_table(

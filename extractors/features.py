@@ -85,3 +85,18 @@ def batches(features: Features, tokenizer, batch_size: int) -> Iterator[tuple[np
                 padded[j, : len(rows[i])] = rows[i]
             tensors[key] = torch.from_numpy(padded)
         yield idx, tensors
+
+
+def padded(rows: list[list[int]], pad: int, *, left: bool = False, device=None):
+    """(ids, attention mask) of token rows padded with ``pad`` to the longest, on the right (or
+    the left, for generation), as torch tensors on ``device``."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for j, row in enumerate(rows):
+        cols = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[j, cols] = torch.tensor(row, dtype=torch.long)
+        mask[j, cols] = 1
+    return ids.to(device), mask.to(device)

@@ -29,6 +29,7 @@ import pyarrow as pa
 from ce.store.errors import CeError, shown
 
 from .datasets import Dataset
+from .features import padded
 from .squad_metric import score as squad_score
 
 DEFAULT_PROMPT = (
@@ -100,11 +101,9 @@ def prompt_budget(loaded, options) -> int:
     length = options.length_for("qa")
     if not loaded.family.decoder:
         return length
-    config = loaded.model.config
-    positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        length = min(length, positions)
-    return length - options.max_new_tokens
+    from .choices import input_limit
+
+    return input_limit(loaded.model, length) - options.max_new_tokens
 
 
 def prompt_ids(
@@ -163,19 +162,6 @@ def right_aligned(hidden, attention_mask):
     moved = hidden.gather(1, index[:, :, None].expand(-1, -1, hidden.shape[2]))
     mask = (positions[None, :] < lengths[:, None]).to(attention_mask.dtype)
     return moved.masked_fill(~mask.bool()[:, :, None], 0), mask
-
-
-def _padded(rows: list[list[int]], pad_id: int, left: bool):
-    import torch
-
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for j, row in enumerate(rows):
-        cols = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[j, cols] = torch.tensor(row, dtype=torch.long)
-        mask[j, cols] = 1
-    return ids, mask
 
 
 def generation_config(loaded, options, stops: list[int]):
@@ -239,8 +225,7 @@ def generate_answers(
     with torch.inference_mode(), torch.autocast(device.type, amp, enabled=amp is not None), bar:
         for start in range(0, n, options.batch_size):
             idx = order[start : start + options.batch_size]
-            input_ids, mask = _padded([ids[i] for i in idx], pad_id, left=decoder)
-            input_ids, mask = input_ids.to(device), mask.to(device)
+            input_ids, mask = padded([ids[i] for i in idx], pad_id, left=decoder, device=device)
             out = model.generate(
                 input_ids=input_ids, attention_mask=mask, generation_config=config, use_model_defaults=False
             )

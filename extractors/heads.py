@@ -107,11 +107,16 @@ class QaDecoder:
         return _with_ids(dataset, pa.Table.from_pylist(rows))
 
 
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """The softmax over the last axis (logits, or choices' log-likelihoods)."""
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def classify(dataset: Dataset, logits: np.ndarray) -> pa.Table:
     """Label = argmax of the logits, score = its softmax probability, probs = the softmax over
     the labels (the answer distribution), correct = label == gold."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    probs = softmax(logits)
     pred = probs.argmax(axis=1)
     gold = dataset.table["label"].to_numpy(zero_copy_only=False)
     gold_known = ~np.isnan(gold.astype(float))
