@@ -129,13 +129,19 @@ class Session:
         **options: Any,
     ):
         """Run ``model`` once over ``dataset``: predictions, embeddings and neighbour lists
-        (options: the fields of ``ExtractOptions``, e.g. stage, limit, k_max)."""
+        (options: the fields of ``ExtractOptions``, e.g. stage, limit, k_max). A replica
+        group (``ce finetune --seeds``) runs once per member, stored as NAME-sSEED (NAME:
+        ``name``, else the group's): a list of results then."""
         from ce.extractors.extract import ExtractOptions, extract
 
         store, settings = self._writable(), _options(ExtractOptions, options)
-        result = extract(store, model, dataset, settings, name=name, dataset_name=dataset_name)
-        self._changed()
-        return result
+        return self._per_member(
+            model,
+            name,
+            lambda m, n, replica: extract(
+                store, m, dataset, settings, name=n, dataset_name=dataset_name, replica=replica
+            ),
+        )
 
     def ood(
         self,
@@ -147,22 +153,41 @@ class Session:
         **options,
     ):
         """Deep-kNN OOD scores of ``dataset`` (and the id-val split) against ``bank``
-        (options: the fields of ``OodOptions``)."""
+        (options: the fields of ``OodOptions``); a replica group scores each member (a list
+        of results, as :meth:`extract`)."""
         from ce.extractors.ood import OodOptions, run_ood
 
-        store = self._writable()
-        result = run_ood(store, model, bank, id_val, dataset, _options(OodOptions, options), name=name)
-        self._changed()
-        return result
+        store, settings = self._writable(), _options(OodOptions, options)
+        return self._per_member(
+            model,
+            name,
+            lambda m, n, replica: run_ood(store, m, bank, id_val, dataset, settings, name=n, replica=replica),
+        )
 
     def attack(self, model: str, dataset: str = "imdb-1k", name: str | None = None, **options: Any):
         """Adversarial attacks on ``model`` (options: the fields of ``AttackOptions``, e.g.
-        attack, limit)."""
+        attack, limit); a replica group attacks each member (a list of results, as
+        :meth:`extract`)."""
         from ce.extractors.attack import AttackOptions, run_attack
 
-        result = run_attack(self._writable(), model, dataset, _options(AttackOptions, options), name=name)
-        self._changed()
-        return result
+        store, settings = self._writable(), _options(AttackOptions, options)
+        return self._per_member(
+            model,
+            name,
+            lambda m, n, replica: run_attack(store, m, dataset, settings, name=n, replica=replica),
+        )
+
+    def _per_member(self, model: str, name: str | None, job: Callable[[str, str | None, dict | None], Any]):
+        """``job(model, name, replica)`` once, or once per member when ``model`` names a
+        replica group (extractors/replicas.py): its result, or the list of the members'."""
+        from ce.extractors.replicas import expand
+
+        try:
+            jobs = expand(self.store, model, name)
+            results = [job(*one) for one in jobs]
+        finally:
+            self._changed()
+        return results if jobs[0][2] is not None else results[0]
 
     def ingest(self, path: str | Path, model: str, dataset: str, dataset_name: str | None = None):
         """Record a JSON list of the example ids ``model`` got wrong as its predictions."""
@@ -235,24 +260,71 @@ class Session:
     def compress(self, model: str, method: str, output: str, **options: Any):
         """A compressed copy of ``model`` in the store: ``method`` is int8, layers:N,
         prune:F or distill:N (options: allow_pickle, revision, and for distill the fields of
-        ``DistillOptions``)."""
-        from ce.extractors.compress import DistillOptions, compress
+        ``DistillOptions``). A replica group G (``ce finetune --seeds``) is compressed member
+        by member, G-sS into OUTPUT-sS, a replica group named ``output``: a list then."""
+        from ce.extractors.compress import DistillOptions, compress, compress_replicas
+        from ce.extractors.replicas import is_group
 
         own = {k: options.pop(k) for k in ("allow_pickle", "revision") if k in options}
-        result = compress(
-            self._writable(), model, method, output, distill_options=_options(DistillOptions, options), **own
-        )
-        self._changed()
-        return result
+        store, distill_options = self._writable(), _options(DistillOptions, options)
+        make = compress_replicas if is_group(store, model) else compress
+        try:
+            return make(store, model, method, output, distill_options=distill_options, **own)
+        finally:
+            self._changed()
 
-    def finetune(self, model: str, dataset: str, output: str, **options: Any):
+    def finetune(self, model: str, dataset: str, output: str, seeds: list[int] | None = None, **options: Any):
         """Fine-tune ``model`` on ``dataset`` into the store's model ``output`` (options: the
-        fields of ``FinetuneOptions``)."""
-        from ce.extractors.finetune import FinetuneOptions, finetune
+        fields of ``FinetuneOptions``). With ``seeds`` (at least two), one model per seed,
+        OUTPUT-sSEED, all trained on the same examples: a replica group named ``output``,
+        returned as a list."""
+        from ce.extractors.finetune import FinetuneOptions, finetune, finetune_replicas
 
-        result = finetune(self._writable(), model, dataset, output, _options(FinetuneOptions, options))
+        store, settings = self._writable(), _options(FinetuneOptions, options)
+        try:
+            if seeds is not None:
+                return finetune_replicas(store, model, dataset, output, settings, seeds)
+            return finetune(store, model, dataset, output, settings)
+        finally:
+            self._changed()
+
+    def mark_replica(self, model: str, of: str) -> str:
+        """Record that the store's ``model`` (e.g. results ingested from elsewhere) is a
+        replica of ``of``, another model of the store: it joins ``of``'s replica group, or
+        the group named ``of`` that ``of`` then founds. Returns the group."""
+        group = self.replica_group_for(model, of)
+        if model not in self._model_names():
+            raise NotFound(f"the store has no model {model!r}{did_you_mean(model, self._model_names())}")
+        with self._writable().run("replica", {"of": of}, model=model, replica={"group": group, "seed": None}):
+            pass
         self._changed()
-        return result
+        return group
+
+    def replica_group_for(self, model: str, of: str) -> str:
+        """The group ``model`` joins as a replica of ``of`` (:meth:`mark_replica`), checked
+        without writing: ``of`` must be another model of the store."""
+        from ce.store.schema import check_name
+
+        check_name("model", model)
+        if of == model:
+            raise CeError(f"--replica-of {of} names the model itself; name another model of the store")
+        names = self._model_names()
+        if of not in names:
+            raise NotFound(
+                f"--replica-of {of!r}: the store has no such model{did_you_mean(of, names)};"
+                " see ce models for its models"
+            )
+        found = execute(self.con, "select replica_group from replicas where model = $of", {"of": of})
+        rows = found.fetchall()
+        group = rows[0][0] if rows and rows[0][0] is not None else of
+        if group == model:
+            raise CeError(f"--replica-of {of}: {model} is the name of its replica group; name another model")
+        return group
+
+    def _model_names(self) -> list[str]:
+        if not self.store.exists():
+            return []
+        return [row[0] for row in execute(self.con, "select model from models").fetchall()]
 
     def run(
         self,

@@ -329,7 +329,10 @@ def run_attack(
     *,
     progress: bool = True,
     name: str | None = None,
+    replica: dict | None = None,
 ) -> AttackResult:
+    """Attack ``model`` on ``dataset``, resuming its series; ``replica`` (a replica's group
+    and seed, see replicas.py) goes into every checkpoint's run record."""
     from .progress import bar as progress_bar
 
     check_options(options)
@@ -381,6 +384,7 @@ def run_attack(
         **loaded.provenance,
         "loaded": models,
         "identity": run_identity,
+        **({"replica": replica} if replica is not None else {}),
     }
     counts = {"succeeded": 0, "failed": 0, "skipped": 0}
     started = time.perf_counter()

@@ -354,7 +354,10 @@ def compress(
     distill_options: DistillOptions = DistillOptions(),
     progress: bool = True,
     revision: str | None = None,
+    replica: dict | None = None,
 ) -> ModelResult:
+    """Compress ``model`` by ``method`` into the store's model ``name``; ``replica`` (a
+    replica's group and seed, see replicas.py) goes into its card and run record."""
     from .loading import load
 
     check_new_model(name, "compressed")
@@ -365,6 +368,8 @@ def compress(
     run_identity = compress_identity(spec, files, distill_options, data)
     params = {"model_arg": model, "method": str(spec), "name": name}
     provenance = {"parent": resolved.name, "loaded": {role: files.record()}, "identity": run_identity}
+    if replica is not None:
+        provenance["replica"] = replica
     with store.run("compress", params, model=name, **provenance) as run:
         loaded = load(files, role=role)
         net, details = loaded.model, {}
@@ -385,6 +390,7 @@ def compress(
             **details,
             "load": {"quantize": QUANTIZE[spec.name]} if spec.name in QUANTIZE else {},
             "identity": run_identity,
+            **({"replica": replica} if replica is not None else {}),
         }
         save_model(store, run, net, loaded.tokenizer, card)
     return ModelResult(name, resolved.name, str(spec), run.run_id, card, details)
@@ -419,3 +425,29 @@ def save_model(store: Store, run, net, tokenizer, card: dict) -> None:
         (folder / CARD).write_text(json.dumps(card | {"run_id": run.run_id}, indent=2))
 
     store.save_model(card["name"], write)
+
+
+def compress_replicas(
+    store: Store,
+    group: str,
+    method: str,
+    name: str,
+    allow_pickle: bool = False,
+    distill_options: DistillOptions = DistillOptions(),
+    progress: bool = True,
+    revision: str | None = None,
+) -> list[ModelResult]:
+    """Compress every replica ``GROUP-sS`` of a replica group into ``NAME-sS``: a replica
+    group named ``name``. Its name and method are checked before the first one is made."""
+    from .replicas import check_group_name, expand, is_group, store_groups
+
+    if not is_group(store, group):
+        raise NotFound(f"{group} is no replica group of the store")
+    if name == group:
+        raise CeError(f"-o {name} is the group compressed; give the compressed group another name")
+    parse_method(method)
+    check_group_name(store, name, [seed for _, seed in store_groups(store)[group]])
+    return [
+        compress(store, member, method, out, allow_pickle, distill_options, progress, revision, replica)
+        for member, out, replica in expand(store, group, name)
+    ]

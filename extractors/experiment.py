@@ -4,7 +4,7 @@ file, skipping what the store already has.
 Sections, each a list of tables, run in this order::
 
     [[ingest]]    file, model, dataset: a JSON list of the ids a model got wrong
-    [[finetune]]  model, task, dataset, output, and any ce finetune option
+    [[finetune]]  model, task, dataset, output, seeds, and any ce finetune option
     [[compress]]  model, method, output, revision, allow_pickle
     [[extract]]   models, datasets, stages (finetuned, pretrained), and any ce extract option
     [[ood]]       models, bank, id_val, datasets, and any ce ood option
@@ -12,7 +12,14 @@ Sections, each a list of tables, run in this order::
 
 Fine-tuning and compression steps run in the order their models need: a step whose model
 is the output of another runs after it (so a model can be pruned, then fine-tuned, then
-quantised). A ``file`` is relative to the experiment file's folder; ``${CE_DATA_DIR}`` in it
+quantised).
+
+Replicas (extractors/replicas.py): a [[finetune]] entry with ``seeds = [0, 1, 2]`` makes
+one model per seed, OUTPUT-s0, OUTPUT-s1, ..., a replica group named OUTPUT, each a step of
+its own. A [[compress]] entry whose model is a replica group (of the file or the store)
+compresses each member, MODEL-sS into OUTPUT-sS; an extract, ood or attack ``models``
+entry naming a group runs each member, stored as NAME-sS (NAME: the entry's name, else the
+group's). A ``file`` is relative to the experiment file's folder; ``${CE_DATA_DIR}`` in it
 is the shared data folder.
 
 Options are the commands' own, spelled as keys (``--k-max`` is ``k_max``), including
@@ -38,7 +45,7 @@ import re
 import tomllib
 import types
 from collections.abc import Callable
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -56,6 +63,7 @@ from .finetune import check_options as check_finetune
 from .ood import OodOptions
 from .ood import _check as check_ood
 from .plan import Step, describe, plan, run_steps
+from .replicas import check_group_name, check_seeds, expand, is_group, member_name, store_groups
 
 MODEL_REFS = "model references"  # the type of ``models``: strings or {name, model, revision} tables
 MODEL_REF_KEYS = {"name", "model", "revision"}
@@ -77,7 +85,7 @@ OPTIONS = {  # section -> its option dataclass and the fields a file may not set
 OPTION_TYPES = {section: _option_types(cls, leave_out) for section, (cls, leave_out) in OPTIONS.items()}
 KEY_TYPES: dict[str, dict[str, Any]] = {
     "ingest": {"file": str, "model": str, "dataset": str},
-    "finetune": {"model": str, "dataset": str, "output": str, **OPTION_TYPES["finetune"]},
+    "finetune": {"model": str, "dataset": str, "output": str, "seeds": list[int], **OPTION_TYPES["finetune"]},
     "compress": {"model": str, "method": str, "output": str, "revision": str, "allow_pickle": bool},
     "extract": {"models": MODEL_REFS, "datasets": list[str], "stages": list[str], **OPTION_TYPES["extract"]},
     "ood": {"models": MODEL_REFS, "bank": str, "id_val": str, "datasets": list[str], **OPTION_TYPES["ood"]},
@@ -108,8 +116,9 @@ EXAMPLES = {
     "output": '"my-model"',
     "method": '"layers:3"',
     "shard": '"0/4"',
+    "seeds": "[0, 1, 2]",
 }
-MINIMUM = {"seed": 0}  # every other integer counts something, so it is at least 1
+MINIMUM = {"seed": 0, "sample_seed": 0}  # every other integer counts something, so it is at least 1
 FLAGS = {"--lr": "learning_rate", "--warmup": "warmup_ratio"}  # CLI flags not named after their key
 MODELS_EXAMPLE = 'models = ["minilm", { name = "small", model = "FOLDER" }]'
 
@@ -192,6 +201,12 @@ def _check_entry(path: Path, section: str, i: int, entry: Any) -> None:
         _check_options(section, entry)
     except CeError as e:
         raise type(e)(f"{where}: {_as_keys(str(e), SECTIONS[section])}") from None
+    if "seeds" in entry:
+        try:
+            for seed in check_seeds(entry["seeds"], "seeds"):
+                check_name("model", member_name(entry["output"], seed))
+        except CeError as e:
+            raise type(e)(f"{where}: {e}") from None
 
 
 def _check_value(where: str, key: str, value: Any, annotation: Any) -> None:
@@ -402,33 +417,60 @@ def _label(store: Store, model: str, name: str | None, task: str | None, stage: 
         return model
 
 
+def _known_groups(store: Store, path: Path, spec: dict) -> dict[str, list[int]]:
+    """The replica groups the file makes, group -> seeds: each [[finetune]] with seeds, and
+    each [[compress]] of a group (the file's or the store's), in the order they are made."""
+    known: dict[str, list[int]] = {}
+    for section, entry in _model_steps(path, spec):
+        if section == "finetune" and "seeds" in entry:
+            known[entry["output"]] = list(entry["seeds"])
+        elif section == "compress" and is_group(store, entry["model"], known):
+            model = entry["model"]
+            known[entry["output"]] = known.get(model) or [seed for _, seed in store_groups(store)[model]]
+    return known
+
+
 def _steps(store: Store, path: str | Path, spec: dict, capped, dataset) -> list[Step]:
-    """Every step of the file, in the order they run (none run yet)."""
+    """Every step of the file, in the order they run (none run yet); a replica group gives
+    one step per member."""
+    known = _known_groups(store, Path(path), spec)
     steps = [_ingest_step(store, path, entry, dataset) for entry in spec.get("ingest", [])]
     for section, entry in _model_steps(Path(path), spec):
         if section == "finetune":
-            steps.append(_finetune_step(store, entry, capped, dataset))
+            steps += _finetune_steps(store, entry, capped, dataset)
             continue
-        steps.append(_compress_step(store, entry))
+        for model, output, replica in expand(store, entry["model"], entry["output"], known):
+            steps.append(_compress_step(store, entry, model, output, replica))
     for entry in spec.get("extract", []):
         opts = _option_values("extract", entry) | capped(entry)
-        for model, name, own in _models(entry):
+        for model, name, own, replica in _members(store, entry, known):
             for data in map(dataset, entry["datasets"]):
                 for stage in entry.get("stages", ["finetuned"]):
                     options = ExtractOptions(**{**opts, **own, "stage": stage})
-                    steps.append(_extract_step(store, model, name, data, options))
+                    steps.append(_extract_step(store, model, name, data, options, replica))
     for entry in spec.get("ood", []):
         opts = _option_values("ood", entry) | capped(entry)
-        for model, name, own in _models(entry):
+        for model, name, own, replica in _members(store, entry, known):
             for test in entry["datasets"]:
                 options = OodOptions(**{**opts, **own})
-                steps.append(_ood_step(store, entry, model, name, test, options, dataset))
+                steps.append(_ood_step(store, entry, model, name, test, options, dataset, replica))
     for entry in spec.get("attack", []):
         opts = _option_values("attack", entry) | capped(entry)
-        for model, name, own in _models(entry):
+        for model, name, own, replica in _members(store, entry, known):
             options = AttackOptions(**{**opts, **own})
-            steps.append(_attack_step(store, model, name, dataset(entry.get("dataset", "imdb-1k")), options))
+            data = dataset(entry.get("dataset", "imdb-1k"))
+            steps.append(_attack_step(store, model, name, data, options, replica))
     return steps
+
+
+def _members(store: Store, entry: dict, known: dict[str, list[int]]):
+    """(model, store name, own options, replica field) of each model an entry's ``models``
+    names, a replica group giving one per member."""
+    return [
+        (member, stored, own, replica)
+        for model, name, own in _models(entry)
+        for member, stored, replica in expand(store, model, name, known)
+    ]
 
 
 def _ingest_step(store: Store, path: str | Path, entry: dict, dataset):
@@ -449,53 +491,72 @@ def _ingest_step(store: Store, path: str | Path, entry: dict, dataset):
     )
 
 
-def _finetune_step(store: Store, entry: dict, capped, dataset):
+def _finetune_steps(store: Store, entry: dict, capped, dataset) -> list[Step]:
+    """One step, or one per seed of an entry with ``seeds`` (a replica group: the sample
+    drawn with the entry's seed, each replica trained with its own)."""
+    options = FinetuneOptions(**(_option_values("finetune", entry) | capped(entry)))
+    if "seeds" not in entry:
+        return [_finetune_step(store, entry, entry["output"], options, None, dataset)]
+    check_group_name(store, entry["output"], entry["seeds"], "output")
+    return [
+        _finetune_step(
+            store,
+            entry,
+            member_name(entry["output"], seed),
+            replace(options, seed=seed, sample_seed=options.data_seed()),
+            {"group": entry["output"], "seed": seed},
+            dataset,
+        )
+        for seed in entry["seeds"]
+    ]
+
+
+def _finetune_step(store: Store, entry: dict, output: str, options: FinetuneOptions, replica, dataset):
     from .finetune import finetune, finetune_stale
 
-    options = FinetuneOptions(**(_option_values("finetune", entry) | capped(entry)))
-    args = (store, entry["model"], entry["dataset"], entry["output"], options)
+    args = (store, entry["model"], entry["dataset"], output, options)
 
     def run() -> str:
-        made = finetune(*args)
+        made = finetune(*args, replica=replica)
         return f"{made.steps} steps, train loss {made.train_loss:.3f}"
 
     return Step(
         "finetune",
-        f"finetune {entry['output']}",
+        f"finetune {output}",
         _examples(dataset(entry["dataset"]), options) * options.epochs,
         stale=lambda: finetune_stale(*args),
         run=run,
         needs=(entry["model"],),
-        makes=entry["output"],
+        makes=output,
     )
 
 
-def _compress_step(store: Store, entry: dict):
+def _compress_step(store: Store, entry: dict, model: str, output: str, replica: dict | None):
     from .compress import compress, compress_stale
 
-    args = (store, entry["model"], entry["method"], entry["output"], entry.get("allow_pickle", False))
+    args = (store, model, entry["method"], output, entry.get("allow_pickle", False))
     revision = entry.get("revision")
 
     def run() -> bool:
-        compress(*args, revision=revision)
+        compress(*args, revision=revision, replica=replica)
         return True
 
     return Step(
         "compress",
-        f"compress {entry['output']}",
+        f"compress {output}",
         1,
         stale=lambda: compress_stale(*args, revision=revision),
         run=run,
-        needs=(entry["model"],),
-        makes=entry["output"],
+        needs=(model,),
+        makes=output,
     )
 
 
-def _extract_step(store: Store, model: str, name: str | None, data, options: ExtractOptions):
+def _extract_step(store: Store, model: str, name: str | None, data, options: ExtractOptions, replica=None):
     from .extract import extract, extract_stale
 
     def run() -> bool:
-        extract(store, model, data, options, name=name)
+        extract(store, model, data, options, name=name, replica=replica)
         return True
 
     return Step(
@@ -509,7 +570,14 @@ def _extract_step(store: Store, model: str, name: str | None, data, options: Ext
 
 
 def _ood_step(
-    store: Store, entry: dict, model: str, name: str | None, test: str, options: OodOptions, dataset
+    store: Store,
+    entry: dict,
+    model: str,
+    name: str | None,
+    test: str,
+    options: OodOptions,
+    dataset,
+    replica: dict | None = None,
 ):
     from .ood import ood_stale, run_ood
 
@@ -518,7 +586,7 @@ def _ood_step(
     args = (store, model, bank, id_val, test_data, options)
 
     def run() -> bool:
-        return run_ood(*args, name=name, reuse=True).ran
+        return run_ood(*args, name=name, reuse=True, replica=replica).ran
 
     read = [bank, test_data] + ([id_val] if id_val is not None and id_val.name != bank.name else [])
     return Step(
@@ -531,11 +599,13 @@ def _ood_step(
     )
 
 
-def _attack_step(store: Store, model: str, name: str | None, data, options: AttackOptions):
+def _attack_step(
+    store: Store, model: str, name: str | None, data, options: AttackOptions, replica: dict | None = None
+):
     from .attack import attack_stale, run_attack
 
     def run() -> bool | str:
-        info = run_attack(store, model, data, options, name=name)
+        info = run_attack(store, model, data, options, name=name, replica=replica)
         if info.resumed_from == info.examples:
             return False
         return f"{info.succeeded} succeeded, {info.failed} failed, {info.skipped} skipped"

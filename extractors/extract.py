@@ -345,10 +345,12 @@ def extract(
     dataset_name: str | None = None,
     progress: bool = True,
     neighbors_after: bool = True,
+    replica: dict | None = None,
 ) -> ExtractResult:
     """Extract predictions (fine-tuned stage) and CLS embeddings for one model and dataset.
     With ``options.shard``, only that shard; the shard that completes the set searches the
-    neighbours unless ``neighbors_after`` is False (a driver that runs the shards does)."""
+    neighbours unless ``neighbors_after`` is False (a driver that runs the shards does).
+    ``replica`` (a replica's group and seed, see replicas.py) goes into the run record."""
     import time
 
     check_options(options)
@@ -392,6 +394,7 @@ def extract(
         answered_by=loaded.how,
         family=loaded.family.kind if loaded.family else None,
         **loaded.provenance,
+        **({"replica": replica} if replica is not None else {}),
     ) as run:
         if not have_examples:
             run.write("examples", {"dataset": full.name}, full.table)

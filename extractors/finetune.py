@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ce.store.errors import CeError
@@ -20,11 +20,12 @@ from ce.store.store import Store
 from .compress import ModelResult, check_new_model, parent_card, save_model
 from .datasets import Dataset, check_sample, load_dataset, settled_sample, subset
 from .extract import resolve_device
-from .identity import identity, model_stale, not_identity
+from .identity import LEFT_OUT, identity, model_stale, not_identity
 from .loading import load, model_files, task_class
 from .registry import resolve_model
 
 TASKS = ("classification", "qa")
+DATA_ORDER = "shuffled by the replica's seed (Trainer)"  # what a replica's card says of its batches
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class FinetuneOptions:
     doc_stride: int = 128
     seed: int = 42  # seeds training and the sample
     limit: int | None = None  # a seeded sample of N examples
+    sample_seed: int | None = None  # seeds the sample instead (replicas: one sample, many seeds)
     sample: str = "stratified"  # how --limit chooses: stratified by label or article, or first
     device: str = not_identity("cpu")
     save_steps: int = 200
@@ -46,6 +48,10 @@ class FinetuneOptions:
 
     def length(self) -> int:
         return self.max_length or (384 if self.task == "qa" else 128)
+
+    def data_seed(self) -> int:
+        """The seed of the --limit sample: sample_seed where given, else seed."""
+        return self.seed if self.sample_seed is None else self.sample_seed
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ def check_options(o: FinetuneOptions) -> None:
         raise CeError("--warmup must lie in [0, 1)")
     if o.limit is not None and o.limit < 1:
         raise CeError("--limit must be at least 1")
+    if o.sample_seed is not None and (type(o.sample_seed) is not int or o.sample_seed < 0):
+        raise CeError("the sample's seed must be a whole number")
     check_sample(o.sample)
 
 
@@ -126,6 +134,8 @@ def qa_features(data: Dataset, tokenizer, max_length: int, stride: int) -> list[
 def finetune_identity(options: FinetuneOptions, files, data: Dataset) -> dict:
     """What a fine-tuned model depends on (see identity.py); the batch size counts here."""
     sampled = settled_sample(options.limit, len(data), options.sample)  # no limit: the sample does not count
+    if options.data_seed() == options.seed or sampled["sample"] in (LEFT_OUT, "first"):
+        sampled["sample_seed"] = LEFT_OUT  # the seed seeds the sample too, or no seed draws it: as before
     return identity(options, {"parent": files.record()}, {"dataset": data.fingerprint}, **sampled)
 
 
@@ -184,7 +194,10 @@ def finetune(
     name: str,
     options: FinetuneOptions = FinetuneOptions(),
     progress: bool = True,
+    replica: dict | None = None,
 ) -> FinetuneResult:
+    """Fine-tune ``model`` on ``dataset`` into the store's model ``name``; ``replica`` (a
+    replica's group and seed, see replicas.py) goes into its card and run record."""
     import transformers as tf
 
     check_options(options)
@@ -198,7 +211,7 @@ def finetune(
     resolved = resolve_model(model, options.task, "pretrained", store=store)
     device = resolve_device(options.device)
     files = model_files(resolved, options.revision, options.allow_pickle)
-    train = subset(data, options.limit, seed=options.seed, sample=options.sample)
+    train = subset(data, options.limit, seed=options.data_seed(), sample=options.sample)
     run_identity = finetune_identity(options, files, data)
     with store.run(
         "finetune",
@@ -209,6 +222,7 @@ def finetune(
         dataset_fingerprint=data.fingerprint,
         loaded={"parent": files.record()},
         identity=run_identity,
+        **({"replica": replica} if replica is not None else {}),
     ) as run:  # the record starts with the job, before the weights load and training
         head = {} if options.task == "qa" else {"num_labels": int(max(labels(train))) + 1}
         cls = task_class(options.task, "finetuned")
@@ -255,6 +269,8 @@ def finetune(
             "options": asdict(options),
             "identity": run_identity,
         }
+        if replica is not None:
+            card |= {"replica": replica, "data_order": DATA_ORDER}
         save_model(store, run, trainer.model, loaded.tokenizer, card)
     shutil.rmtree(work, ignore_errors=True)
     return FinetuneResult(
@@ -270,3 +286,35 @@ def finetune(
         steps=int(result.global_step),
         resumed=resume,
     )
+
+
+def finetune_replicas(
+    store: Store,
+    model: str,
+    dataset: str,
+    name: str,
+    options: FinetuneOptions,
+    seeds: list[int],
+    progress: bool = True,
+) -> list[FinetuneResult]:
+    """One model per seed, ``NAME-sSEED``, the same recipe: a replica group named ``name``.
+    Every replica trains on the same examples (the --limit sample drawn with
+    ``options.seed``) and differs in its seed alone: the head's initialisation, dropout and
+    the order of the batches. Everything is checked before the first one trains."""
+    from .replicas import check_group_name, check_seeds, member_name, replica_field
+
+    seeds = check_seeds(list(seeds))
+    check_options(options)
+    check_group_name(store, name, seeds)
+    return [
+        finetune(
+            store,
+            model,
+            dataset,
+            member_name(name, seed),
+            replace(options, seed=seed, sample_seed=options.data_seed()),
+            progress,
+            replica=replica_field(name, seed),
+        )
+        for seed in seeds
+    ]

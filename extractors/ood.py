@@ -205,7 +205,14 @@ def _stored_fit(store: Store, partition: dict, wanted: dict) -> bool:
 
 
 def _embeddings(
-    store: Store, model: str, name: str, files, data: Dataset, options: OodOptions, progress: bool
+    store: Store,
+    model: str,
+    name: str,
+    files,
+    data: Dataset,
+    options: OodOptions,
+    progress: bool,
+    replica: dict | None = None,
 ):
     """The embeddings of ``data`` (the sample of ``limit`` examples): stored ones when they come
     from the same weights and settings, else extracted now (once)."""
@@ -228,7 +235,7 @@ def _embeddings(
                 f"the store has no {options.stage} embeddings of {name} on {data.name}, and {name} names"
                 f" no model to extract them with; pass --model MODEL (alias, folder or Hub id) --name {name}"
             )
-        extract(store, model, data, extract_options, name=name, progress=progress)
+        extract(store, model, data, extract_options, name=name, progress=progress, replica=replica)
     ids, idx, vectors = read_embeddings(store, name, options.stage, data.name)
     if limited(options.limit, len(data)):
         rows = sample_rows(data, options.limit, options.seed, options.sample)
@@ -315,9 +322,12 @@ def run_ood(
     name: str | None = None,
     progress: bool = True,
     reuse: bool = False,
+    replica: dict | None = None,
 ) -> OodResult:
     """Score ``test`` (and id-val) against ``bank``. With ``reuse`` (ce run), a stored run
-    of the same identity is kept: the result then says ``ran=False``."""
+    of the same identity is kept: the result then says ``ran=False``. ``replica`` (a
+    replica's group and seed, see replicas.py) goes into the run record, and into that of
+    an extraction of embeddings it makes."""
     from .progress import bar as progress_bar
 
     _check(options)
@@ -330,14 +340,16 @@ def run_ood(
         return OodResult(name, ran=False)
     if val_data is None and files is not None:  # a split that cannot work fails before extracting
         split_bank(bank_data, sample_rows(bank_data, options.limit, options.seed, options.sample), options)
-    bank_ids, bank_idx, bank_vec = _embeddings(store, model, name, files, bank_data, options, progress)
-    test_ids, _, test_vec = _embeddings(store, model, name, files, test_data, options, progress)
+    bank_ids, bank_idx, bank_vec = _embeddings(
+        store, model, name, files, bank_data, options, progress, replica
+    )
+    test_ids, _, test_vec = _embeddings(store, model, name, files, test_data, options, progress, replica)
     if val_data is None:  # a deterministic split of the bank by group
         held_out = split_bank(bank_data, bank_idx, options)
         val_ids, val_vec = bank_ids.filter(pa.array(held_out)), bank_vec[held_out]
         bank_vec = bank_vec[~held_out]
     else:
-        val_ids, _, val_vec = _embeddings(store, model, name, files, val_data, options, progress)
+        val_ids, _, val_vec = _embeddings(store, model, name, files, val_data, options, progress, replica)
     if not (bank_vec.shape[1] == val_vec.shape[1] == test_vec.shape[1]):
         raise CeError(
             f"embedding dimensions differ (bank {bank_vec.shape[1]}, id-val"
@@ -367,6 +379,7 @@ def run_ood(
             k_max=k_max,
             identity=run_identity,
             loaded={"target": files.record()} if files is not None else None,
+            **({"replica": replica} if replica is not None else {}),
         ) as run,
         progress_bar(
             f"ood {name} {test_data.name}", len(val_vec) + len(test_vec), "query", progress=progress

@@ -69,7 +69,8 @@ def attack(model, dataset, name, engine, shards, ray_address, store_path, **sett
     BERT-Attack (Li et al. 2020) from TextAttack's components: masked-LM word swaps,
     no repeated or stopword changes, at most 40 % of words perturbed, a sentence-encoder
     similarity constraint, untargeted goal, greedy search by word importance. Every recipe
-    parameter is recorded in the run. Running the same command again resumes.
+    parameter is recorded in the run. Running the same command again resumes. MODEL may
+    name a replica group (ce finetune --seeds): each replica is attacked, stored as NAME-sS.
 
     \b
     Example:
@@ -82,6 +83,9 @@ def attack(model, dataset, name, engine, shards, ray_address, store_path, **sett
         from ce.extractors.attack import AttackOptions
         from ce.extractors.distributed import attack_on_ray
 
+        from .extract import one_model_on_ray
+
+        one_model_on_ray(store_path, model)
         options = AttackOptions(**settings)  # every other option is a field of AttackOptions
         infos = attack_on_ray(
             open_store(store_path),
@@ -100,9 +104,10 @@ def attack(model, dataset, name, engine, shards, ray_address, store_path, **sett
         raise CeError("--shards and --ray-address go with --engine ray")
     else:
         info = open_session(store_path).attack(model, dataset, name=name, **settings)
-    click.echo(
-        f"{info.model} under {info.attack} on {info.dataset}:"
-        f" {info.succeeded} succeeded, {info.failed} failed, {info.skipped}"
-        f" skipped ({info.resumed_from} done before) in {info.seconds:.0f}s",
-        err=True,
-    )
+    for one in info if isinstance(info, list) else [info]:
+        click.echo(
+            f"{one.model} under {one.attack} on {one.dataset}:"
+            f" {one.succeeded} succeeded, {one.failed} failed, {one.skipped}"
+            f" skipped ({one.resumed_from} done before) in {one.seconds:.0f}s",
+            err=True,
+        )

@@ -11,15 +11,17 @@ from .output import WIDTH, render_table
 
 @click.command()
 @click.option("--wide", is_flag=True, help="Also the fine-tuned checkpoints per task.")
-def models(wide):
-    """List the model aliases, their published size and the checkpoints they stand for.
+@store_option
+def models(wide, store_path):
+    """List the model aliases, their published size and the checkpoints they stand for;
+    then the models the store holds, with their replica group and seed.
 
     Any model folder or Hub id (org/name) works as --model too.
 
     \b
     Example:
       ce models
-      ce models --wide
+      ce models --wide --store data/store
     """
     from ce.extractors.registry import MODELS
 
@@ -38,6 +40,28 @@ def models(wide):
         rows.append(row | {"description": m.description})
     width = None if wide else WIDTH
     click.echo(render_table(pa.Table.from_pylist(rows), max_rows=1000, width=width), nl=False)
+    stored = _stored_models(store_path)
+    if stored is not None and stored.num_rows:
+        click.echo(f"\nIn the store {store_path}:")
+        click.echo(render_table(stored, max_rows=1000, width=width), nl=False)
+
+
+STORED_MODELS = """
+select m.model, r.replica_group, r.seed, m.parameters, m.method, m.parent
+from models m left join replicas r using (model)
+order by coalesce(r.replica_group, m.model), r.seed nulls first, m.model
+"""
+
+
+def _stored_models(path: str):
+    """The store's models with their replica group and seed (None: no store there)."""
+    from pathlib import Path
+
+    from ce.store.remote import is_remote
+
+    if not is_remote(path) and not (Path(path) / "runs").is_dir():
+        return None
+    return open_session(path, read_only=True).query(STORED_MODELS).relation.to_arrow_table()
 
 
 @click.command()

@@ -40,7 +40,8 @@ def compress(model, method, name, dataset, limit, sample, seed, epochs, revision
 
     The variant keeps the parent's task head and tokenizer, is saved as safetensors under
     STORE/models/NAME, and records its parent and parameters; any command takes NAME as
-    --model afterwards.
+    --model afterwards. MODEL may name a replica group (ce finetune --seeds): each replica
+    MODEL-sS is compressed into NAME-sS, a replica group named NAME.
 
     \b
     Example:
@@ -48,6 +49,7 @@ def compress(model, method, name, dataset, limit, sample, seed, epochs, revision
       ce compress --model my-classifier --method prune:0.5 -o my-classifier-p50
       ce compress --model my-classifier --method distill:2 --dataset sst2-train -o student
       ce extract --model minilm-l3 --dataset sst2-dev --stage pretrained
+      ce compress --model minilm-sst2 --method int8 -o minilm-sst2-int8   # a replica group
     """
     session = open_session(store_path)
     started = time.perf_counter()
@@ -63,8 +65,27 @@ def compress(model, method, name, dataset, limit, sample, seed, epochs, revision
         revision=revision,
         allow_pickle=allow_pickle,
     )
-    for line in summary(made, session.store.model_dir(name), time.perf_counter() - started):
-        click.echo(line, err=True)
+    if not isinstance(made, list):
+        made = [made]
+        took = {made[0].run_id: time.perf_counter() - started}
+    else:  # a replica group: each member's time as its run record says
+        took = {
+            r["run_id"]: _run_seconds(r) for r in session.runs() if r["run_id"] in {m.run_id for m in made}
+        }
+    for one in made:
+        for line in summary(one, session.store.model_dir(one.name), took.get(one.run_id, 0.0)):
+            click.echo(line, err=True)
+
+
+def _run_seconds(record: dict) -> float:
+    from datetime import datetime
+
+    try:
+        return (
+            datetime.fromisoformat(record["ended"]) - datetime.fromisoformat(record["started"])
+        ).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 def summary(made, folder: Path, seconds: float) -> list[str]:

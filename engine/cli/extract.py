@@ -88,6 +88,8 @@ def extract(
     multiple choice (each choice's log-likelihood kept). With --stage pretrained only the
     base model's embeddings are stored. Each input is represented by its family's vector
     (encoders: first token; decoders: last non-padding token; T5: mean), or --pooling/--layer.
+    MODEL may name a replica group (ce finetune --seeds): each replica runs, stored as
+    NAME-sS (NAME: --name, else the group's).
 
     \b
     Examples:
@@ -104,6 +106,7 @@ def extract(
         settings["k_max"] = None
     names = {"name": name, "dataset_name": dataset_name}
     if engine == "ray":
+        one_model_on_ray(store_path, model)
         from ce.extractors.distributed import extract_on_ray
 
         options = ExtractOptions(**settings)  # every other option is a field of ExtractOptions
@@ -119,11 +122,25 @@ def extract(
         return
     if shards is not None or ray_address is not None:
         raise CeError("--shards and --ray-address go with --engine ray")
-    result = open_session(store_path).extract(model, dataset, **names, **settings)
+    results = open_session(store_path).extract(model, dataset, **names, **settings)
     where = f" (shard {settings['shard']})" if settings["shard"] else ""
-    click.echo(
-        f"{result.model} on {result.dataset}{where}: {result.examples} examples,"
-        f" {result.predictions} predictions, {result.embeddings} embeddings"
-        f" ({settings['stage']}) in {result.seconds:.1f}s; run {result.run_id}",
-        err=True,
-    )
+    for result in results if isinstance(results, list) else [results]:
+        click.echo(
+            f"{result.model} on {result.dataset}{where}: {result.examples} examples,"
+            f" {result.predictions} predictions, {result.embeddings} embeddings"
+            f" ({settings['stage']}) in {result.seconds:.1f}s; run {result.run_id}",
+            err=True,
+        )
+
+
+def one_model_on_ray(store_path: str, model: str) -> None:
+    """--engine ray runs one model: a replica group's members are run one by one."""
+    from ce.extractors.replicas import expand, is_group
+
+    store = open_store(store_path)
+    if is_group(store, model):
+        members = ", ".join(member for member, _, _ in expand(store, model))
+        raise CeError(
+            f"{model} is a replica group and --engine ray runs one model; run each of its"
+            f" replicas ({members}) on Ray, or leave out --engine ray"
+        )

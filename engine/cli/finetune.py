@@ -7,6 +7,19 @@ import click
 from .common import allow_pickle_option, limit_options, open_session, revision_option, store_option
 
 
+def _seeds(ctx, param, value: str | None) -> list[int] | None:
+    """--seeds 0,1,2 as [0, 1, 2], checked before anything runs."""
+    from ce.extractors.replicas import parse_seeds
+    from ce.store.errors import CeError
+
+    if value is None:
+        return None
+    try:
+        return parse_seeds(value)
+    except CeError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @click.command()
 @click.option(
     "--model",
@@ -29,11 +42,17 @@ from .common import allow_pickle_option, limit_options, open_session, revision_o
     help="Train on a seeded sample of N examples, stratified by label (by article for QA);"
     " --sample first takes the first N.",
 )
+@click.option(
+    "--seeds",
+    callback=_seeds,
+    help="Replicas: one model per seed, NAME-s0, NAME-s1, ... (e.g. 0,1,2), each trained on the"
+    " same examples (the --limit sample drawn with --seed); a replica group named NAME.",
+)
 @click.option("--device", default="cpu", show_default=True)
 @revision_option
 @allow_pickle_option
 @store_option
-def finetune(model, dataset, name, store_path, **settings):
+def finetune(model, dataset, name, seeds, store_path, **settings):
     """Fine-tune MODEL on DATASET and register the result in the store as NAME.
 
     Defaults are the paper's SQuAD setting (3 epochs, lr 3e-5, batch 32, warmup 0.1,
@@ -44,11 +63,14 @@ def finetune(model, dataset, name, store_path, **settings):
     Example:
       ce finetune --model minilm --task classification --dataset sst2-train -o minilm-sst2
       ce finetune --model bert-base --task qa --dataset squad2-train -o bert-base-squad2
+      ce finetune --model minilm --task classification --dataset sst2-train --limit 2000 \\
+          --seeds 0,1,2 -o minilm-sst2   # replicas minilm-sst2-s0, -s1, -s2
     """
-    made = open_session(store_path).finetune(model, dataset, name, **settings)
-    click.echo(
-        f"{name}: {settings['task']} fine-tuned from {made.parent} on {made.examples}"
-        f" examples of {made.dataset}, {made.steps} steps, train loss"
-        f" {made.train_loss:.3f}",
-        err=True,
-    )
+    made = open_session(store_path).finetune(model, dataset, name, seeds=seeds, **settings)
+    for one in made if isinstance(made, list) else [made]:
+        click.echo(
+            f"{one.name}: {settings['task']} fine-tuned from {one.parent} on {one.examples}"
+            f" examples of {one.dataset}, {one.steps} steps, train loss"
+            f" {one.train_loss:.3f}",
+            err=True,
+        )

@@ -7,10 +7,36 @@ import click
 from .common import open_session, store_option
 
 
+def replica_of_option(f):
+    """--replica-of MODEL of every ingest: the ingested model joins MODEL's replica group."""
+    return click.option(
+        "--replica-of",
+        "replica_of",
+        metavar="MODEL",
+        help="Mark the ingested model as a replica of MODEL, a model of the store (the same"
+        " recipe, another seed): it joins MODEL's replica group, or the group named MODEL.",
+    )(f)
+
+
+def _ingest(store_path: str, model: str, replica_of: str | None, ingest, lines) -> None:
+    """``ingest(session)``, its ``lines(result)`` said; with --replica-of, MODEL is checked
+    before anything is written (an unknown model, or the model itself, is refused) and
+    Session.mark_replica records the replica after the ingest."""
+    session = open_session(store_path)
+    if replica_of is not None:
+        session.replica_group_for(model, replica_of)
+    for line in lines(ingest(session)):
+        click.echo(line, err=True)
+    if replica_of is not None:
+        group = session.mark_replica(model, replica_of)
+        click.echo(f"{model}: a replica of {replica_of}, in replica group {group}", err=True)
+
+
 @click.group()
 def ingest():
     """Bring per-example results computed elsewhere into the store: lm-evaluation-harness
     and lighteval logs, TextAttack CSV logs, any table of answers, or a list of errors.
+    --replica-of MODEL (every subcommand) marks the ingested model as a replica of MODEL.
 
     \b
     Example:
@@ -24,8 +50,9 @@ def ingest():
 @click.option("--model", "-m", required=True, help="Name of the model in the store.")
 @click.option("--dataset", "-d", required=True, help="Dataset the ids belong to.")
 @click.option("--dataset-name", help="Name of a data file's dataset in the store.")
+@replica_of_option
 @store_option
-def errors(file, model, dataset, dataset_name, store_path):
+def errors(file, model, dataset, dataset_name, replica_of, store_path):
     """Record FILE, a JSON list of the example ids MODEL got wrong, as its predictions.
 
     Every listed id counts as an error (exact match 0), every other example of the dataset
@@ -34,12 +61,17 @@ def errors(file, model, dataset, dataset_name, store_path):
     \b
     Example:
       ce ingest errors bert_base.json --model bert-base --dataset squad2-dev
+      ce ingest errors seed2.json --model bert-base-s2 --dataset squad2-dev --replica-of bert-base
     """
-    info = open_session(store_path).ingest(file, model, dataset, dataset_name)
-    click.echo(
-        f"{info['model']} on {info['dataset']}: {info['errors']} errors of"
-        f" {info['examples']} examples; run {info['run_id']}",
-        err=True,
+    _ingest(
+        store_path,
+        model,
+        replica_of,
+        lambda s: s.ingest(file, model, dataset, dataset_name),
+        lambda info: [
+            f"{info['model']} on {info['dataset']}: {info['errors']} errors of"
+            f" {info['examples']} examples; run {info['run_id']}"
+        ],
     )
 
 
@@ -51,8 +83,9 @@ def errors(file, model, dataset, dataset_name, store_path):
     help="The 0/1 metric field that says whether an answer is correct (default: the first of"
     " acc, exact_match, acc_norm, em, exact that the log has).",
 )
+@replica_of_option
 @store_option
-def lm_eval(path, model, metric, store_path):
+def lm_eval(path, model, metric, replica_of, store_path):
     """Record lm-evaluation-harness per-example logs (--log_samples) as MODEL's predictions.
 
     PATH is a samples_<task>_<date>.jsonl file or an output folder (every task in it).
@@ -67,13 +100,16 @@ def lm_eval(path, model, metric, store_path):
           --output_path out --log_samples
       ce ingest lm-eval out/gpt2 --model gpt2
     """
-    for info in open_session(store_path).ingest_lmeval(path, model, metric):
-        distribution = info["distribution"] or "no answer distribution in the log"
-        click.echo(
-            f"{info['model']} on {info['dataset']}: {info['correct']} of {info['examples']} correct"
-            f" ({info['metric']}); {distribution}; run {info['run_id']}",
-            err=True,
-        )
+    _ingest(store_path, model, replica_of, lambda s: s.ingest_lmeval(path, model, metric), _lm_eval_lines)
+
+
+def _lm_eval_lines(infos: list[dict]) -> list[str]:
+    return [
+        f"{info['model']} on {info['dataset']}: {info['correct']} of {info['examples']} correct"
+        f" ({info['metric']}); {info['distribution'] or 'no answer distribution in the log'};"
+        f" run {info['run_id']}"
+        for info in infos
+    ]
 
 
 @ingest.command("lighteval")
@@ -81,8 +117,9 @@ def lm_eval(path, model, metric, store_path):
 @click.option("--model", "-m", required=True, help="Name of the model in the store.")
 @click.option("--metric", help="The 0/1 metric that says whether an answer is correct (default: acc, ...).")
 @click.option("--dataset-name", help="Name of the dataset in the store (one task only).")
+@replica_of_option
 @store_option
-def lighteval(path, model, metric, dataset_name, store_path):
+def lighteval(path, model, metric, dataset_name, replica_of, store_path):
     """Record lighteval's per-task details (details_<task>_<date>.parquet) as MODEL's predictions.
 
     PATH is a details Parquet file or a folder of them; each task becomes a dataset.
@@ -91,10 +128,13 @@ def lighteval(path, model, metric, dataset_name, store_path):
     Example:
       ce ingest lighteval results/details/my-model --model my-model
     """
-    for info in open_session(store_path).ingest_lighteval(
-        path, model, metric=metric, dataset_name=dataset_name
-    ):
-        click.echo(_described(info), err=True)
+    _ingest(
+        store_path,
+        model,
+        replica_of,
+        lambda s: s.ingest_lighteval(path, model, metric=metric, dataset_name=dataset_name),
+        lambda infos: [_described(info) for info in infos],
+    )
 
 
 @ingest.command("textattack")
@@ -102,8 +142,9 @@ def lighteval(path, model, metric, dataset_name, store_path):
 @click.option("--model", "-m", required=True, help="Name of the attacked model in the store.")
 @click.option("--dataset", "-d", required=True, help="Name of the attacked dataset in the store.")
 @click.option("--attack", "-a", required=True, help="Name of the attack recipe (e.g. textfooler).")
+@replica_of_option
 @store_option
-def textattack(file, model, dataset, attack, store_path):
+def textattack(file, model, dataset, attack, replica_of, store_path):
     """Record TextAttack's CSV log (--log-to-csv) as MODEL's results of ATTACK on DATASET.
 
     Each row becomes an attack result (succeeded, failed or skipped), its original output
@@ -114,7 +155,13 @@ def textattack(file, model, dataset, attack, store_path):
       textattack attack --recipe textfooler --model my-model --log-to-csv log.csv
       ce ingest textattack log.csv --model my-model --dataset sst2-dev-attacked --attack textfooler
     """
-    click.echo(_described(open_session(store_path).ingest_textattack(file, model, dataset, attack)), err=True)
+    _ingest(
+        store_path,
+        model,
+        replica_of,
+        lambda s: s.ingest_textattack(file, model, dataset, attack),
+        lambda info: [_described(info)],
+    )
 
 
 @ingest.command("predictions")
@@ -131,8 +178,9 @@ def textattack(file, model, dataset, attack, store_path):
 )
 @click.option("--text", "text_column", help="Column of the example texts (a dataset from the file).")
 @click.option("--dataset-name", help="Name of a data file's dataset in the store.")
+@replica_of_option
 @store_option
-def predictions(file, model, dataset, store_path, **columns):
+def predictions(file, model, dataset, replica_of, store_path, **columns):
     """Record any CSV, TSV, JSONL or Parquet table of per-example answers as MODEL's predictions.
 
     The columns are named by flags; correctness comes from --correct, else from the answer
@@ -144,8 +192,13 @@ def predictions(file, model, dataset, store_path, **columns):
           --id example_id --answer label --prob p_neg --prob p_pos
     """
     columns["prob_columns"] = list(columns["prob_columns"]) or None
-    info = open_session(store_path).ingest_table(file, model, dataset, **columns)
-    click.echo(_described(info), err=True)
+    _ingest(
+        store_path,
+        model,
+        replica_of,
+        lambda s: s.ingest_table(file, model, dataset, **columns),
+        lambda info: [_described(info)],
+    )
 
 
 def _described(info: dict) -> str:

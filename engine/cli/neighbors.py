@@ -84,6 +84,8 @@ def ood(model, bank, id_val, test, name, store_path, **settings):
     and TPR threshold is a query
     (ood_agreement(k, tpr)). Scores are kept per model, stage, bank and test set: a
     pretrained and a fine-tuned run of one model, or runs against two banks, sit side by side.
+    MODEL may name a replica group (ce finetune --seeds): each replica is scored, stored as
+    NAME-sS (NAME: --name, else the group's).
 
     \b
     Example:
@@ -91,9 +93,10 @@ def ood(model, bank, id_val, test, name, store_path, **settings):
       ce ood --model minilm --stage pretrained --bank squad2-dev --dataset covidqa
       ce ood --model bert-base --bank squad2-train --dataset newsqa --shard 0/4
     """
-    result = open_session(store_path).ood(model, bank, test, id_val=id_val, name=name, **settings)
-    click.echo(
-        f"{result.model} ({settings['stage']}): {result.id_val} id-val and {result.test} test examples"
-        f" scored against a bank of {result.bank}; run {result.run_id}",
-        err=True,
-    )
+    results = open_session(store_path).ood(model, bank, test, id_val=id_val, name=name, **settings)
+    for result in results if isinstance(results, list) else [results]:
+        click.echo(
+            f"{result.model} ({settings['stage']}): {result.id_val} id-val and {result.test} test examples"
+            f" scored against a bank of {result.bank}; run {result.run_id}",
+            err=True,
+        )

@@ -86,6 +86,7 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "distill_steps": (int, type(None)),
     "distill_loss_first": NUMBER,
     "distill_loss_last": NUMBER,
+    "replica": (dict, type(None)),  # {"group": NAME, "seed": int or null}: a replica of a group
 }
 REQUIRED = ("run_id", "command", "status", "started", "parts")
 PART_FIELDS = {"kind", "partition", "path", "rows", "series", "shard", "resumable", "lengths"}
@@ -141,11 +142,24 @@ def parse_record(data: Any, where: str, strict: bool = False) -> dict[str, Any]:
     for name in ("started", "ended", "committed"):
         if data.get(name) is not None:
             _check_date(data[name], name, strict, bad)
+    if data.get("replica") is not None:
+        _check_replica(data["replica"], bad)
     data["parts"] = [_parse_part(p, data, bad) for p in data["parts"]]
     paths = [p["path"] for p in data["parts"]]
     if len(set(paths)) != len(paths):
         raise bad("names one part twice")
     return data
+
+
+def _check_replica(replica: dict, bad) -> None:
+    """A replica field: exactly a group (a usable name) and a seed (a whole number or null)."""
+    if set(replica) != {"group", "seed"}:
+        raise bad("field 'replica' must hold exactly 'group' and 'seed'")
+    group, seed = replica["group"], replica["seed"]
+    if not isinstance(group, str) or not NAME_PATTERN.fullmatch(group):
+        raise bad(f"replica group {str(group)[:80]!r} is not a usable name")
+    if seed is not None and (type(seed) is not int or not 0 <= seed < 2**32):
+        raise bad(f"replica seed {str(seed)[:40]!r} is not a whole number in [0, 2^32)")
 
 
 def _check_date(text: str, name: str, strict: bool, bad) -> None:
@@ -241,3 +255,5 @@ def check_provenance(fields: dict[str, Any]) -> None:
         expected = FIELDS.get(name)
         if expected is None or not isinstance(value, expected):
             raise StoreError(f"run provenance {name!r} is not a known record field of its type")
+    if fields.get("replica") is not None:  # checked before the record is written, as on reading
+        _check_replica(fields["replica"], lambda problem: StoreError(f"run provenance: {problem}"))

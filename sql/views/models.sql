@@ -30,7 +30,7 @@ with facts as (
             json_extract_string(provenance, '$.parent')
         ) as parent
     from runs
-    where status = 'complete' and model is not null and command <> 'reference'
+    where status = 'complete' and model is not null and command not in ('reference', 'replica')
 )
 select
     model,
