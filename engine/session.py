@@ -23,7 +23,17 @@ from typing import Any
 
 import duckdb
 
-from ce.query.compare import Result, checked_reference, sliced, sweep, table2, table3
+from ce.query.compare import (
+    Result,
+    checked_reference,
+    group_agreement,
+    noise_floor,
+    pie_examples,
+    sliced,
+    sweep,
+    table2,
+    table3,
+)
 from ce.query.sql import SqlFile, catalogue, connect, default_value, execute, resolve
 from ce.store.errors import CeError, NotFound, StoreError, did_you_mean
 from ce.store.store import Store
@@ -108,6 +118,9 @@ class Session:
     table3 = _on_connection(table3)
     sweep = _on_connection(sweep)
     sliced = _on_connection(sliced)
+    noise_floor = _on_connection(noise_floor)
+    group_agreement = _on_connection(group_agreement)
+    pie_examples = _on_connection(pie_examples)
 
     # -- jobs ------------------------------------------------------------------------------
     def _writable(self) -> Store:

@@ -105,7 +105,7 @@ def one_line_error(result, contains: str, code: int | None = None):
         (["query", "accuracy", "--format", "parquet"], "needs an output file"),
         (["qury"], "no command 'qury' (did you mean query?)"),
         (["compare", "--tpr", "2"], "tpr 2.0 must lie strictly between 0 and 1"),
-        (["compare", "--format", "csv"], "add --table 2 or --table 3"),
+        (["compare", "--format", "csv"], "add --table 2, 3, floor, groups or pie"),
         (["compare", "--by", "colour"], "Invalid value for '--by'"),
         (["compress", "--model", "minilm", "--method", "fp4", "-o", "x"], "unknown compression method 'fp4'"),
         (["compress", "--model", "minilm", "--method", "prune:2", "-o", "x"], "must lie in [0, 1)"),

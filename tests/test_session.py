@@ -13,6 +13,7 @@ import pytest
 import ce
 import ce.query.measures as measures
 import ce.session
+from ce.query.compare import NO_REPLICAS
 from ce.query.sql import catalogue, library
 from ce.store.errors import CeError, NotFound, QueryError
 
@@ -33,7 +34,7 @@ def test_results_are_relations_with_notes(toy):
     assert t2.columns[:4] == ["dataset", "model_i", "model_j", "errors"]
     assert t2.df()["errors"].tolist() == pytest.approx([1 / 3])
     assert isinstance(t2.arrow(), pa.RecordBatchReader)
-    assert t2.notes == []
+    assert t2.notes == [NO_REPLICAS]  # no replicas: the floor columns are empty, and say so
     # lists of two neighbours: k = 2 is usable, and the note says which lists stop there
     assert s.sweep([1, 2]).notes == []
     assert s.table3().fetchall() == []
@@ -45,7 +46,7 @@ def test_a_note_is_an_attribute_of_the_result(toy):
             one = pa.table({"example_id": ["y1", "y2"], "idx": [0, 1], "neighbors": [[1], [0]]})
             run.write("neighbors", {"model": model, "stage": "finetuned", "dataset": "other"}, one)
     t2 = ce.open(toy).table2(k=2)
-    assert t2.notes == ["note: neighbour lists of other stop at K_max = 1; left out for k > 1"]
+    assert t2.notes == ["note: neighbour lists of other stop at K_max = 1; left out for k > 1", NO_REPLICAS]
     assert "left out for k > 1" in repr(t2)
 
 

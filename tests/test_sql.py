@@ -12,7 +12,7 @@ from ce.query.sql import connect, library, parameters, resolve
 from ce.store import Store
 from ce.store.errors import NotFound, QueryError
 
-from . import test_answers, test_families, test_replicas_extract
+from . import test_answers, test_families, test_noise_floor
 
 EXAMPLES = pa.table(
     {"example_id": ["x1", "x2", "x3"], "idx": [0, 1, 2], "text": ["a", "b", "c"], "label": [0, 1, 1]}
@@ -428,7 +428,8 @@ HAND_CHECKED = {
     "flips_by_margin": test_answers.test_flips_by_margin_hand_checked,
     "reference": test_answers.test_the_store_names_its_reference,
     "representations": test_families.test_representations_hand_checked,
-    "replicas": test_replicas_extract.test_ingest_replica_of,
+    "replicas": test_noise_floor.test_the_store_has_the_replica_groups,
+    "pie_examples": test_noise_floor.test_pie_examples_by_hand,
 }
 
 

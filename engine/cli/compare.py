@@ -15,10 +15,11 @@ from .tables import comparison_tables
 @click.option("--dataset", help="Only this dataset (Table 2).")
 @click.option(
     "--table",
-    type=click.Choice(["2", "3", "all"]),
+    type=click.Choice(["2", "3", "floor", "groups", "pie", "all"]),
     default="all",
     show_default=True,
-    help="Which of the paper's tables; csv, json and parquet take one.",
+    help="Which table: the paper's 2 or 3, the noise floor of each replica group, the replica"
+    " groups compared, or the PIEs; csv, json and parquet take one.",
 )
 @click.option("--k", default=10, show_default=True, help="Neighbours for representation and OOD.")
 @tpr_option
@@ -56,26 +57,50 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
     one table). Table 3, per model and attack: accuracy before and under attack, the drop,
     the success rate, with 95% intervals. Empty where the store has no such artifact yet.
 
+    Where models have replicas (ce finetune --seeds, ce ingest --replica-of), every pair is
+    also read against the noise floor of its first model's group: the floor (agreement
+    between the replicas), the gap to it with its bootstrap interval, and whether the gap
+    is within retraining noise; then the floor per group, the groups compared (with a
+    permutation test over replica labels), and the PIEs: examples whose modal answer
+    differs between the reference's replicas and another group's.
+
     \b
     Example:
       ce compare
       ce compare --table 2 --dataset squad2-dev --k 20 --format csv -o table2.csv
       ce compare --table 2 --ci 0.95 --bootstrap 1000
       ce compare --by answerable --reference bert-large
+      ce compare --table floor --format csv -o floor.csv
     """
     session = open_session(store_path, read_only=True)
+    boot = {"replicates": replicates, "seed": seed}
     if by is not None:
-        write_results([(None, session.sliced(by, k, tpr, reference=reference))], fmt, output)
+        write_results([(None, session.sliced(by, k, tpr, reference=reference, **boot))], fmt, output)
         return
     if table == "all" and (fmt != "table" or output):
-        raise CeError(f"--format {fmt} and -o write one table: add --table 2 or --table 3")
+        raise CeError(f"--format {fmt} and -o write one table: add --table 2, 3, floor, groups or pie")
+    level = {} if ci is None else {"ci": ci}
+    one = {
+        "floor": lambda: session.noise_floor(k, tpr, **level, **boot),
+        "groups": lambda: session.group_agreement(k, tpr, **level, **boot, reference=reference),
+        "pie": lambda: session.pie_examples(reference, dataset),
+    }
+    if table in one:
+        result = one[table]()
+        write_results([(None, result)], fmt, output, width=None if wide else WIDTH)
+        return
     table2 = table3 = None
     if table in ("2", "all"):
         table2 = session.table2(dataset, k, tpr, ci=ci, replicates=replicates, seed=seed, reference=reference)
     if table in ("3", "all"):
         table3 = session.table3()
     if fmt == "table" and not output and not wide:
-        shown, notes = comparison_tables(table2, table3, k)
+        grouped = {}
+        if table == "all" and session.query("select 1 from replicas where replicas >= 2").limit(1).fetchall():
+            grouped = {name: one[name]() for name in ("floor", "groups", "pie")}
+        shown, notes = comparison_tables(
+            table2, table3, k, grouped.get("floor"), grouped.get("groups"), grouped.get("pie")
+        )
         write_results(shown, fmt, None)
         for note in notes:
             click.echo(note, err=True)

@@ -29,7 +29,7 @@ from .report_html import (
 )
 from .report_summary import AGREEMENT, answer_pairs, has_answers, references, summary, verdict, verdict_html
 from .report_svg import bar_chart, esc, figure, heatmap, line_chart, margin_chart
-from .tables import FEW_NOTE, characteristic_tables, table3_view
+from .tables import FEW_NOTE, characteristic_tables, floor_view, group_view, pie_view, table3_view
 
 LABELS = {m.name: m.label for m in MEASURES}
 REPLICATES = 500  # bootstrap replicates of the intervals: Table 2 of SQuAD + SST-2 in ~7 s on 2 cores
@@ -83,6 +83,9 @@ def render(
     if answers:
         title = "Changed answers: flips, divergences and calibration"
         sections.append(("answers", title, answers_html(session, rows2, ranks)))
+    if session.query("select 1 from replicas where replicas >= 2").limit(1).fetchall():
+        title = "Noise floor: compression against retraining"
+        sections.append(("noise", title, noise_html(session, k, tpr, replicates, reference)))
     sections += [
         ("table3", "Table 3: accuracy under adversarial attack", table3_html(result3, rows3, ranks)),
         ("glossary", "Column definitions", glossary(methods, answers=answers)),
@@ -94,6 +97,42 @@ def render(
         " (seed 0); Table 3 intervals: 95% Wilson."
     )
     return page(sections, session.store.root, settings)
+
+
+PIES_SHOWN = 12  # PIEs listed per pair of groups
+
+
+def noise_html(session: Session, k: int, tpr: float, replicates: int, reference: str | None) -> str:
+    """The floor of every replica group, the groups compared (between against within, with
+    the permutation test), and the first PIEs of each pair of groups with their text."""
+    floors = session.noise_floor(k, tpr, replicates=replicates)
+    groups = session.group_agreement(k, tpr, replicates=replicates, reference=reference)
+    pies = session.pie_examples(reference)
+    pie_rows = pies.relation.to_arrow_table()
+    parts = [
+        "<p>A replica group is one recipe trained with several seeds. Its <b>floor</b> is the"
+        " agreement between its replicas (mean over replica pairs, 95% bootstrap interval, min"
+        " and max): how far apart retraining alone puts two models. Below, each group against"
+        " the reference's: the mean agreement between their replicas, the gap to the reference's"
+        " floor, and a permutation test over the replica labels (could the two groups be one"
+        " group?). With three replicas a side the test cannot give p below 0.1.</p>",
+        "<h3>Floor per group</h3>",
+        arrow_table(floor_view(floors.relation.to_arrow_table()), "").html(),
+        "<h3>Groups compared</h3>",
+        arrow_table(group_view(groups.relation.to_arrow_table()), "").html(),
+    ]
+    parts += [f"<p class='note'>{esc(n)}</p>" for n in groups.notes]
+    parts.append(
+        f"<h3>PIEs: {pie_rows.num_rows} examples the groups answer differently</h3><p>Pruning-identified"
+        " exemplars (Hooker et al. 2019): the modal answer of another group's replicas differs from the"
+        f" modal answer of the reference's; the first {PIES_SHOWN} of each pair of groups, with the votes"
+        " (replicas giving the modal answer / replicas that answered).</p>"
+    )
+    if pie_rows.num_rows:
+        parts.append(arrow_table(pie_view(pie_rows, PIES_SHOWN), "").html())
+    else:
+        parts.append("<p class='empty'>None: every group's modal answers agree with the reference's.</p>")
+    return "".join(parts)
 
 
 def table2_html(table2, rows2: list[dict], k: int) -> str:

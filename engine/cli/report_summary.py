@@ -106,6 +106,8 @@ def references(rows2: list[dict], rows3: list[dict], ranks: dict[str, int]) -> d
 
 def dataset_summary(dataset: str, reference: str, why: str, rows: list[dict], k: int) -> str:
     """The reference against each other model on one dataset: a table and a sentence."""
+    floored = any(not missing(r.get(f"{m.name}_floor")) for r in rows for m in AGREEMENT)
+    noise = ["floor", "gap (95%)", "retraining noise"] if floored else []
     table = Table(
         [
             "characteristic",
@@ -113,17 +115,22 @@ def dataset_summary(dataset: str, reference: str, why: str, rows: list[dict], k:
             "Jaccard",
             "95% interval",
             "chance",
+            *noise,
             "n",
             "sets (reference / model)",
             "verdict",
         ],
-        ["Jaccard", "95% interval", "chance", "n", "sets (reference / model)"],
+        ["Jaccard", "95% interval", "chance", "floor", "gap (95%)", "n", "sets (reference / model)"],
     )
     found: dict[str, dict[str, list[str]]] = {}  # model -> verdict -> characteristics
+    readings: dict[str, int] = {}  # reading of each gap -> how many
     for m in AGREEMENT:
         for r in rows:
             if r["model_i"] != reference or missing(r[m.name]):
                 continue
+            noted = noise_cells(r, m.name) if floored else []
+            if floored and not missing(r.get(f"{m.name}_noise")):
+                readings[r[f"{m.name}_noise"]] = readings.get(r[f"{m.name}_noise"], 0) + 1
             key = verdict(r, m)
             found.setdefault(r["model_j"], {}).setdefault(key, []).append(where(r, m))
             sets = (
@@ -139,6 +146,7 @@ def dataset_summary(dataset: str, reference: str, why: str, rows: list[dict], k:
                     num(r[m.name]) + few,
                     interval(r.get(f"{m.name}_lo"), r.get(f"{m.name}_hi")),
                     num(r.get(f"{m.name}_chance")),
+                    *noted,
                     count(r.get(f"{m.name}_n")),
                     sets,
                     verdict_html(key),
@@ -148,10 +156,41 @@ def dataset_summary(dataset: str, reference: str, why: str, rows: list[dict], k:
     changed = changed_answers(reference, rows)
     if not found and not changed:
         return ""
-    said = f"{table.html()}<p class='overall'>{overall(dataset, reference, found)}</p>" if found else ""
+    said = (
+        f"{table.html()}<p class='overall'>{overall(dataset, reference, found)}{against_floor(readings)}</p>"
+        if found
+        else ""
+    )
     return (
         f"<h3>{esc(dataset)}: reference <b>{esc(reference)}</b> <span class='why'>({esc(why)})</span></h3>"
         f"{said}{changed}"
+    )
+
+
+def noise_cells(r: dict, name: str) -> list[str]:
+    """A row's floor, gap with its interval, and reading, as summary cells."""
+    if missing(r.get(f"{name}_floor")):
+        return [DASH, DASH, "<span class='why'>no replicas of the reference</span>"]
+    gap = r.get(f"{name}_gap")
+    lo, hi = r.get(f"{name}_gap_lo"), r.get(f"{name}_gap_hi")
+    span = "" if missing(lo) or missing(hi) else f" ({lo:+.3f} to {hi:+.3f})"
+    shown = DASH if missing(gap) else f"{gap:+.3f}{span}"
+    return [num(r[f"{name}_floor"]), shown, esc(r.get(f"{name}_noise") or DASH)]
+
+
+def against_floor(readings: dict[str, int]) -> str:
+    """A sentence on the gaps to the reference's noise floor: how many lie within it."""
+    total = sum(n for reading, n in readings.items() if not reading.startswith("replica pair"))
+    if not total:
+        return ""
+    beyond = readings.get("beyond retraining noise", 0)
+    within = readings.get("within retraining noise", 0)
+    closer = readings.get("closer than its replicas", 0)
+    plural = "" if beyond == 1 else "s"
+    return (
+        f" Against the reference's retraining noise floor: {beyond} agreement{plural} beyond it"
+        f" (further from the reference than a retrained reference),"
+        f" {within} within it, {closer} closer than its own replicas."
     )
 
 
@@ -349,11 +388,25 @@ def summary(
         f" 0: nothing shared) with its 95% bootstrap interval over examples ({replicates}"
         " replicates), beside the agreement two independent models would reach by chance."
         f" The verdict applies this rule, in this order:</p>{rule_html()}"
-        f"<p class='floor'><b>{esc(NOISE_FLOOR.capitalize())}.</b> Two runs of the same recipe"
-        " with another seed would show how far apart models that are miniatures by construction"
-        " fall; until replicas are run, read the verdicts against the fixed 0.8 line and chance"
-        " only.</p>"
     )
+    if any(not missing(r.get(f"{m.name}_floor")) for r in rows2 for m in AGREEMENT):
+        intro += (
+            "<p class='floor'><b>Noise floor.</b> The reference was also trained with other seeds"
+            " (its replicas). The floor is how much those replicas agree with each other; the gap"
+            " is each agreement minus the floor, with its 95% bootstrap interval (the same"
+            " resamples for both). A gap whose interval lies below 0 is <b>beyond retraining"
+            " noise</b>: the model differs from the reference more than the reference differs"
+            " from itself; an interval holding 0 is <b>within retraining noise</b>. See the"
+            " noise floor section for every group, the groups compared, and the examples the"
+            " groups answer differently (PIEs).</p>"
+        )
+    else:
+        intro += (
+            f"<p class='floor'><b>{esc(NOISE_FLOOR.capitalize())}.</b> Two runs of the same recipe"
+            " with another seed would show how far apart models that are miniatures by construction"
+            " fall; until replicas are run (ce finetune --seeds), read the verdicts against the"
+            " fixed 0.8 line and chance only.</p>"
+        )
     if any(has_answers(r) for r in rows2):
         intro += (
             "<p>Where the store holds both models' answers, a sentence after each dataset says how"

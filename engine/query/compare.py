@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from ce.store.errors import CeError, NotFound, did_you_mean
 
-from . import measures
+from . import floor, measures
 from .measures import sliced_sql, sweep_sql, table2_sql
 from .sql import execute, library
 
@@ -145,14 +145,171 @@ def table2(
     position = table.column_names.index("flips_w_to_c") + 1
     table = table.add_column(position, "flips_mcnemar_p", pa.array(exact, pa.float64()))
     notes += _prompt_notes(table) + _distribution_notes(con, table) + _representation_notes(con, table)
+    level = _check_bootstrap(ci, replicates, seed)
     if ci is not None:
-        if not _real(ci) or type(replicates) is not int or type(seed) is not int:
-            raise CeError(
-                f"ci must be a number, replicates and seed whole numbers"
-                f" (got {ci!r}, {replicates!r}, {seed!r})"
-            )
         table = _with_intervals(con, table, k, tpr, ci, replicates, seed)
+    members = floor.members_of(floor.grouped_models(con))
+    data = {}
+    if members:
+        sources = [s for s in floor.table2_sources(k, tpr) if s[2][0].measure is not None]
+        data = floor.computed(con, sources, replicates, seed)
+    table = floor.with_floors(table, data, members, level)
+    notes += _floor_notes(table, members) + _derived_notes(con, table, members)
     return Result(con.from_arrow(table), notes)
+
+
+def _derived_notes(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, members: dict[str, list[str]]
+) -> list[str]:
+    """A note on the pairs of a replica and a model compressed from its very weights: their
+    gap to the floor measures compression alone, where the pairs across replicas add
+    retraining (what group_agreement() weighs)."""
+    grouped = {m for ms in members.values() for m in ms}
+    if not grouped:
+        return []
+    made = {  # model -> (its source: the folder or id it was loaded from, its parent)
+        r[0]: (r[1], r[2]) for r in execute(con, "select model, source, parent from models").fetchall()
+    }
+    pairs = sorted(
+        {
+            (i, j)
+            for i, j in zip(table["model_i"].to_pylist(), table["model_j"].to_pylist(), strict=True)
+            if i in grouped and _derived(made.get(j), i, made.get(i))
+        }
+    )
+    if not pairs:
+        return []
+    shown = ", ".join(f"{j} from {i}" for i, j in pairs[:4]) + (", ..." if len(pairs) > 4 else "")
+    return [
+        f"note: {len(pairs)} pair(s) set a model beside the replica it was compressed from ({shown}):"
+        " their gap measures compression alone; pairs across replicas add retraining, and"
+        " group_agreement() (ce compare --table groups) weighs them all"
+    ]
+
+
+def _check_bootstrap(ci: float | None, replicates: int, seed: int) -> float:
+    """The interval level (``ci``, else 0.95 for the noise floor's intervals), once ``ci``,
+    ``replicates`` and ``seed`` are checked: they become SQL text, so numbers only."""
+    if (ci is not None and not _real(ci)) or type(replicates) is not int or type(seed) is not int:
+        raise CeError(
+            f"ci must be a number, replicates and seed whole numbers (got {ci!r}, {replicates!r}, {seed!r})"
+        )
+    level = 0.95 if ci is None else float(ci)
+    if not 0 < level < 1:
+        raise CeError(f"ci {level} must lie strictly between 0 and 1 (e.g. 0.95)")
+    if replicates < 10:
+        raise CeError("the bootstrap needs at least 10 replicates (1000 is usual)")
+    return level
+
+
+NO_REPLICAS = (
+    "note: no replica groups in the store, so the noise floor (the *_floor, *_gap and *_noise"
+    " columns) is empty, not zero: nothing tells these differences from retraining noise;"
+    " fine-tune with ce finetune --seeds 0,1,2, or ingest with --replica-of MODEL, to have one"
+)
+
+
+def _floor_notes(table: pa.Table, members: dict[str, list[str]]) -> list[str]:
+    """Why floor columns are empty: no replica groups, or pairs led by a model without."""
+    if not members:
+        return [NO_REPLICAS] if table.num_rows else []
+    grouped = {m for ms in members.values() for m in ms}
+    leaders = sorted(set(table["model_i"].to_pylist()) - grouped)
+    if not leaders:
+        return []
+    shown = ", ".join(leaders[:6]) + (f" and {len(leaders) - 6} more" if len(leaders) > 6 else "")
+    return [
+        f"note: {shown} lead pairs but have no replicas, so those pairs' floor columns are empty;"
+        " a floor needs the reference fine-tuned with several seeds (ce finetune --seeds)"
+    ]
+
+
+def _derived(other: tuple | None, model: str, facts: tuple | None) -> bool:
+    """Whether a model with ``other`` (source, parent) was made from ``model`` (with
+    ``facts``): its parent is that model or the folder it was loaded from."""
+    parent = other[1] if other else None
+    return parent is not None and parent in (model, facts[0] if facts else None)
+
+
+def noise_floor(
+    con: duckdb.DuckDBPyConnection,
+    k: int = 10,
+    tpr: float = 0.95,
+    ci: float = 0.95,
+    replicates: int = floor.FLOOR_REPLICATES,
+    seed: int = 0,
+) -> Result:
+    """The retraining noise floor: per characteristic (errors, representations after
+    fine-tuning at k, OOD sets at k and tpr, the attack sets, changed answers, top-1
+    agreement, JS), dataset and replica group, the agreement between the group's replicas:
+    replica pairs, mean (``floor``) with its bootstrap interval, min and max."""
+    notes, level, members = _floor_settings(con, k, tpr, ci, replicates, seed)
+    if not members:
+        return Result(con.from_arrow(floor.FLOOR_SCHEMA.empty_table()), notes + [NO_REPLICAS])
+    data = floor.computed(con, floor.table2_sources(k, float(tpr)), replicates, seed)
+    rows = floor.floor_rows(data, members, level)
+    return Result(con.from_arrow(pa.Table.from_pylist(rows, floor.FLOOR_SCHEMA)), notes)
+
+
+def _floor_settings(con, k: int, tpr: float, ci: float, replicates: int, seed: int):
+    """(notes, interval level, {group: members}) once k, tpr and the bootstrap are checked."""
+    notes = check_k_tpr(con, [k], tpr)
+    level = _check_bootstrap(ci, replicates, seed)
+    return notes, level, floor.members_of(floor.grouped_models(con))
+
+
+def group_agreement(
+    con: duckdb.DuckDBPyConnection,
+    k: int = 10,
+    tpr: float = 0.95,
+    ci: float = 0.95,
+    replicates: int = floor.FLOOR_REPLICATES,
+    seed: int = 0,
+    reference: str | None = None,
+) -> Result:
+    """Every pair of replica groups (the reference's group first) per characteristic and
+    dataset: the between-group agreement (mean over cross pairs, interval, min, max), each
+    group's floor, the gap between-minus-floor of the first with its interval and reading,
+    and the permutation test over replica labels (p_value, splittings tried)."""
+    notes, level, members = _floor_settings(con, k, tpr, ci, replicates, seed)
+    if len(members) < 2:
+        why = NO_REPLICAS if not members else "note: one replica group only; groups compare in pairs"
+        return Result(con.from_arrow(floor.GROUP_SCHEMA.empty_table()), notes + [why])
+    data = floor.computed(con, floor.table2_sources(k, float(tpr)), replicates, seed)
+    ranks = floor.ranks(con, checked_reference(con, reference))
+    rows = floor.group_rows(data, members, ranks, level, seed)
+    table = pa.Table.from_pylist(rows, floor.GROUP_SCHEMA)
+    small = sorted({(r["replicas_i"], r["replicas_j"]) for r in rows})
+    notes += [
+        f"note: with {a} and {b} replicas the permutation test has {math.comb(a + b, a)} splittings,"
+        f" so its p-value is at least {_least_p(a, b):.2g}"
+        for a, b in small
+        if _least_p(a, b) > 0.05
+    ]
+    return Result(con.from_arrow(table), notes)
+
+
+def _least_p(a: int, b: int) -> float:
+    """The smallest p-value the permutation test can give for groups of ``a`` and ``b``."""
+    return (2 if a == b else 1) / math.comb(a + b, a)
+
+
+def pie_examples(
+    con: duckdb.DuckDBPyConnection, reference: str | None = None, dataset: str | None = None
+) -> Result:
+    """Pruning-identified exemplars: the examples where another replica group's modal
+    answer differs from the reference group's (the group of ``reference``, else of the
+    store's reference, else of the best-ranked model with replicas), with the votes."""
+    groups = floor.grouped_models(con)
+    if not groups:
+        return Result(execute(con, "select * from pie_examples(null) limit 0"), [NO_REPLICAS])
+    ranks = floor.ranks(con, checked_reference(con, reference))
+    first = min(groups, key=lambda m: (ranks.get(m, 10**9), m))
+    sql = "select * from pie_examples($group)"
+    params: dict[str, Any] = {"group": groups[first]}
+    if dataset is not None:
+        sql, params = sql + " where dataset = $dataset", params | {"dataset": dataset}
+    return Result(execute(con, sql, params))
 
 
 def mcnemar_exact(b: int | None, c: int | None) -> float | None:
@@ -285,12 +442,30 @@ def sweep(
     ks: list[int] | tuple[int, ...] = SWEEP_KS,
     tpr: float = 0.95,
     reference: str | None = None,
+    ci: float = 0.95,
+    replicates: int = floor.FLOOR_REPLICATES,
+    seed: int = 0,
 ) -> Result:
     """The data of the paper's Figure 1: every k-dependent measure against k for every pair,
-    long format; distribution rows name their bank and all rows the stage of their embeddings."""
+    long format; distribution rows name their bank and all rows the stage of their embeddings.
+    Where the store has replica groups, each row of a floored measure (representations after
+    fine-tuning, OOD sets) also has the floor of model_i's group at that k, the gap, its
+    ``ci`` interval (``replicates`` bootstrap replicates) and its reading (``noise``)."""
     notes = check_k_tpr(con, list(ks), tpr)
+    level = _check_bootstrap(ci, replicates, seed)
     params = {"tpr": float(tpr), "reference": checked_reference(con, reference)}
-    return Result(execute(con, sweep_sql(list(ks)), params), notes)
+    relation = execute(con, sweep_sql(list(ks)), params)
+    members = floor.members_of(floor.grouped_models(con))
+    if not members:
+        return Result(relation, notes)
+    by_k = {}
+    for k in sorted(set(ks)):
+        sources = floor.long_sources(k, float(tpr), ("repr_after", "distribution"))
+        by_k[k] = floor.computed(con, sources, replicates, seed)
+    table = floor.with_long_floors(
+        relation.to_arrow_table(), lambda r: by_k[r["k"]].get(r["characteristic"]), members, level
+    )
+    return Result(con.from_arrow(table), notes + _floor_notes(table, members))
 
 
 def table3(con: duckdb.DuckDBPyConnection) -> Result:
@@ -322,16 +497,46 @@ SLICES = {  # name -> (the slice's label, what slices sort by), over examples x 
 
 
 def sliced(
-    con: duckdb.DuckDBPyConnection, by: str, k: int = 10, tpr: float = 0.95, reference: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    by: str,
+    k: int = 10,
+    tpr: float = 0.95,
+    reference: str | None = None,
+    ci: float = 0.95,
+    replicates: int = floor.FLOOR_REPLICATES,
+    seed: int = 0,
 ) -> Result:
     """Every measure of Table 2 per slice of the examples (long format); distribution rows
-    name their bank, representation and distribution rows the stage of their embeddings."""
+    name their bank, representation and distribution rows the stage of their embeddings.
+    Where the store has replica groups, floored measures also have the floor of model_i's
+    group in the slice, the gap, its interval and its reading, as in Table 2."""
     if by not in SLICES:
         raise NotFound(f"unknown slice {by!r}{did_you_mean(by, SLICES)}; use {', '.join(SLICES)}")
     notes = check_k_tpr(con, [k], tpr)
+    level = _check_bootstrap(ci, replicates, seed)
     label, order = SLICES[by]
     params = {"reference": checked_reference(con, reference)}
-    return Result(execute(con, sliced_sql(label, order, k, float(tpr)), params), notes)
+    relation = execute(con, sliced_sql(label, order, k, float(tpr)), params)
+    members = floor.members_of(floor.grouped_models(con))
+    if not members:
+        return Result(relation, notes)
+    names = tuple(f.name for f in floor.TABLE2_FLOORED)
+    data = floor.computed(con, floor.long_sources(k, float(tpr), names, label), replicates, seed)
+    table = floor.with_long_floors(
+        relation.to_arrow_table(), lambda r: data.get(r["characteristic"]), members, level
+    )
+    return Result(con.from_arrow(table), notes + _floor_notes(table, members))
 
 
-__all__ = ["Result", "checked_reference", "k_limits", "sliced", "sweep", "table2", "table3"]
+__all__ = [
+    "Result",
+    "checked_reference",
+    "group_agreement",
+    "k_limits",
+    "noise_floor",
+    "pie_examples",
+    "sliced",
+    "sweep",
+    "table2",
+    "table3",
+]

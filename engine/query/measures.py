@@ -357,21 +357,28 @@ def sweep_sql(ks: list[int]) -> str:
     return oriented(" union all ".join(parts), "characteristic, dataset, bank, stage", "k")
 
 
+def sliced_rows(
+    group: tuple[Measure, ...], k: int, tpr: float, slice_expression: str, order_expression: str = "0"
+) -> str:
+    """:func:`shared_rows` with each example's ``slice`` (and ``slice_order``): the two
+    expressions read the examples as ``x`` with ``w``, their length in words."""
+    words = "len(string_split(trim(coalesce(text, question || ' ' || context)), ' '))"
+    examples = f"select *, {words} as w from examples"
+    return (
+        f"select e.*, {slice_expression} as slice, {order_expression} as slice_order"
+        f" from ({shared_rows(group, k, tpr)}) e join ({examples}) x"
+        f" on x.dataset = e.x_dataset and x.{group[0].example} = e.x_key"
+    )
+
+
 def sliced_sql(slice_expression: str, order_expression: str, k: int, tpr: float) -> str:
     """Every measure per slice of the examples (long format): a slice's value is the same
     ratio of sums over the examples in it. ``slice_expression`` (the slice's label) and
     ``order_expression`` (how slices sort) read the examples as ``x`` with ``w``, their
     length in words."""
-    words = "len(string_split(trim(coalesce(text, question || ' ' || context)), ' '))"
-    examples = f"select *, {words} as w from examples"
     ctes, selects = [], []
     for n, group in enumerate(by_source(MEASURES)):
-        key = group[0].example
-        ctes.append(
-            f"s{n} as (select e.*, {slice_expression} as slice, {order_expression} as slice_order"
-            f" from ({shared_rows(group, k, tpr)}) e join ({examples}) x"
-            f" on x.dataset = e.x_dataset and x.{key} = e.x_key)"
-        )
+        ctes.append(f"s{n} as ({sliced_rows(group, k, tpr, slice_expression, order_expression)})")
         for i, m in enumerate(group):
             selects.append(
                 f"select '{m.name}' as characteristic, '{m.mirror or m.name}' as _mirror,"
