@@ -330,6 +330,19 @@ class Session:
         found = execute(self.con, "select replica_group from replicas where model = $of", {"of": of})
         rows = found.fetchall()
         group = rows[0][0] if rows and rows[0][0] is not None else of
+        if (
+            not rows
+            and execute(self.con, "select 1 from replicas where replica_group = $of", {"of": of}).fetchall()
+        ):
+            members = execute(
+                self.con,
+                "select model from replicas where replica_group = $of order by seed, model",
+                {"of": of},
+            ).fetchall()
+            raise CeError(
+                f"--replica-of {of}: {of} is a model of its own and also the name of the replica group of"
+                f" {', '.join(m for (m,) in members[:3])}; name one of those to join that group"
+            )
         if group == model:
             raise CeError(f"--replica-of {of}: {model} is the name of its replica group; name another model")
         return group

@@ -79,6 +79,14 @@ def check_group_name(store: Store, group: str, seeds, flag: str | None = "-o") -
         check_name("model", member)
         if member in MODELS:
             raise CeError(f"{given}: its replica {member} would be a model alias; name the group otherwise")
+        if _is_model_folder(store, member) and _card_replica(Path(store.root) / "models" / member) != (
+            group,
+            seed,
+        ):
+            raise CeError(
+                f"{given}: the store has a model {member} that is not replica {seed} of {group}, and"
+                " making the group would replace it; name the group otherwise"
+            )
 
 
 def _is_model_folder(store: Store, name: str) -> bool:
@@ -92,7 +100,7 @@ def _card_replica(folder: Path) -> tuple[str, int] | None:
         if not card.is_file() or card.stat().st_size > MAX_CARD_BYTES:
             return None
         data = json.loads(card.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
+    except (OSError, ValueError, RecursionError):  # unreadable, not UTF-8, not JSON, nested too deep
         return None
     replica = data.get("replica") if isinstance(data, dict) else None
     if not isinstance(replica, dict):

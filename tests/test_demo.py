@@ -59,7 +59,16 @@ def test_quick_demo_runs_the_study_and_reuses_the_store(store_dir, data_dir, tmp
             " select 'attacks', count(distinct model) from attacks"
         ).fetchall()
     )
-    assert kinds == {"predictions": 4, "embeddings": 8, "ood": 4, "attacks": 4}
+    # four models before fine-tuning; after it, three replicas (seeds 0, 1, 2) of each of four
+    assert kinds == {"predictions": 12, "embeddings": 16, "ood": 12, "attacks": 12}
+    groups = con.sql(
+        "select replica_group, count(*), list(seed order by seed) from replicas"
+        " where model in (select model from predictions) group by all"
+    ).fetchall()  # (the model folders the store made form groups too: demo-large-sst2, ...)
+    assert sorted(groups) == [(g, 3, [0, 1, 2]) for g in ("int8", "large", "layers3", "prune30")]
+    # every agreement of the reference's replicas beside its floor; the groups; the PIEs
+    assert "Noise floor" in first.stdout and "Groups compared" in first.stdout and "floor" in first.stdout
+    assert "Noise floor: compression against retraining" in report.read_text(encoding="utf-8")
     runs = [r for r in store.runs() if r["command"] == "extract"]
     assert all(r["loaded"]["target"]["sha256"] for r in runs)  # real weights, hashed
     assert "Table 3" in first.stdout and "large" in first.stdout

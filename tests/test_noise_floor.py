@@ -22,7 +22,7 @@ from click.testing import CliRunner
 import ce
 from ce.cli import cli
 from ce.store import Store
-from ce.store.errors import StoreError
+from ce.store.errors import NotFound, StoreError
 from ce.store.records import parse_record
 
 from .conftest import DATA_DIR, needs_data
@@ -587,7 +587,7 @@ def test_every_group_row_equals_the_recount(groups, recount):
             assert (r["p_value"], r["splittings"]) == (pytest.approx(p), n), name
         else:  # v-s1 has no distribution: a pair's value is missing, so no test
             assert name in ("top1", "js")
-            assert (r["p_value"], r["splittings"]) == (None, 0)
+            assert (r["p_value"], r["splittings"]) == (None, None)  # no splitting tried: empty, not 0
 
 
 # -- sweeps and slices -------------------------------------------------------------------
@@ -696,7 +696,8 @@ def test_pie_examples_equal_the_recount(session):
     assert [(r["reference_group"], r["other_group"], r["example_id"]) for r in flipped] == [
         ("v", "r", e["example_id"]) for e in expected
     ]
-    assert session.pie_examples(dataset="other").rows() == []
+    with pytest.raises(NotFound, match="no predictions or neighbours for dataset 'other'"):
+        session.pie_examples(dataset="other")
 
 
 # -- readings: beyond retraining noise ---------------------------------------------------
@@ -800,8 +801,10 @@ def test_without_replicas_floor_groups_and_pies_are_empty(paper):
     pies = paper.pie_examples()
     assert pies.rows() == [] and "reference_answer" in pies.columns
     assert paper.query("select count(*) from replicas").fetchall() == [(0,)]
-    sliced = paper.sliced("answerable")
-    assert "floor" not in sliced.columns and sliced.rows()
+    sliced = paper.sliced("answerable")  # the same columns as with replicas, empty, with the note
+    rows = sliced.rows()
+    assert rows and all(r[c] is None for r in rows for c in ("floor", "gap", "gap_lo", "gap_hi", "noise"))
+    assert any("no replica groups in the store" in n for n in sliced.notes)
 
 
 # -- the replica field is data from elsewhere: refused when hostile -----------------------

@@ -36,7 +36,7 @@ def test_results_are_relations_with_notes(toy):
     assert isinstance(t2.arrow(), pa.RecordBatchReader)
     assert t2.notes == [NO_REPLICAS]  # no replicas: the floor columns are empty, and say so
     # lists of two neighbours: k = 2 is usable, and the note says which lists stop there
-    assert s.sweep([1, 2]).notes == []
+    assert s.sweep([1, 2]).notes == [NO_REPLICAS]
     assert s.table3().fetchall() == []
 
 

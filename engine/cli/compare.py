@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from ce.query.compare import Result
+from ce.query.floor import has_groups
 from ce.store.errors import CeError
 
 from .common import open_session, output_options, store_option, tpr_option
 from .output import WIDTH, write_results
-from .tables import comparison_tables
+from .tables import comparison_tables, floor_view, group_view, pie_view
 
 
 @click.command()
@@ -29,7 +31,7 @@ from .tables import comparison_tables
     "replicates",
     default=1000,
     show_default=True,
-    help="Bootstrap replicates for --ci (examples resampled, seeded).",
+    help="Bootstrap replicates for --ci and the noise floor's intervals (examples resampled, seeded).",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option(
@@ -75,7 +77,8 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
     session = open_session(store_path, read_only=True)
     boot = {"replicates": replicates, "seed": seed}
     if by is not None:
-        write_results([(None, session.sliced(by, k, tpr, reference=reference, **boot))], fmt, output)
+        level = {} if ci is None else {"ci": ci}
+        write_results([(None, session.sliced(by, k, tpr, reference=reference, **level, **boot))], fmt, output)
         return
     if table == "all" and (fmt != "table" or output):
         raise CeError(f"--format {fmt} and -o write one table: add --table 2, 3, floor, groups or pie")
@@ -87,6 +90,9 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
     }
     if table in one:
         result = one[table]()
+        if fmt == "table" and not output and not wide:  # the narrow view of a terminal
+            shown = {"floor": floor_view, "groups": group_view, "pie": pie_view}[table]
+            result = Result(session.con.from_arrow(shown(result.relation.to_arrow_table())), result.notes)
         write_results([(None, result)], fmt, output, width=None if wide else WIDTH)
         return
     table2 = table3 = None
@@ -96,7 +102,7 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
         table3 = session.table3()
     if fmt == "table" and not output and not wide:
         grouped = {}
-        if table == "all" and session.query("select 1 from replicas where replicas >= 2").limit(1).fetchall():
+        if table == "all" and has_groups(session.con):
             grouped = {name: one[name]() for name in ("floor", "groups", "pie")}
         shown, notes = comparison_tables(
             table2, table3, k, grouped.get("floor"), grouped.get("groups"), grouped.get("pie")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ce.query.compare import k_limits
+from ce.query.floor import has_groups
 from ce.query.measures import MEASURES, MIN_SUPPORT
 from ce.session import Session
 
@@ -29,7 +30,7 @@ from .report_html import (
 )
 from .report_summary import AGREEMENT, answer_pairs, has_answers, references, summary, verdict, verdict_html
 from .report_svg import bar_chart, esc, figure, heatmap, line_chart, margin_chart
-from .tables import FEW_NOTE, characteristic_tables, floor_view, group_view, pie_view, table3_view
+from .tables import FEW_NOTE, characteristic_tables, floor_view, group_view, pie_count, pie_view, table3_view
 
 LABELS = {m.name: m.label for m in MEASURES}
 REPLICATES = 500  # bootstrap replicates of the intervals: Table 2 of SQuAD + SST-2 in ~7 s on 2 cores
@@ -58,7 +59,8 @@ def render(
     refs = references(rows2, rows3, ranks)
     k_max = max((n for _, n in k_limits(session.con)), default=None)
     usable = [x for x in ks if k_max is None or x <= k_max]
-    rows_sweep = session.sweep(usable, tpr, reference=reference).rows() if usable else []
+    sweep_ = session.sweep(usable, tpr, reference=reference, replicates=replicates) if usable else None
+    rows_sweep = sweep_.rows() if sweep_ else []
     models = {m["model"]: m for m in session.sql.models().rows()}
     accuracy = session.sql.accuracy().rows()
     model_html, methods = models_table(list(models.values()), accuracy, ranks, refs)
@@ -83,7 +85,7 @@ def render(
     if answers:
         title = "Changed answers: flips, divergences and calibration"
         sections.append(("answers", title, answers_html(session, rows2, ranks)))
-    if session.query("select 1 from replicas where replicas >= 2").limit(1).fetchall():
+    if has_groups(session.con):
         title = "Noise floor: compression against retraining"
         sections.append(("noise", title, noise_html(session, k, tpr, replicates, reference)))
     sections += [
@@ -123,7 +125,7 @@ def noise_html(session: Session, k: int, tpr: float, replicates: int, reference:
     ]
     parts += [f"<p class='note'>{esc(n)}</p>" for n in groups.notes]
     parts.append(
-        f"<h3>PIEs: {pie_rows.num_rows} examples the groups answer differently</h3><p>Pruning-identified"
+        f"<h3>PIEs: {pie_count(pie_rows)} examples a group answers differently</h3><p>Pruning-identified"
         " exemplars (Hooker et al. 2019): the modal answer of another group's replicas differs from the"
         f" modal answer of the reference's; the first {PIES_SHOWN} of each pair of groups, with the votes"
         " (replicas giving the modal answer / replicas that answered).</p>"

@@ -156,8 +156,10 @@ def dataset_summary(dataset: str, reference: str, why: str, rows: list[dict], k:
     changed = changed_answers(reference, rows)
     if not found and not changed:
         return ""
+    unfloored = "" if floored else f" No noise floor: {reference} has no retrained replicas here."
     said = (
-        f"{table.html()}<p class='overall'>{overall(dataset, reference, found)}{against_floor(readings)}</p>"
+        f"{table.html()}<p class='overall'>{overall(dataset, reference, found)}"
+        f"{against_floor(readings)}{esc(unfloored)}</p>"
         if found
         else ""
     )

@@ -354,6 +354,11 @@ def pie_view(pies: pa.Table, per_pair: int = 8) -> pa.Table:
     )
 
 
+def pie_count(pies: pa.Table) -> int:
+    """How many distinct examples (of any dataset) are PIEs of some group."""
+    return len(set(zip(pies["dataset"].to_pylist(), pies["example_id"].to_pylist(), strict=True)))
+
+
 def comparison_tables(
     table2=None, table3=None, k: int = 10, floors=None, groups=None, pies=None
 ) -> tuple[list[tuple[str, pa.Table]], list[str]]:
@@ -396,8 +401,8 @@ def comparison_tables(
         table = pies.relation.to_arrow_table()
         out.append(
             (
-                f"PIEs: {table.num_rows} examples whose modal answer differs from the reference group's"
-                " (votes/replicas); the first ones",
+                f"PIEs: {pie_count(table)} examples where a group's modal answer differs from the"
+                " reference group's (votes/replicas); the first ones",
                 pie_view(table, 4),
             )
         )
@@ -418,6 +423,7 @@ __all__ = [
     "comparison_tables",
     "floor_view",
     "group_view",
+    "pie_count",
     "pie_view",
     "table3_view",
     "with_intervals_merged",

@@ -197,8 +197,11 @@ def _check_bootstrap(ci: float | None, replicates: int, seed: int) -> float:
     level = 0.95 if ci is None else float(ci)
     if not 0 < level < 1:
         raise CeError(f"ci {level} must lie strictly between 0 and 1 (e.g. 0.95)")
-    if replicates < 10:
-        raise CeError("the bootstrap needs at least 10 replicates (1000 is usual)")
+    if not 10 <= replicates <= floor.MAX_REPLICATES:
+        raise CeError(
+            f"the bootstrap needs at least 10 replicates and at most {floor.MAX_REPLICATES}"
+            f" (1000 is usual); got {replicates}"
+        )
     return level
 
 
@@ -301,15 +304,23 @@ def pie_examples(
     answer differs from the reference group's (the group of ``reference``, else of the
     store's reference, else of the best-ranked model with replicas), with the votes."""
     groups = floor.grouped_models(con)
+    _check_dataset(con, dataset)
     if not groups:
         return Result(execute(con, "select * from pie_examples(null) limit 0"), [NO_REPLICAS])
-    ranks = floor.ranks(con, checked_reference(con, reference))
+    named = checked_reference(con, reference)
+    ranks = floor.ranks(con, named)
     first = min(groups, key=lambda m: (ranks.get(m, 10**9), m))
+    notes = []
+    if named is not None and named not in groups:
+        notes.append(
+            f"note: {named} has no replicas, so the PIEs are those of the group of {first},"
+            f" {groups[first]}; name a replica as the reference for another group's"
+        )
     sql = "select * from pie_examples($group)"
     params: dict[str, Any] = {"group": groups[first]}
     if dataset is not None:
         sql, params = sql + " where dataset = $dataset", params | {"dataset": dataset}
-    return Result(execute(con, sql, params))
+    return Result(execute(con, sql, params), notes)
 
 
 def mcnemar_exact(b: int | None, c: int | None) -> float | None:
@@ -456,10 +467,8 @@ def sweep(
     params = {"tpr": float(tpr), "reference": checked_reference(con, reference)}
     relation = execute(con, sweep_sql(list(ks)), params)
     members = floor.members_of(floor.grouped_models(con))
-    if not members:
-        return Result(relation, notes)
-    by_k = {}
-    for k in sorted(set(ks)):
+    by_k: dict[int, dict] = {k: {} for k in ks}
+    for k in sorted(set(ks)) if members else ():
         sources = floor.long_sources(k, float(tpr), ("repr_after", "distribution"))
         by_k[k] = floor.computed(con, sources, replicates, seed)
     table = floor.with_long_floors(
@@ -518,10 +527,10 @@ def sliced(
     params = {"reference": checked_reference(con, reference)}
     relation = execute(con, sliced_sql(label, order, k, float(tpr)), params)
     members = floor.members_of(floor.grouped_models(con))
-    if not members:
-        return Result(relation, notes)
-    names = tuple(f.name for f in floor.TABLE2_FLOORED)
-    data = floor.computed(con, floor.long_sources(k, float(tpr), names, label), replicates, seed)
+    data = {}
+    if members:
+        names = tuple(f.name for f in floor.TABLE2_FLOORED)
+        data = floor.computed(con, floor.long_sources(k, float(tpr), names, label), replicates, seed)
     table = floor.with_long_floors(
         relation.to_arrow_table(), lambda r: data.get(r["characteristic"]), members, level
     )

@@ -75,7 +75,8 @@ ATTACK_ROWS = (
     " (broken_i and broken_j)::int as num_0, (broken_i or broken_j)::int as den_0"
     " from attack_agreement_examples()"
 )
-GROUPED = "select model from replicas where replicas >= 2"
+MIN_REPLICAS = 2  # a group needs this many replicas for a floor
+GROUPED = f"select model from replicas where replicas >= {MIN_REPLICAS}"
 
 READINGS = {
     -1: "beyond retraining noise",
@@ -86,8 +87,14 @@ READINGS = {
 
 def grouped_models(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """{model: its replica group} for every model of a group of two or more."""
-    rows = execute(con, "select model, replica_group from replicas where replicas >= 2").fetchall()
-    return dict(rows)
+    return dict(
+        execute(con, f"select model, replica_group from replicas where replicas >= {MIN_REPLICAS}").fetchall()
+    )
+
+
+def has_groups(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store holds a replica group of two or more (so a floor can be had)."""
+    return bool(execute(con, f"{GROUPED} limit 1").fetchall())
 
 
 def members_of(groups: dict[str, str]) -> dict[str, list[str]]:
@@ -104,6 +111,8 @@ class PairValue:
 
 
 BATCH = 262144  # per-example rows read at a time
+WEIGHTS_AT_ONCE = 2**22  # bootstrap weights held at once (replicates x examples): 32 MB
+MAX_REPLICATES = 100_000
 
 
 def weights(h: np.ndarray, replicates: int, seed: int) -> np.ndarray:
@@ -163,15 +172,25 @@ def pair_draws(
             place[code] = i
         h = np.asarray(batch.column(width + 2).to_numpy(zero_copy_only=False), dtype=np.uint64)
         examples, example_of = np.unique(h, return_inverse=True)
-        w = np.concatenate([np.ones((1, len(examples))), weights(examples, replicates, seed)])
-        cells = (example_of, place[local])
-        for m in range(2 * count):
-            values = np.asarray(batch.column(width + 3 + m).to_numpy(zero_copy_only=False), dtype=np.float64)
-            dense = np.zeros((len(examples), len(used)))
-            np.add.at(dense, cells, values)
-            summed = w @ dense  # (1 + replicates) x columns: the plain sum, then each replicate's
-            for i, c in enumerate(used):
-                totals[c][m] += summed[:, i]
+        column_of = place[local]
+        values = [
+            np.asarray(batch.column(width + 3 + m).to_numpy(zero_copy_only=False), dtype=np.float64)
+            for m in range(2 * count)
+        ]
+        order = np.argsort(example_of, kind="stable")  # rows by example: a chunk is a slice
+        by_example = example_of[order]
+        step = max(1, WEIGHTS_AT_ONCE // (1 + replicates))
+        for start in range(0, len(examples), step):
+            stop = min(start + step, len(examples))
+            rows = order[np.searchsorted(by_example, start) : np.searchsorted(by_example, stop)]
+            w = np.concatenate([np.ones((1, stop - start)), weights(examples[start:stop], replicates, seed)])
+            cells = (example_of[rows] - start, column_of[rows])
+            for m in range(2 * count):
+                dense = np.zeros((stop - start, len(used)))
+                np.add.at(dense, cells, values[m][rows])
+                summed = w @ dense  # (1 + replicates) x columns: the plain sum, then each replicate's
+                for i, c in enumerate(used):
+                    totals[c][m] += summed[:, i]
     out: list[dict] = [{} for _ in range(count)]
     for (key, pair), c in columns.items():
         sums_ = totals[c]
@@ -222,7 +241,8 @@ def floors_at(pairs: dict[tuple[str, str], PairValue], members: dict[str, list[s
         if not inside:
             continue
         draws = _nanmean([v.draws for v in inside.values()])
-        out[group] = Floor(group, len(models), {p: v.value for p, v in inside.items()}, draws)
+        answered = len({m for p in inside for m in p})  # replicas with this measure here
+        out[group] = Floor(group, answered, {p: v.value for p, v in inside.items()}, draws)
     return out
 
 
@@ -446,15 +466,18 @@ GROUP_SCHEMA = pa.schema(
 
 def permutation_p(
     a: list[str], b: list[str], values: dict[tuple[str, str], float], closer: int, seed: int
-) -> tuple[float | None, int]:
+) -> tuple[float | None, int | None]:
     """(p-value, splittings tried) of the permutation test over replica labels: the pooled
     models of groups ``a`` and ``b`` split every way into groups of the same sizes; the
-    statistic is closer * (mean within - mean between). None when a pair's value is missing."""
+    statistic is closer * (mean within - mean between). (None, None) when a pair's value is
+    missing, or a group has no pair within."""
+    if len(a) < 2 and len(b) < 2:
+        return None, None
     pooled = sorted(a + b)
     pair_values = {}
     for p in itertools.combinations(pooled, 2):
         if values.get(p) is None:
-            return None, 0
+            return None, None
         pair_values[p] = values[p]
 
     def statistic(left: frozenset) -> float:
@@ -488,8 +511,10 @@ def group_rows(
         for key in sorted(by_key, key=lambda t: tuple("" if v is None else str(v) for v in t)):
             pairs = by_key[key]
             floors = floors_at(pairs, members)
+            present = {m for p in pairs for m in p}
             for gi, gj in itertools.combinations(order, 2):
-                a, b = members[gi], members[gj]
+                a = [m for m in members[gi] if m in present]  # the replicas with data here
+                b = [m for m in members[gj] if m in present]
                 cross = {tuple(sorted((x, y))): pairs.get(tuple(sorted((x, y)))) for x in a for y in b}
                 cross = {p: v for p, v in cross.items() if v is not None and v.value is not None}
                 if not cross or gi not in floors:
@@ -566,6 +591,7 @@ __all__ = [
     "floor_rows",
     "group_rows",
     "grouped_models",
+    "has_groups",
     "members_of",
     "permutation_p",
     "ranks",

@@ -318,6 +318,10 @@ def export_bundle(store: Store, out: str | Path, selection: Selection = Selectio
     by_run: dict[str, list[str]] = {}
     for p in parts:
         by_run.setdefault(p.run_id, []).append(p.path)
+    exported = {p.partition["model"] for p in parts if "model" in p.partition}
+    for run_id, r in records.items():  # runs that only say a model is a replica (--replica-of)
+        if r.get("replica") and not r["parts"] and r["status"] == "complete" and r.get("model") in exported:
+            by_run.setdefault(run_id, [])
     small: dict[str, bytes] = {}
     for run_id, paths in sorted(by_run.items()):
         rec = {k: v for k, v in records[run_id].items() if k not in LOCAL_ONLY}
@@ -762,6 +766,11 @@ def _renamed(bundle: Verified, renames: Renames) -> Verified:
         for key in ("model", "dataset"):
             if isinstance(record.get(key), str):
                 record[key] = renames.apply(key, record[key])
+        if record.get("replica"):  # a group is named like a model: --rename-model renames it too
+            record["replica"] = {
+                **record["replica"],
+                "group": renames.apply("model", record["replica"]["group"]),
+            }
         if len({p["path"] for p in record["parts"]}) != len(record["parts"]):
             raise BundleError(f"the renames make two parts of run {run_id} one; rename to distinct names")
     if len(entry_of) != len(bundle.entry_of):
@@ -817,6 +826,7 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
             key = (p.kind, tuple(sorted(p.partition.items())))
             owner.setdefault(key, set()).add(p.run_id)
     known = _local_fingerprints(store, live, local)
+    _check_replica_groups(records, bundle.records)
     mine = {_dataset_of(p): fp for p, fp in bundle.fingerprints.items()}
     for p, fp in bundle.fingerprints.items():
         dataset = _dataset_of(p)
@@ -864,8 +874,8 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
                     f" {rename} OLD=NEW to keep both, or into another --store"
                 )
             kept.append(part)
-        if not kept:  # the store has all of this run already (or the same examples)
-            plan.same += 1
+        if not kept and (before is not None or record["parts"]):  # the store has all of it already
+            plan.same += 1  # (or the same examples); a run without parts (--replica-of) is new once
             continue
         for part in kept:
             plan.writes[part["path"]] = bundle.entry_of[part["path"]]
@@ -885,6 +895,46 @@ def _plan(store: Store, bundle: Verified) -> _Plan:
                 },
             }
     return plan
+
+
+def _replica_groups(records) -> dict[str, tuple[str, int | None, bool]]:
+    """model -> (group, seed, whether it came from a bundle) by each model's latest complete
+    run that names a replica group (as the view replicas reads them)."""
+    latest: dict[str, dict] = {}
+    for r in records:
+        if r.get("status") == "complete" and r.get("model") and r.get("replica"):
+            if r["model"] not in latest or (r["started"], r["run_id"]) > (
+                latest[r["model"]]["started"],
+                latest[r["model"]]["run_id"],
+            ):
+                latest[r["model"]] = r
+    return {
+        m: (r["replica"]["group"], r["replica"]["seed"], bool(r.get("imported"))) for m, r in latest.items()
+    }
+
+
+def _check_replica_groups(local: list[dict], incoming: dict[str, dict]) -> None:
+    """Refuse a bundle whose replicas would join a replica group this store made itself, or
+    give one group two models of one seed: a floor must hold one recipe's runs only."""
+    here = _replica_groups(local)
+    theirs = _replica_groups(incoming.values())
+    for model, (group, seed, _) in sorted(theirs.items()):
+        own = sorted(m for m, (g, _, imported) in here.items() if g == group and not imported and m != model)
+        if own:
+            raise BundleError(
+                f"the bundle's replica group {group!r} is a group this store made ({', '.join(own[:4])});"
+                f" import with --rename-model {group}=NEW-NAME (its group is renamed with it)"
+            )
+        twins = sorted(
+            m
+            for m, (g, s, _) in {**here, **theirs}.items()
+            if g == group and seed is not None and s == seed and m != model
+        )
+        if twins:
+            raise BundleError(
+                f"the bundle's {model!r} and {twins[0]!r} would both be seed {seed} of replica group"
+                f" {group!r}; import with --rename-model {group}=NEW-NAME"
+            )
 
 
 def _same_part(bundle: Verified, entry: str, on_disk: Path, part: dict) -> bool:

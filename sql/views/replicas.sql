@@ -20,9 +20,10 @@ founders as (  -- named by --replica-of (runs 'replica'), not by a group's own r
     from declared d
     join models m on m.model = d.replica_group
     where d.replica_group not in (select model from declared)
-        and d.replica_group in (
-            select json_extract_string(provenance, '$.replica.group') from runs
+        and d.replica_group in (  -- made a replica of this very model, which had no group then
+            select json_extract_string(params, '$.of') from runs
             where command = 'replica' and status = 'complete'
+                and json_extract_string(params, '$.of') = json_extract_string(provenance, '$.replica.group')
         )
 ),
 members as (
