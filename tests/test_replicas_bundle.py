@@ -14,7 +14,7 @@ import ce.query.floor as floor
 from ce.extractors.replicas import store_groups
 from ce.store import Store
 from ce.store.bundle import BundleError, Renames, export_bundle, import_bundle
-from ce.store.errors import CeError
+from ce.store.errors import CeError, NotFound
 
 from .conftest import snapshot
 
@@ -131,3 +131,12 @@ def test_replicates_are_bounded(tmp_path):
     write(tmp_path / "a")
     with pytest.raises(CeError, match="at most 100000"):
         ce.open(tmp_path / "a").noise_floor(replicates=10**9)
+
+
+def test_the_floor_and_the_groups_of_one_dataset(tmp_path):
+    write(tmp_path / "a")
+    s = ce.open(tmp_path / "a")
+    assert s.noise_floor(dataset="toy").rows() == s.noise_floor().rows()
+    assert s.group_agreement(dataset="toy").rows() == s.group_agreement().rows()
+    with pytest.raises(NotFound, match="no predictions or neighbours for dataset 'toyy'.*did you mean"):
+        s.noise_floor(dataset="toyy")

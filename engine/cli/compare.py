@@ -14,7 +14,7 @@ from .tables import comparison_tables, floor_view, group_view, pie_view
 
 
 @click.command()
-@click.option("--dataset", help="Only this dataset (Table 2).")
+@click.option("--dataset", help="Only this dataset (Table 2, the floor, the groups, the PIEs).")
 @click.option(
     "--table",
     type=click.Choice(["2", "3", "floor", "groups", "pie", "all"]),
@@ -84,8 +84,10 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
         raise CeError(f"--format {fmt} and -o write one table: add --table 2, 3, floor, groups or pie")
     level = {} if ci is None else {"ci": ci}
     one = {
-        "floor": lambda: session.noise_floor(k, tpr, **level, **boot),
-        "groups": lambda: session.group_agreement(k, tpr, **level, **boot, reference=reference),
+        "floor": lambda: session.noise_floor(k, tpr, **level, **boot, dataset=dataset),
+        "groups": lambda: session.group_agreement(
+            k, tpr, **level, **boot, reference=reference, dataset=dataset
+        ),
         "pie": lambda: session.pie_examples(reference, dataset),
     }
     if table in one:

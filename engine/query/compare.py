@@ -227,6 +227,11 @@ def _floor_notes(table: pa.Table, members: dict[str, list[str]]) -> list[str]:
     ]
 
 
+def _of_dataset(rows: list[dict], dataset: str | None) -> list[dict]:
+    """The rows of ``dataset`` (as a row's dataset or OOD test set); all without one."""
+    return rows if dataset is None else [r for r in rows if dataset in (r["dataset"], r["ood_dataset"])]
+
+
 def _derived(other: tuple | None, model: str, facts: tuple | None) -> bool:
     """Whether a model with ``other`` (source, parent) was made from ``model`` (with
     ``facts``): its parent is that model or the folder it was loaded from."""
@@ -241,21 +246,25 @@ def noise_floor(
     ci: float = 0.95,
     replicates: int = floor.FLOOR_REPLICATES,
     seed: int = 0,
+    dataset: str | None = None,
 ) -> Result:
     """The retraining noise floor: per characteristic (errors, representations after
     fine-tuning at k, OOD sets at k and tpr, the attack sets, changed answers, top-1
     agreement, JS), dataset and replica group, the agreement between the group's replicas:
-    replica pairs, mean (``floor``) with its bootstrap interval, min and max."""
-    notes, level, members = _floor_settings(con, k, tpr, ci, replicates, seed)
+    replica pairs, mean (``floor``) with its bootstrap interval, min and max (``dataset``:
+    only the rows of that dataset, or of that OOD test set)."""
+    notes, level, members = _floor_settings(con, k, tpr, ci, replicates, seed, dataset)
     if not members:
         return Result(con.from_arrow(floor.FLOOR_SCHEMA.empty_table()), notes + [NO_REPLICAS])
     data = floor.computed(con, floor.table2_sources(k, float(tpr)), replicates, seed)
-    rows = floor.floor_rows(data, members, level)
+    rows = _of_dataset(floor.floor_rows(data, members, level), dataset)
     return Result(con.from_arrow(pa.Table.from_pylist(rows, floor.FLOOR_SCHEMA)), notes)
 
 
-def _floor_settings(con, k: int, tpr: float, ci: float, replicates: int, seed: int):
-    """(notes, interval level, {group: members}) once k, tpr and the bootstrap are checked."""
+def _floor_settings(con, k: int, tpr: float, ci: float, replicates: int, seed: int, dataset: str | None):
+    """(notes, interval level, {group: members}) once k, tpr, the bootstrap and the dataset
+    are checked."""
+    _check_dataset(con, dataset)
     notes = check_k_tpr(con, [k], tpr)
     level = _check_bootstrap(ci, replicates, seed)
     return notes, level, floor.members_of(floor.grouped_models(con))
@@ -269,18 +278,20 @@ def group_agreement(
     replicates: int = floor.FLOOR_REPLICATES,
     seed: int = 0,
     reference: str | None = None,
+    dataset: str | None = None,
 ) -> Result:
     """Every pair of replica groups (the reference's group first) per characteristic and
     dataset: the between-group agreement (mean over cross pairs, interval, min, max), each
     group's floor, the gap between-minus-floor of the first with its interval and reading,
-    and the permutation test over replica labels (p_value, splittings tried)."""
-    notes, level, members = _floor_settings(con, k, tpr, ci, replicates, seed)
+    and the permutation test over replica labels (p_value, splittings tried); ``dataset``
+    keeps the rows of that dataset (or OOD test set)."""
+    notes, level, members = _floor_settings(con, k, tpr, ci, replicates, seed, dataset)
     if len(members) < 2:
         why = NO_REPLICAS if not members else "note: one replica group only; groups compare in pairs"
         return Result(con.from_arrow(floor.GROUP_SCHEMA.empty_table()), notes + [why])
     data = floor.computed(con, floor.table2_sources(k, float(tpr)), replicates, seed)
     ranks = floor.ranks(con, checked_reference(con, reference))
-    rows = floor.group_rows(data, members, ranks, level, seed)
+    rows = _of_dataset(floor.group_rows(data, members, ranks, level, seed), dataset)
     table = pa.Table.from_pylist(rows, floor.GROUP_SCHEMA)
     small = sorted({(r["replicas_i"], r["replicas_j"]) for r in rows})
     notes += [
