@@ -76,13 +76,12 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
     """
     session = open_session(store_path, read_only=True)
     boot = {"replicates": replicates, "seed": seed}
+    level = {} if ci is None else {"ci": ci}
     if by is not None:
-        level = {} if ci is None else {"ci": ci}
         write_results([(None, session.sliced(by, k, tpr, reference=reference, **level, **boot))], fmt, output)
         return
     if table == "all" and (fmt != "table" or output):
         raise CeError(f"--format {fmt} and -o write one table: add --table 2, 3, floor, groups or pie")
-    level = {} if ci is None else {"ci": ci}
     one = {
         "floor": lambda: session.noise_floor(k, tpr, **level, **boot, dataset=dataset),
         "groups": lambda: session.group_agreement(

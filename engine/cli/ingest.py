@@ -14,7 +14,8 @@ def replica_of_option(f):
         "replica_of",
         metavar="MODEL",
         help="Mark the ingested model as a replica of MODEL, a model of the store (the same"
-        " recipe, another seed): it joins MODEL's replica group, or the group named MODEL.",
+        " recipe, another seed): it joins MODEL's replica group (MODEL without one starts a"
+        " group named after it).",
     )(f)
 
 

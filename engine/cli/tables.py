@@ -406,6 +406,7 @@ def comparison_tables(
                 pie_view(table, 4),
             )
         )
+        notes += pies.notes
     if table3 is not None:
         out.append(
             (

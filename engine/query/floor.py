@@ -98,6 +98,7 @@ def has_groups(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def members_of(groups: dict[str, str]) -> dict[str, list[str]]:
+    """{group: its models, by name} from {model: group}."""
     out: dict[str, list[str]] = {}
     for model, group in sorted(groups.items()):
         out.setdefault(group, []).append(model)
@@ -106,6 +107,8 @@ def members_of(groups: dict[str, str]) -> dict[str, list[str]]:
 
 @dataclass
 class PairValue:
+    """A pair's value of one measure at one key, and its bootstrap replicates."""
+
     value: float | None
     draws: np.ndarray  # the value in each bootstrap replicate (nan where it has no denominator)
 
