@@ -190,8 +190,12 @@ def _narrow(m: Measure, rows: pa.Table) -> pa.Table:
         columns["mcnemar_p"] = rows[f"{m.name}_mcnemar_p"]
     columns |= floored
     columns["n"] = rows[f"{m.name}_n"]
-    for name, source in zip(size_columns(m), m.sizes or (), strict=False):
-        columns[source] = rows[name]
+    if floored and m.sizes:  # both sizes in one column, to leave the floor room
+        i, j = (rows[c].to_pylist() for c in size_columns(m))
+        columns["sets"] = pa.array([None if a is None else f"{a}/{b}" for a, b in zip(i, j, strict=True)])
+    else:
+        for name, source in zip(size_columns(m), m.sizes or (), strict=False):
+            columns[source] = rows[name]
     few = rows[f"{m.name}_few"].to_pylist()
     columns["few"] = pa.array([FEW_MARK if f else "" for f in few], pa.string())
     return pa.table(columns)
