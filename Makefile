@@ -46,7 +46,7 @@ lint: install
 	$(BIN)/ruff format --check engine extractors tests bench
 
 bench: install
-	cd bench && for b in extract decoder qa_pipeline neighbors knn_agreement noise_floor attack float16 scale bundle ingest checkpoints gpu; do \
+	cd bench && for b in extract decoder qa_pipeline neighbors knn_agreement noise_floor cka attack float16 scale bundle ingest checkpoints gpu; do \
 		../$(BIN)/python $$b.py || exit 1; done
 
 clean:

@@ -26,6 +26,7 @@ import duckdb
 from ce.query.compare import (
     Result,
     checked_reference,
+    cka,
     group_agreement,
     noise_floor,
     pie_examples,
@@ -121,6 +122,7 @@ class Session:
     noise_floor = _on_connection(noise_floor)
     group_agreement = _on_connection(group_agreement)
     pie_examples = _on_connection(pie_examples)
+    cka = _on_connection(cka)
 
     # -- jobs ------------------------------------------------------------------------------
     def _writable(self) -> Store:

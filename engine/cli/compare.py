@@ -17,11 +17,12 @@ from .tables import comparison_tables, floor_view, group_view, pie_view
 @click.option("--dataset", help="Only this dataset (Table 2, the floor, the groups, the PIEs).")
 @click.option(
     "--table",
-    type=click.Choice(["2", "3", "floor", "groups", "pie", "all"]),
+    type=click.Choice(["2", "3", "floor", "groups", "pie", "cka", "all"]),
     default="all",
     show_default=True,
     help="Which table: the paper's 2 or 3, the noise floor of each replica group, the replica"
-    " groups compared, or the PIEs; csv, json and parquet take one.",
+    " groups compared, the PIEs, or linear CKA of every pair's embeddings; csv, json and"
+    " parquet take one.",
 )
 @click.option("--k", default=10, show_default=True, help="Neighbours for representation and OOD.")
 @tpr_option
@@ -73,6 +74,7 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
       ce compare --table 2 --ci 0.95 --bootstrap 1000
       ce compare --by answerable --reference bert-large
       ce compare --table floor --format csv -o floor.csv
+      ce compare --table cka --dataset sst2-dev
     """
     session = open_session(store_path, read_only=True)
     boot = {"replicates": replicates, "seed": seed}
@@ -88,12 +90,14 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
             k, tpr, **level, **boot, reference=reference, dataset=dataset
         ),
         "pie": lambda: session.pie_examples(reference, dataset),
+        "cka": lambda: session.cka(dataset, reference),
     }
     if table in one:
         result = one[table]()
         if fmt == "table" and not output and not wide:  # the narrow view of a terminal
-            shown = {"floor": floor_view, "groups": group_view, "pie": pie_view}[table]
-            result = Result(session.con.from_arrow(shown(result.relation.to_arrow_table())), result.notes)
+            shown = {"floor": floor_view, "groups": group_view, "pie": pie_view}.get(table)
+            if shown is not None:
+                result = Result(session.con.from_arrow(shown(result.relation.to_arrow_table())), result.notes)
         write_results([(None, result)], fmt, output, width=None if wide else WIDTH)
         return
     table2 = table3 = None

@@ -308,6 +308,18 @@ def _least_p(a: int, b: int) -> float:
     return (2 if a == b else 1) / math.comb(a + b, a)
 
 
+def cka(con: duckdb.DuckDBPyConnection, dataset: str | None = None, reference: str | None = None) -> Result:
+    """Linear CKA between every pair of models' stored embeddings per stage and dataset,
+    the reference first: ``cka`` (column-centred, Kornblith et al. 2019) and
+    ``cka_unbiased`` (the unbiased HSIC estimator, near 0 for independent inputs), computed
+    in feature space from blocks of examples (never an n x n matrix; see ce.query.cka)."""
+    from .cka import SCHEMA, cka_rows
+
+    _check_dataset(con, dataset)
+    rows = cka_rows(con, floor.ranks(con, checked_reference(con, reference)), dataset)
+    return Result(con.from_arrow(pa.Table.from_pylist(rows, SCHEMA)))
+
+
 def pie_examples(
     con: duckdb.DuckDBPyConnection, reference: str | None = None, dataset: str | None = None
 ) -> Result:
@@ -551,6 +563,7 @@ def sliced(
 __all__ = [
     "Result",
     "checked_reference",
+    "cka",
     "group_agreement",
     "k_limits",
     "noise_floor",
