@@ -59,7 +59,9 @@ def render(
     refs = references(rows2, rows3, ranks)
     k_max = max((n for _, n in k_limits(session.con)), default=None)
     usable = [x for x in ks if k_max is None or x <= k_max]
-    sweep_ = session.sweep(usable, tpr, reference=reference, replicates=replicates) if usable else None
+    sweep_ = (
+        session.sweep(usable, tpr, reference=reference, floors=False) if usable else None
+    )  # K curves only
     rows_sweep = sweep_.rows() if sweep_ else []
     models = {m["model"]: m for m in session.sql.models().rows()}
     accuracy = session.sql.accuracy().rows()

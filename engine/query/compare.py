@@ -479,17 +479,20 @@ def sweep(
     ci: float = 0.95,
     replicates: int = floor.FLOOR_REPLICATES,
     seed: int = 0,
+    floors: bool = True,
 ) -> Result:
     """The data of the paper's Figure 1: every k-dependent measure against k for every pair,
     long format; distribution rows name their bank and all rows the stage of their embeddings.
     Where the store has replica groups, each row of a floored measure (representations after
     fine-tuning, OOD sets) also has the floor of model_i's group at that k, the gap, its
-    ``ci`` interval (``replicates`` bootstrap replicates) and its reading (``noise``)."""
+    ``ci`` interval (``replicates`` bootstrap replicates) and its reading (``noise``);
+    ``floors=False`` leaves those columns empty and spares their bootstrap (a figure of
+    the values alone)."""
     notes = check_k_tpr(con, list(ks), tpr)
     level = _check_bootstrap(ci, replicates, seed)
     params = {"tpr": float(tpr), "reference": checked_reference(con, reference)}
     relation = execute(con, sweep_sql(list(ks)), params)
-    members = floor.members_of(floor.grouped_models(con))
+    members = floor.members_of(floor.grouped_models(con)) if floors else {}
     by_k: dict[int, dict] = {k: {} for k in ks}
     for k in sorted(set(ks)) if members else ():
         sources = floor.long_sources(k, float(tpr), ("repr_after", "distribution"))
@@ -497,7 +500,7 @@ def sweep(
     table = floor.with_long_floors(
         relation.to_arrow_table(), lambda r: by_k[r["k"]].get(r["characteristic"]), members, level
     )
-    return Result(con.from_arrow(table), notes + _floor_notes(table, members))
+    return Result(con.from_arrow(table), notes + (_floor_notes(table, members) if floors else []))
 
 
 def table3(con: duckdb.DuckDBPyConnection) -> Result:

@@ -399,6 +399,7 @@ KEY_FIELDS = [  # what a floor or group row is of: the characteristic, its examp
     ("ood_stage", pa.string()),
     ("attack", pa.string()),
 ]
+KEY_COLUMNS = tuple(name for name, _ in KEY_FIELDS[1:])  # dataset, the OOD keys, attack
 FLOOR_SCHEMA = pa.schema(
     [
         *KEY_FIELDS,
@@ -417,29 +418,35 @@ FLOOR_SCHEMA = pa.schema(
 def floor_rows(data: dict, members: dict[str, list[str]], level: float) -> list[dict]:
     """The rows of noise_floor(): per characteristic, key and group."""
     rows = []
+    for _, named, pairs in _keyed(data):
+        for group, fl in sorted(floors_at(pairs, members).items()):
+            lo, hi = _percentiles(fl.draws, level)
+            rows.append(
+                {
+                    **named,
+                    "replica_group": group,
+                    "replicas": fl.replicas,
+                    "pairs": len(fl.values),
+                    "floor": fl.mean,
+                    "floor_lo": lo,
+                    "floor_hi": hi,
+                    "floor_min": min(fl.values.values()),
+                    "floor_max": max(fl.values.values()),
+                }
+            )
+    return rows
+
+
+def _keyed(data: dict):
+    """(characteristic, its key columns as a floor or group row names them, {pair: value})
+    for every characteristic of ``data`` and key, in a stable order."""
     for f in FLOORED:
         if f.name not in data:
             continue
         keys, by_key = data[f.name]
         for key in sorted(by_key, key=lambda t: tuple("" if v is None else str(v) for v in t)):
-            for group, fl in sorted(floors_at(by_key[key], members).items()):
-                lo, hi = _percentiles(fl.draws, level)
-                named = dict(zip(keys, key, strict=True))
-                rows.append(
-                    {
-                        "characteristic": f.name,
-                        **{c: named.get(c) for c in ("dataset", *OOD_KEYS, "attack")},
-                        "replica_group": group,
-                        "replicas": fl.replicas,
-                        "pairs": len(fl.values),
-                        "floor": fl.mean,
-                        "floor_lo": lo,
-                        "floor_hi": hi,
-                        "floor_min": min(fl.values.values()),
-                        "floor_max": max(fl.values.values()),
-                    }
-                )
-    return rows
+            named = dict(zip(keys, key, strict=True))
+            yield f, {"characteristic": f.name, **{c: named.get(c) for c in KEY_COLUMNS}}, by_key[key]
 
 
 GROUP_SCHEMA = pa.schema(
@@ -507,55 +514,49 @@ def group_rows(
     (the better-ranked group first: the one holding the reference, then the largest)."""
     order = sorted(members, key=lambda g: (min(ranks.get(m, 10**9) for m in members[g]), g))
     rows = []
-    for f in FLOORED:
-        if f.name not in data:
-            continue
-        keys, by_key = data[f.name]
-        for key in sorted(by_key, key=lambda t: tuple("" if v is None else str(v) for v in t)):
-            pairs = by_key[key]
-            floors = floors_at(pairs, members)
-            present = {m for p in pairs for m in p}
-            for gi, gj in itertools.combinations(order, 2):
-                a = [m for m in members[gi] if m in present]  # the replicas with data here
-                b = [m for m in members[gj] if m in present]
-                cross = {tuple(sorted((x, y))): pairs.get(tuple(sorted((x, y)))) for x in a for y in b}
-                cross = {p: v for p, v in cross.items() if v is not None and v.value is not None}
-                if not cross or gi not in floors:
-                    continue
-                draws = _nanmean([v.draws for v in cross.values()])
-                between = _mean(v.value for v in cross.values())
-                lo, hi = _percentiles(draws, level)
-                g, g_lo, g_hi, _ = gap(between, draws, floors[gi], f.closer, level)
-                p, splittings = permutation_p(a, b, {q: v.value for q, v in pairs.items()}, f.closer, seed)
-                named = dict(zip(keys, key, strict=True))
-                rows.append(
-                    {
-                        "characteristic": f.name,
-                        **{c: named.get(c) for c in ("dataset", *OOD_KEYS, "attack")},
-                        "group_i": gi,
-                        "group_j": gj,
-                        "replicas_i": len(a),
-                        "replicas_j": len(b),
-                        "pairs": len(cross),
-                        "between": between,
-                        "between_lo": lo,
-                        "between_hi": hi,
-                        "between_min": min(v.value for v in cross.values()),
-                        "between_max": max(v.value for v in cross.values()),
-                        "floor_i": floors[gi].mean,
-                        "floor_j": floors[gj].mean if gj in floors else None,
-                        "gap": g,
-                        "gap_lo": g_lo,
-                        "gap_hi": g_hi,
-                        "p_value": p,
-                        "splittings": splittings,
-                        "reading": reading(g_lo, g_hi, f.closer),
-                    }
-                )
+    for f, named, pairs in _keyed(data):
+        floors = floors_at(pairs, members)
+        present = {m for p in pairs for m in p}
+        for gi, gj in itertools.combinations(order, 2):
+            a = [m for m in members[gi] if m in present]  # the replicas with data here
+            b = [m for m in members[gj] if m in present]
+            cross = {tuple(sorted((x, y))): pairs.get(tuple(sorted((x, y)))) for x in a for y in b}
+            cross = {p: v for p, v in cross.items() if v is not None and v.value is not None}
+            if not cross or gi not in floors:
+                continue
+            draws = _nanmean([v.draws for v in cross.values()])
+            between = _mean(v.value for v in cross.values())
+            lo, hi = _percentiles(draws, level)
+            g, g_lo, g_hi, _ = gap(between, draws, floors[gi], f.closer, level)
+            p, splittings = permutation_p(a, b, {q: v.value for q, v in pairs.items()}, f.closer, seed)
+            rows.append(
+                {
+                    **named,
+                    "group_i": gi,
+                    "group_j": gj,
+                    "replicas_i": len(a),
+                    "replicas_j": len(b),
+                    "pairs": len(cross),
+                    "between": between,
+                    "between_lo": lo,
+                    "between_hi": hi,
+                    "between_min": min(v.value for v in cross.values()),
+                    "between_max": max(v.value for v in cross.values()),
+                    "floor_i": floors[gi].mean,
+                    "floor_j": floors[gj].mean if gj in floors else None,
+                    "gap": g,
+                    "gap_lo": g_lo,
+                    "gap_hi": g_hi,
+                    "p_value": p,
+                    "splittings": splittings,
+                    "reading": reading(g_lo, g_hi, f.closer),
+                }
+            )
     return rows
 
 
 def ranks(con: duckdb.DuckDBPyConnection, reference: str | None) -> dict[str, int]:
+    """{model: its rank} by model_rank (the reference first)."""
     rows = execute(con, "select model, rank from model_rank(reference := $r)", {"r": reference}).fetchall()
     return dict(rows)
 
