@@ -43,9 +43,12 @@ def full_store(store_dir) -> Store:
 
 
 def long_names_store(root, n: int = 60) -> Store:
-    """Five models with long names over n examples: errors, neighbour lists before and after
-    fine-tuning, OOD scores and attacks, and the records of a recipe chain with sizes."""
+    """Five models with long names over n examples: errors, neighbour lists and embeddings
+    before and after fine-tuning, OOD scores and attacks, and the records of a recipe chain
+    with sizes."""
     rng = np.random.default_rng(0)
+    spaces = np.random.default_rng(1)  # the embeddings' own draws: the others stay as they were
+    shared = spaces.normal(size=(n, 8))
     store = Store(root)
     ids = [f"e{i}" for i in range(n)]
     models = (REFERENCE, *OTHERS)
@@ -94,6 +97,13 @@ def long_names_store(root, n: int = 60) -> Store:
                     "neighbors",
                     {"model": model, "stage": stage, "dataset": "sst2-dev"},
                     pa.table({"example_id": ids, "idx": list(range(n)), "neighbors": lists}),
+                )
+                v = shared @ spaces.normal(size=(8, 6 + m)) + 0.5 * m * spaces.normal(size=(n, 6 + m))
+                vector = pa.FixedSizeListArray.from_arrays(pa.array(v.astype(np.float32).reshape(-1)), 6 + m)
+                run.write(
+                    "embeddings",
+                    {"model": model, "stage": stage, "dataset": "sst2-dev"},
+                    pa.table({"example_id": ids, "vector": vector.cast(pa.list_(pa.float32()))}),
                 )
             distances = np.sort(rng.random((2 * n, 5)), axis=1).tolist()
             run.write(
@@ -433,6 +443,38 @@ def test_no_changed_answer_section_without_answers(full_store, long_store):
         page = render(ce.open(store), k=1, tpr=0.5, ks=(1,), replicates=20)
         assert "<section id='answers'>" not in page and "Changed answers" not in page
         assert "C→W" not in page and "changes" not in visible(section(page, "summary"))
+
+
+def test_cka_heatmaps_hold_the_sessions_values_in_model_rank_order(long_store):
+    session = ce.open(long_store)
+    page = render(session, k=5, tpr=0.5, ks=(5,), replicates=20)
+    cka = section(page, "cka")
+    assert "Representation similarity: linear CKA" in visible(page)
+    assert page.index("<section id='heatmaps'>") < page.index("<section id='cka'>")
+    figures = re.findall(r"<figure class='chart'>.*?</figure>", cka)
+    captions = [re.search(r"<figcaption>([^<]+)</figcaption>", f).group(1) for f in figures]
+    assert captions == [f"Linear CKA, sst2-dev, {stage} embeddings" for stage in ("pretrained", "finetuned")]
+    rows = session.cka().rows()
+    assert len(rows) == 2 * 10 and {r["n"] for r in rows} == {60}  # two stages, every pair of five models
+    for stage, drawn in zip(("pretrained", "finetuned"), figures, strict=True):
+        axis = re.findall(r"text-anchor='end'>(?:<title>([^<]+)</title>)?([^<]+)</text>", drawn)
+        assert [full or shown for full, shown in axis] == [REFERENCE, OTHERS[1], OTHERS[0], *OTHERS[2:]]
+        cells = re.findall(r"<title>([^<]+: CKA [^<]+)</title></rect><text [^>]*>([^<]+)</text>", drawn)
+        expected = []
+        for r in (r for r in rows if r["stage"] == stage):
+            values = f"CKA {r['cka']:.3f} (unbiased {r['cka_unbiased']:.3f}), n {r['n']}"
+            tip = f"{r['model_i']} vs {r['model_j']}: {values}"
+            expected += [(tip, f"{r['cka']:.2f}")] * 2  # each pair above and below the diagonal
+        assert sorted(cells) == sorted(expected)
+        assert "colour scale: linear CKA" in drawn and "Jaccard" not in drawn and "close" not in drawn
+    assert " linear CKA " in visible(section(page, "glossary"))
+
+
+def test_cka_section_says_it_is_empty_without_embeddings(full_store):
+    empty = section(render(ce.open(full_store), k=1, tpr=0.5, ks=(1,), replicates=20), "cka")
+    assert "<svg" not in empty and "<figure" not in empty
+    said = "No embeddings in the store: there are no representations to compare."
+    assert visible(empty).strip() == f"Representation similarity: linear CKA {said}"
 
 
 def test_a_pair_with_several_ood_rows_is_said_once():

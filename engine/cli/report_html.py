@@ -279,6 +279,12 @@ GLOSSARY = {
         " compared): a hint, not a measurement",
         "verdict": "the rule stated in the summary, said of any pair",
     },
+    "Representation similarity": {
+        "linear CKA": "how alike two models' embeddings of the same examples are as a whole,"
+        " up to rotation and scale (Kornblith et al. 2019), from 0 to 1; in a cell's tooltip the"
+        " unbiased estimate (Song et al. 2012, near 0 for unrelated embeddings) and n, the"
+        " examples both models embedded",
+    },
     "Table 3": {
         "attack": "the attack recipe (TextAttack)",
         "n": "examples in the attack set",

@@ -1,10 +1,11 @@
 """``ce report``: one self-contained HTML file (inline SVG and CSS, nothing fetched at view
 time) that answers its title: an opening summary (the reference against each model, per
 dataset and characteristic, with intervals, chance and a verdict in words), the models and
-their accuracy, Table 2 per characteristic, heatmaps with their colour scale, the K curves
-of Figure 1, where the store holds the models' answers their changed answers (flips, KL, JS,
-top-1, calibration; flips against the reference's margin), Table 3 with its bars, the
-definitions of every column, and the provenance of every run (collapsed)."""
+their accuracy, Table 2 per characteristic, heatmaps with their colour scale, the linear
+CKA of the models' embeddings as heatmaps, the K curves of Figure 1, where the store holds
+the models' answers their changed answers (flips, KL, JS, top-1, calibration; flips against
+the reference's margin), Table 3 with its bars, the definitions of every column, and the
+provenance of every run (collapsed)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,11 @@ def render(
             table2_html(table2, rows2, k) + notes,
         ),
         ("heatmaps", "Agreement per characteristic", heatmaps_html(rows2, ranks)),
+        (
+            "cka",
+            "Representation similarity: linear CKA",
+            cka_html(session.cka(reference=reference).rows(), ranks),
+        ),
         ("figure1", "Figure 1: agreement against K", sweep_html(rows_sweep, ranks, usable)),
     ]
     if answers:
@@ -198,6 +204,62 @@ def _cell(r: dict, name: str) -> dict:
         f" n {r.get(f'{name}_n')}{sizes}{'; fewer than 20 items' if few else ''}"
     )
     return {"value": r[name], "few": few, "tip": tip}
+
+
+STAGES = {"pretrained": 0, "finetuned": 1}  # the order of the CKA heatmaps of a dataset
+CKA_SCALE = "colour scale: linear CKA, 0 (unrelated) to 1 (identical up to rotation and scale)"
+
+
+def cka_html(rows: list[dict], ranks: dict[str, int]) -> str:
+    """A heatmap of linear CKA per dataset and stage (``rows`` of Session.cka), both axes in
+    model_rank order, the reference first; the unbiased estimate and n in each cell's tooltip."""
+    figures = []
+    for (dataset, stage), panel in _cka_panels(rows).items():
+        models = sorted(
+            {r["model_i"] for r in panel} | {r["model_j"] for r in panel},
+            key=lambda x: (ranks.get(x, 1e9), x),
+        )
+        cells = {(r["model_i"], r["model_j"]): _cka_cell(r) for r in panel}
+        caption = f"Linear CKA, {dataset}, {stage} embeddings"
+        drawing = heatmap(caption, models, cells, CKA_SCALE, close=False)
+        figures.append(figure(caption, drawing, _cka_note(list(cells.values()))))
+    if not figures:
+        return "<p class='empty'>No embeddings in the store: there are no representations to compare.</p>"
+    return (
+        "<p>How alike two models' embeddings of the same examples are as a whole (linear CKA,"
+        " Kornblith et al. 2019), per dataset and stage; rows and columns in the same order, the"
+        " reference first. Hover a cell for the unbiased estimate and the examples compared.</p>"
+        "<div class='grid'>" + "".join(figures) + "</div>"
+    )
+
+
+def _cka_panels(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Session.cka's rows per (dataset, stage): datasets in order, pretrained before finetuned."""
+    panels: dict[tuple[str, str], list[dict]] = {}
+    for r in sorted(rows, key=lambda r: (r["dataset"], STAGES.get(r["stage"], 2), r["stage"])):
+        panels.setdefault((r["dataset"], r["stage"]), []).append(r)
+    return panels
+
+
+def _cka_note(cells: list[dict]) -> str:
+    """The note under a CKA heatmap: what a star and a grey cell mean, where there are some."""
+    notes = []
+    if any(c["few"] for c in cells):
+        notes.append(f"* rests on fewer than {MIN_SUPPORT} examples")
+    if any(c["value"] is None for c in cells):
+        notes.append(
+            "grey: no value (fewer than 2 examples both embedded, or an embedding that never varies)"
+        )
+    return "; ".join(notes)
+
+
+def _cka_cell(r: dict) -> dict:
+    few = (r["n"] or 0) < MIN_SUPPORT
+    tip = (
+        f"{r['model_i']} vs {r['model_j']}: CKA {num(r['cka'])} (unbiased {num(r['cka_unbiased'])}),"
+        f" n {count(r['n'])}{'; fewer than 20 examples' if few else ''}"
+    )
+    return {"value": r["cka"], "few": few, "tip": tip}
 
 
 def sweep_html(rows: list[dict], ranks: dict[str, int], ks: list[int]) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 FONT = 11  # px, every SVG label
 CLOSE = 0.8  # the verdict line of the report: an agreement interval at or above it is "close"
+JACCARD_SCALE = "colour scale: Jaccard agreement, 0 (nothing shared) to 1 (identical)"
 MAX_LABEL = 26  # characters of a model name shown whole in a figure
 PALETTE = (
     "#1f77b4",
@@ -88,11 +89,13 @@ def color(value: float | None) -> str:
     return f"rgb({r},{g},{b})"
 
 
-def scale_legend(x: float, y: float, width: float = 200) -> tuple[list[str], float]:
-    """The colour scale of the heatmaps: 20 steps from 0 to 1, ticks, and the 0.8 line
-    ("close"); returns (elements, height)."""
+def scale_legend(
+    x: float, y: float, width: float = 200, scale: str = JACCARD_SCALE, close: bool = True
+) -> tuple[list[str], float]:
+    """The colour scale of the heatmaps: its title, 20 steps from 0 to 1, ticks, and where
+    ``close``, the 0.8 line ("close"); returns (elements, height)."""
     steps, height = 20, 12
-    parts = [label(x, y + FONT, "colour scale: Jaccard agreement, 0 (nothing shared) to 1 (identical)")]
+    parts = [label(x, y + FONT, scale)]
     top = y + FONT + 6
     for i in range(steps):
         parts.append(
@@ -107,6 +110,8 @@ def scale_legend(x: float, y: float, width: float = 200) -> tuple[list[str], flo
             " stroke='#444'/>"
         )
         parts.append(label(tx, top + height + 5 + FONT, f"{tick:g}", " text-anchor='middle'"))
+    if not close:
+        return parts, FONT + 6 + height + 5 + FONT + 4
     mark = x + CLOSE * width
     parts.append(
         f"<line x1='{mark:.1f}' y1='{top - 3:.1f}' x2='{mark:.1f}' y2='{top + height + 3:.1f}'"
@@ -116,9 +121,16 @@ def scale_legend(x: float, y: float, width: float = 200) -> tuple[list[str], flo
     return parts, FONT + 6 + height + 5 + FONT + 4
 
 
-def heatmap(name: str, models: Sequence[str], cells: dict[tuple[str, str], dict]) -> str:
+def heatmap(
+    name: str,
+    models: Sequence[str],
+    cells: dict[tuple[str, str], dict],
+    scale: str = JACCARD_SCALE,
+    close: bool = True,
+) -> str:
     """Agreement of every pair of ``models`` (in that order on both axes); ``cells`` maps a
-    pair (either order) to {value, few, tip}. The diagonal (a model with itself) is blank."""
+    pair (either order) to {value, few, tip}. The diagonal (a model with itself) is blank.
+    ``scale`` titles the colour scale (a value from 0 to 1); ``close``: mark the 0.8 line."""
     cell = 46
     names = [short(m) for m in models]
     widest = max(text_width(n) for n in names)
@@ -126,10 +138,10 @@ def heatmap(name: str, models: Sequence[str], cells: dict[tuple[str, str], dict]
     size = len(models) * cell
     rise = widest * 0.7072 + FONT  # rotated column labels: 45 degrees down and right
     legend_top = top + size + 10 + rise + 8
-    legend, legend_height = scale_legend(12, legend_top)
+    legend, legend_height = scale_legend(12, legend_top, scale=scale, close=close)
     width = max(
         left + size + rise + 8,
-        12 + text_width("colour scale: Jaccard agreement, 0 (nothing shared) to 1 (identical)") + 12,
+        12 + text_width(scale) + 12,
         12 + 200 + 8 + text_width("≥ 0.8: close") + 8,
     )
     height = legend_top + legend_height + 6
