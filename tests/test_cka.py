@@ -110,3 +110,26 @@ def test_the_cli_table_and_an_unknown_dataset(store_dir, vectors):
     assert out.exit_code == 0 and out.stdout.splitlines()[0].startswith('"stage","dataset","model_i"')
     with pytest.raises(NotFound, match="dataset 'toyy'"):
         ce.open(store_dir).cka(dataset="toyy")
+
+
+def test_table2_with_cka_holds_the_cka_tables_values(store_dir, vectors):
+    write(store_dir, vectors)
+    s = ce.open(store_dir)
+    assert "cka_after" not in s.table2().relation.columns  # an optional measure: asked for
+    expected = {tuple(sorted((r["model_i"], r["model_j"]))): r for r in s.cka().rows()}
+    rows = s.table2(with_=("cka",)).rows()
+    assert len(rows) == 3
+    for row in rows:
+        e = expected[tuple(sorted((row["model_i"], row["model_j"])))]
+        assert row["cka_after"] == pytest.approx(e["cka"])
+        assert row["cka_after_unbiased"] == pytest.approx(e["cka_unbiased"])
+        assert (row["cka_after_n"], row["cka_after_few"]) == (40, False)
+        assert row["cka_before"] is None  # no pretrained embeddings: empty, not 0
+    out = CliRunner().invoke(
+        cli, ["compare", "--table", "2", "--with", "cka", "--store", str(store_dir), "--format", "csv"]
+    )
+    assert out.exit_code == 0 and '"cka_after"' in out.stdout.splitlines()[0]
+    shown = CliRunner().invoke(cli, ["compare", "--table", "2", "--with", "cka", "--store", str(store_dir)])
+    assert shown.exit_code == 0 and "linear CKA after fine-tuning" in shown.stdout
+    wrong = CliRunner().invoke(cli, ["compare", "--with", "ckaa", "--store", str(store_dir)])
+    assert wrong.exit_code == 2 and "'ckaa' is not one of 'cka', 'ranks'" in wrong.output

@@ -12,7 +12,7 @@ from ce.query.sql import connect, library, parameters, resolve
 from ce.store import Store
 from ce.store.errors import NotFound, QueryError
 
-from . import test_answers, test_families, test_noise_floor
+from . import test_answers, test_families, test_knn_kernel, test_noise_floor
 
 EXAMPLES = pa.table(
     {"example_id": ["x1", "x2", "x3"], "idx": [0, 1, 2], "text": ["a", "b", "c"], "label": [0, 1, 1]}
@@ -416,6 +416,7 @@ HAND_CHECKED = {
     "table3": test_table3_query_hand_checked,
     "knn_agreement": test_knn_agreement_hand_checked,
     "chance_knn_jaccard": test_knn_agreement_hand_checked,
+    "chance_knn_rank_rho": test_knn_kernel.test_chance_rank_rho_is_the_mean_over_every_pair_of_lists,
     "ood_agreement": test_ood_agreement_hand_checked,
     "ood_flags": test_ood_agreement_hand_checked,
     "error_agreement": test_error_agreement_hand_checked,

@@ -6,11 +6,21 @@ import click
 
 from ce.query.compare import Result
 from ce.query.floor import has_groups
+from ce.query.measures import OPTIONAL
 from ce.store.errors import CeError
 
 from .common import open_session, output_options, store_option, tpr_option
 from .output import WIDTH, write_results
 from .tables import comparison_tables, floor_view, group_view, pie_view
+
+with_option = click.option(
+    "--with",
+    "with_",
+    multiple=True,
+    type=click.Choice(sorted(OPTIONAL)),
+    help="Add an optional measure (repeatable): "
+    + "; ".join(f"{name}: {what}" for name, what in sorted(OPTIONAL.items())),
+)
 
 
 @click.command()
@@ -46,9 +56,12 @@ from .tables import comparison_tables, floor_view, group_view, pie_view
     " with the most parameters].",
 )
 @click.option("--wide", is_flag=True, help="Table 2 as one wide table (as csv/json/parquet write it).")
+@with_option
 @output_options
 @store_option
-def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, fmt, output, store_path):
+def compare(
+    dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, with_, fmt, output, store_path
+):
     """Table 2 and Table 3 of the paper for every model pair in the store.
 
     Table 2, per dataset and model pair (the reference first): agreement of prediction
@@ -59,6 +72,8 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
     resting on fewer than 20 items. On a terminal, one table per characteristic (--wide:
     one table). Table 3, per model and attack: accuracy before and under attack, the drop,
     the success rate, with 95% intervals. Empty where the store has no such artifact yet.
+    --with ranks adds the agreement of the neighbours' ranks (Spearman's rho over the union
+    of the two k-lists, with its chance level), --with cka linear CKA of the embeddings.
 
     Where models have replicas (ce finetune --seeds, ce ingest --replica-of), every pair is
     also read against the noise floor of its first model's group: the floor (agreement
@@ -72,6 +87,7 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
       ce compare
       ce compare --table 2 --dataset squad2-dev --k 20 --format csv -o table2.csv
       ce compare --table 2 --ci 0.95 --bootstrap 1000
+      ce compare --table 2 --with ranks --with cka
       ce compare --by answerable --reference bert-large
       ce compare --table floor --format csv -o floor.csv
       ce compare --table cka --dataset sst2-dev
@@ -102,7 +118,9 @@ def compare(dataset, table, k, tpr, ci, replicates, seed, by, reference, wide, f
         return
     table2 = table3 = None
     if table in ("2", "all"):
-        table2 = session.table2(dataset, k, tpr, ci=ci, replicates=replicates, seed=seed, reference=reference)
+        table2 = session.table2(
+            dataset, k, tpr, ci=ci, replicates=replicates, seed=seed, reference=reference, with_=with_
+        )
     if table in ("3", "all"):
         table3 = session.table3()
     if fmt == "table" and not output and not wide:
@@ -141,17 +159,24 @@ def _ks(ctx, param, value: str) -> list[int]:
     help="Comma-separated values of k.",
 )
 @tpr_option
+@with_option
 @output_options
 @store_option
-def sweep(ks, tpr, fmt, output, store_path):
+def sweep(ks, tpr, with_, fmt, output, store_path):
     """Agreement against k for every model pair: the data of the paper's Figure 1.
 
     One row per characteristic (representation before and after fine-tuning,
-    distribution), dataset, bank and stage (of the OOD scores), model pair and k.
+    distribution; with --with ranks the neighbours' rank agreement), dataset, bank and
+    stage (of the OOD scores), model pair and k. The neighbour lists are read once for
+    every k.
 
     \b
     Example:
       ce sweep --k 5,10,20,50,100
       ce sweep --format csv -o figure1.csv
+      ce sweep --k 5,10,20 --with ranks
     """
-    write_results([(None, open_session(store_path, read_only=True).sweep(ks, tpr))], fmt, output)
+    if "cka" in with_:
+        raise CeError("CKA does not depend on k: see it in ce compare --table 2 --with cka or --table cka")
+    session = open_session(store_path, read_only=True)
+    write_results([(None, session.sweep(ks, tpr, with_=with_))], fmt, output)

@@ -23,7 +23,7 @@ def characteristic_tables(table2: pa.Table, k: int, lead_only: bool = False) -> 
     leads its first pair (the reference)."""
     out = []
     for m in MEASURES:
-        if m.group != "agreement":
+        if m.group not in ("agreement", "similarity") or m.name not in table2.column_names:
             continue
         rows = table2.filter(pc.is_valid(table2[m.name]))
         rows = _led_by_first(rows) if lead_only else rows
@@ -158,6 +158,9 @@ def _answers(rows: pa.Table, columns: dict[str, str], present: str) -> pa.Table:
 
 
 def _title(m: Measure, k: int) -> str:
+    if m.group == "similarity":
+        what = f"Spearman's rho of the k = {k} neighbours' ranks" if m.by_k else "biased estimator"
+        return f"{m.label}: {what}; reference first"
     if m.sizes:
         what = "Jaccard of the two sets" + (f" (k = {k})" if m.by_k else "")
     else:
@@ -178,7 +181,8 @@ def _narrow(m: Measure, rows: pa.Table) -> pa.Table:
             columns["stage"] = rows["ood_stage"]
     else:
         columns["dataset"] = rows["dataset"]
-    columns |= {"model_i": rows["model_i"], "model_j": rows["model_j"], "jaccard": rows[m.name]}
+    value = {"ranks": "rho", "cka": "cka"}.get(m.optional or "", "jaccard")
+    columns |= {"model_i": rows["model_i"], "model_j": rows["model_j"], value: rows[m.name]}
     if f"{m.name}_lo" in rows.column_names:
         columns["ci"] = interval_texts(rows[f"{m.name}_lo"], rows[f"{m.name}_hi"])
     for name in m.companions:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from ce.store.errors import CeError, NotFound, did_you_mean
 
-from . import floor, measures
+from . import floor, knn, measures
 from .measures import sliced_sql, sweep_sql, table2_sql
 from .sql import execute, library
 
@@ -123,14 +123,19 @@ def table2(
     replicates: int = 1000,
     seed: int = 0,
     reference: str | None = None,
+    with_: tuple[str, ...] = (),
 ) -> Result:
     """The paper's Table 2 rows for every model pair, optionally for one dataset, with the
     p-value of McNemar's test for the errors and, with ``ci``, bootstrap intervals of every
-    agreement. Each pair names the reference (else the larger model) first."""
+    agreement. Each pair names the reference (else the larger model) first. ``with_`` adds
+    optional measures by name (measures.OPTIONAL: 'ranks', 'cka')."""
     notes = check_k_tpr(con, [k], tpr)
     tpr = float(tpr)
     _check_dataset(con, dataset)
-    sql, params = table2_sql(), {"k": k, "tpr": tpr, "reference": checked_reference(con, reference)}
+    chosen = measures.selected(tuple(with_))
+    kernels = evaluated_kernels(con, chosen, [k], dataset)
+    sql = table2_sql(chosen, kernels)
+    params = {"k": k, "tpr": tpr, "reference": checked_reference(con, reference)}
     if dataset is not None:
         sql, params = f"select * from ({sql}) where dataset = $dataset", params | {"dataset": dataset}
     table = execute(con, sql, params).to_arrow_table()  # one row per pair: small
@@ -147,7 +152,7 @@ def table2(
     notes += _prompt_notes(table) + _distribution_notes(con, table) + _representation_notes(con, table)
     level = _check_bootstrap(ci, replicates, seed)
     if ci is not None:
-        table = _with_intervals(con, table, k, tpr, ci, replicates, seed)
+        table = _with_intervals(con, table, k, tpr, ci, replicates, seed, chosen)
     members = floor.members_of(floor.grouped_models(con))
     data = {}
     if members:
@@ -435,12 +440,32 @@ def _distribution_notes(con: duckdb.DuckDBPyConnection, table: pa.Table) -> list
     ]
 
 
+def evaluated_kernels(
+    con: duckdb.DuckDBPyConnection, chosen: tuple[measures.Measure, ...], ks: list[int], dataset: str | None
+) -> dict[str, str]:
+    """Evaluate the kernels of the ``chosen`` measures once (all pairs, every k of ``ks``),
+    register their rows with the connection and return {kernel: the SQL source of its rows}
+    (see Measure.summary_sql)."""
+    wanted = {m.kernel for m in chosen if m.kernel}
+    out = {}
+    if "knn" in wanted:
+        ranks = any(m.kernel == "knn" and m.optional == "ranks" for m in chosen)
+        con.register("_knn_agreement", knn.agreement(con, ks, ranks=ranks, dataset=dataset))
+        out["knn"] = knn.SOURCE
+    if "cka" in wanted:
+        from .cka import SCHEMA, cka_rows
+
+        con.register("_cka_agreement", pa.Table.from_pylist(cka_rows(con, {}, dataset), SCHEMA))
+        out["cka"] = "_cka_agreement"
+    return out
+
+
 def _with_intervals(
-    con, table: pa.Table, k: int, tpr: float, level: float, replicates: int, seed: int
+    con, table: pa.Table, k: int, tpr: float, level: float, replicates: int, seed: int, chosen
 ) -> pa.Table:
     from .stats import intervals
 
-    bounds = intervals(con, k, tpr, level, replicates, seed)
+    bounds = intervals(con, k, tpr, level, replicates, seed, chosen)
     rows = table.to_pylist()
     for name in bounds:
         m = measures.BY_NAME[name]
@@ -480,6 +505,7 @@ def sweep(
     replicates: int = floor.FLOOR_REPLICATES,
     seed: int = 0,
     floors: bool = True,
+    with_: tuple[str, ...] = (),
 ) -> Result:
     """The data of the paper's Figure 1: every k-dependent measure against k for every pair,
     long format; distribution rows name their bank and all rows the stage of their embeddings.
@@ -487,11 +513,15 @@ def sweep(
     fine-tuning, OOD sets) also has the floor of model_i's group at that k, the gap, its
     ``ci`` interval (``replicates`` bootstrap replicates) and its reading (``noise``);
     ``floors=False`` leaves those columns empty and spares their bootstrap (a figure of
-    the values alone)."""
+    the values alone). The neighbour lists are read once for every k. ``with_``: 'ranks'
+    adds the neighbour rank agreement."""
     notes = check_k_tpr(con, list(ks), tpr)
     level = _check_bootstrap(ci, replicates, seed)
     params = {"tpr": float(tpr), "reference": checked_reference(con, reference)}
-    relation = execute(con, sweep_sql(list(ks)), params)
+    chosen = measures.selected(tuple(with_))
+    relation = execute(
+        con, sweep_sql(list(ks), chosen, evaluated_kernels(con, chosen, list(ks), None)), params
+    )
     members = floor.members_of(floor.grouped_models(con)) if floors else {}
     by_k: dict[int, dict] = {k: {} for k in ks}
     for k in sorted(set(ks)) if members else ():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ce.store.errors import CeError
+
 PAIR = ("dataset", "model_i", "model_j")
 OOD_KEYS = ("ood_dataset", "ood_bank", "ood_stage")  # a distribution row's test set, bank, stage
 MIN_SUPPORT = 20  # a value resting on fewer items (sets' union, or examples) is flagged "few"
@@ -39,6 +41,13 @@ class Measure:
     mirror: str | None = None  # the measure it becomes when the pair's models swap (flips_neg, flips_pos)
     swapped: tuple[tuple[str, str], ...] = ()  # companion columns that swap with the pair
     group: str = "agreement"  # the characteristic it belongs to (answers: the changed-answer measures)
+    optional: str | None = None  # computed only when asked for by this name (Table 2 --with NAME)
+    kernel: str | None = None  # its summary is also evaluated by this kernel over all pairs at once
+
+    @property
+    def per_example(self) -> bool:
+        """Whether it is a ratio of sums over per-example rows (intervals, slices, floors)."""
+        return bool(self.examples)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -50,8 +59,21 @@ class Measure:
         """What the per-example rows of this measure share with others read in one pass."""
         return (self.examples, self.example, self.where, self.ood, self.stage)
 
-    def summary_sql(self, k: int | str, tpr: float | str) -> str:
-        return f"select * from {_fill(self.summary, k, tpr)} where {self.where}"
+    def summary_sql(self, k: int | str, tpr: float | str, kernels: dict[str, str] | None = None) -> str:
+        """Its summary's rows: the macro call, or where ``kernels`` (kernel name -> SQL
+        source of the same columns, from ce.query.kernels) holds its kernel, that source."""
+        source = (kernels or {}).get(self.kernel or "", self.summary)
+        return f"select * from {_fill(source, k, tpr)} where {self.where}"
+
+
+def selected(extra: tuple[str, ...] = ()) -> tuple[Measure, ...]:
+    """The measures computed by default, with the optional ones named in ``extra``."""
+    unknown = sorted(set(extra) - set(OPTIONAL))
+    if unknown:
+        raise CeError(
+            f"no optional measure named {', '.join(unknown)}; --with takes: {', '.join(sorted(OPTIONAL))}"
+        )
+    return tuple(m for m in MEASURES if m.optional is None or m.optional in extra)
 
 
 def shared_rows(group: tuple[Measure, ...], k: int, tpr: float) -> str:
@@ -73,10 +95,12 @@ def shared_rows(group: tuple[Measure, ...], k: int, tpr: float) -> str:
     return f"select {named}, {m.example} as x_key, {sums} from {source} where {m.where}"
 
 
-def by_source(chosen: tuple[Measure, ...]) -> list[tuple[Measure, ...]]:
-    """``chosen`` grouped by what their per-example rows read (one pass per group)."""
+def by_source(measures: tuple[Measure, ...]) -> list[tuple[Measure, ...]]:
+    """The per-example ones of ``measures`` grouped by what their rows read (one pass per group)."""
     groups: dict[tuple, list[Measure]] = {}
-    for m in chosen:
+    for m in measures:
+        if not m.per_example:
+            continue
         groups.setdefault(m.source, []).append(m)
     return [tuple(g) for g in groups.values()]
 
@@ -122,6 +146,53 @@ def _representation(stage: str, when: str) -> Measure:
         stage=True,
         variance="var_jaccard",
         by_k=True,
+        kernel="knn",
+    )
+
+
+def _ranks(stage: str, when: str) -> Measure:
+    """Agreement of the ranks of the k nearest neighbours of the embeddings of one stage:
+    Spearman's rho over the union of the two lists (knn_agreement_examples)."""
+    return Measure(
+        name=f"ranks_{when}",
+        label=f"neighbour ranks {when} fine-tuning",
+        examples="knn_agreement_examples($k)",
+        example="example_id",
+        numerator="coalesce(rank_rho, 0)",
+        denominator="(rank_rho is not null)::int",
+        summary="knn_agreement($k)",
+        value="mean_rank_rho",
+        companions={f"ranks_{when}_chance": "chance_rank_rho", f"ranks_{when}_var": "var_rank_rho"},
+        where=f"stage = '{stage}'",
+        stage=True,
+        variance="var_rank_rho",
+        by_k=True,
+        n="rank_n",
+        support="rank_n",
+        group="similarity",
+        optional="ranks",
+        kernel="knn",
+    )
+
+
+def _cka(stage: str, when: str) -> Measure:
+    """Linear CKA of the two models' embeddings of one stage (ce.query.cka): a property of
+    the whole set of examples, with no per-example rows (no intervals, slices or floors)."""
+    return Measure(
+        name=f"cka_{when}",
+        label=f"linear CKA {when} fine-tuning",
+        examples="",
+        example="",
+        numerator="",
+        denominator="",
+        summary="",
+        value="cka",
+        companions={f"cka_{when}_unbiased": "cka_unbiased"},
+        where=f"stage = '{stage}'",
+        stage=True,
+        group="similarity",
+        optional="cka",
+        kernel="cka",
     )
 
 
@@ -230,8 +301,18 @@ ANSWER_MEASURES: tuple[Measure, ...] = (
         mirror="brier_ref",
     ),
 )
-MEASURES = MEASURES + ANSWER_MEASURES
+SIMILARITY_MEASURES: tuple[Measure, ...] = (
+    _ranks("pretrained", "before"),
+    _ranks("finetuned", "after"),
+    _cka("pretrained", "before"),
+    _cka("finetuned", "after"),
+)
+MEASURES = MEASURES + ANSWER_MEASURES + SIMILARITY_MEASURES
 BY_NAME = {m.name: m for m in MEASURES}
+OPTIONAL = {  # the optional measures by the name that asks for them, and what it adds
+    "ranks": "Spearman's rho of the neighbour ranks over the union of the two k-lists",
+    "cka": "linear CKA of the embeddings (biased and unbiased)",
+}
 
 
 TABLE2_HELP = (
@@ -269,16 +350,18 @@ def oriented(
     )
 
 
-def table2_sql() -> str:
+def table2_sql(chosen: tuple[Measure, ...] | None = None, kernels: dict[str, str] | None = None) -> str:
     """Table 2 with named parameters $k, $tpr and $reference: per dataset and model pair
     (the better-ranked model first), every measure with the examples it compared (``_n``),
     the two sets' sizes (``_i``, ``_j``), whether it rests on fewer than MIN_SUPPORT items
     (``_few``) and its companions; a distribution value per test set, bank and stage; and
-    the differences other - reference of the calibration scores (``DIFFERENCES``)."""
+    the differences other - reference of the calibration scores (``DIFFERENCES``).
+    ``chosen``: the measures (default: those computed by default); ``kernels``: see
+    :meth:`Measure.summary_sql`."""
     ctes, pairs, columns, joins, order, swapped = [], [], [], [], [], []
     aliases: dict[str, str] = {}  # summary SQL -> its CTE, computed once for all its measures
-    for m in MEASURES:
-        summary = m.summary_sql("$k", "$tpr")
+    for m in chosen or selected():
+        summary = m.summary_sql("$k", "$tpr", kernels)
         alias = aliases.get(summary)
         if alias is None:
             alias = aliases[summary] = f"m{len(aliases)}"
@@ -330,19 +413,22 @@ def size_columns(m: Measure) -> tuple[str, ...]:
     return (f"{m.name}_i", f"{m.name}_j") if m.sizes else ()
 
 
-def table2_columns() -> list[str]:
+def table2_columns(chosen: tuple[Measure, ...] | None = None) -> list[str]:
     """Table 2's columns after the pair, in order."""
     out = []
-    for m in MEASURES:
+    for m in chosen or selected():
         out += [*(OOD_KEYS if m.ood else ()), m.name, f"{m.name}_n", *size_columns(m), f"{m.name}_few"]
         out += list(m.companions)
     return out + list(DIFFERENCES)
 
 
-def sweep_sql(ks: list[int]) -> str:
-    """Every k-dependent measure against k (the data of Figure 1), long format, $tpr named."""
+def sweep_sql(
+    ks: list[int], chosen: tuple[Measure, ...] | None = None, kernels: dict[str, str] | None = None
+) -> str:
+    """Every k-dependent measure against k (the data of Figure 1), long format, $tpr named;
+    ``chosen`` and ``kernels`` as for :func:`table2_sql`."""
     parts = []
-    for m in MEASURES:
+    for m in chosen or selected():
         if not m.by_k:
             continue
         bank = "bank" if m.ood else "null::varchar as bank"
@@ -352,7 +438,7 @@ def sweep_sql(ks: list[int]) -> str:
             parts.append(
                 f"select '{m.name}' as characteristic, {dataset}, {bank}, stage, model_i, model_j,"
                 f" {k} as k, {m.value} as jaccard, {variance} as variance"
-                f" from {_fill(m.summary, k, '$tpr')} where {m.where}"
+                f" from ({m.summary_sql(k, '$tpr', kernels)})"
             )
     return oriented(" union all ".join(parts), "characteristic, dataset, bank, stage", "k")
 
@@ -377,7 +463,7 @@ def sliced_sql(slice_expression: str, order_expression: str, k: int, tpr: float)
     ``order_expression`` (how slices sort) read the examples as ``x`` with ``w``, their
     length in words."""
     ctes, selects = [], []
-    for n, group in enumerate(by_source(MEASURES)):
+    for n, group in enumerate(by_source(selected())):
         ctes.append(f"s{n} as ({sliced_rows(group, k, tpr, slice_expression, order_expression)})")
         for i, m in enumerate(group):
             selects.append(

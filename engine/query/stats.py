@@ -63,6 +63,7 @@ def intervals(
     level: float = 0.95,
     replicates: int = 1000,
     seed: int = 0,
+    chosen: tuple[Measure, ...] | None = None,
 ) -> dict[str, dict[tuple, tuple]]:
     """{measure: {pair key, pair in name order: (lo, hi)}} for every measure of Table 2;
     the measures that read the same per-example rows share one pass and one set of draws."""
@@ -71,7 +72,7 @@ def intervals(
     if replicates < 10:
         raise CeError("the bootstrap needs at least 10 replicates (1000 is usual)")
     out = {}
-    for group in measures.by_source(measures.MEASURES):
+    for group in measures.by_source(chosen or measures.selected()):
         rows = execute(con, interval_sql(group, k, tpr, replicates, level, seed)).fetchall()
         width = len(group[0].keys)
         for i, m in enumerate(group):
