@@ -21,12 +21,10 @@ The tests check every value against the SQL macros and an independent recount.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,8 +56,6 @@ SUMS = pa.schema(
         ("var_rank_rho", pa.float64()),
     ]
 )
-if os.environ.get("CE_THREADS"):
-    numba.set_num_threads(max(1, min(int(os.environ["CE_THREADS"]), numba.config.NUMBA_NUM_THREADS)))
 
 
 @dataclass
@@ -118,7 +114,9 @@ def _block(batch: pa.Table, models: list[str], k_max: int, dataset: str, stage: 
     valid = nearest.is_valid().to_numpy(zero_copy_only=False)
     lists = np.full((int(seen.sum()), len(models), k_max), -1, dtype=np.int32)
     lengths = np.zeros((int(seen.sum()), len(models)), dtype=np.int32)
-    twice = _fill(lists, lengths, example, batch["m"].to_numpy(), offsets, values, valid)
+    from .knn_compiled import fill
+
+    twice = fill(lists, lengths, example, batch["m"].to_numpy(), offsets, values, valid)
     if twice >= 0:
         raise QueryError(
             f"the store holds two neighbour lists of example idx {int(idx[twice])} for model"
@@ -126,26 +124,6 @@ def _block(batch: pa.Table, models: list[str], k_max: int, dataset: str, stage: 
             " runs that wrote them (ce runs) or re-import the bundle"
         )
     return Block(lists, lengths)
-
-
-@numba.njit(cache=True)
-def _fill(lists, lengths, example, model, offsets, values, valid) -> int:  # pragma: no cover (compiled)
-    """Place each row's list (its first k_max ids) at [example, model]; the first row that
-    repeats an (example, model) already placed, or -1."""
-    k_max = lists.shape[2]
-    placed = np.zeros(lengths.shape, dtype=np.bool_)
-    for r in range(len(example)):
-        e, m = example[r], model[r]
-        if placed[e, m]:
-            return r
-        placed[e, m] = True
-        if not valid[r]:
-            continue
-        start, stop = offsets[r], offsets[r + 1]
-        lengths[e, m] = stop - start
-        for p in range(min(stop - start, k_max)):
-            lists[e, m, p] = values[start + p]
-    return -1
 
 
 def _sorted_ids(lists: np.ndarray, k: int) -> tuple[np.ndarray, int, int]:
@@ -173,48 +151,9 @@ def overlaps(lists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     in the order of :func:`pairs`; ``size[m, e]``: the distinct ids of each set)."""
     n_models = lists.shape[1]
     keys, low, shift = _sorted_ids(lists, k)
-    return _overlaps(keys, low, shift, n_models, (n_models * k + 63) // 64)
+    from .knn_compiled import overlaps as compiled
 
-
-@numba.njit(cache=True, inline="always")
-def _popcount(x):  # pragma: no cover (compiled)
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
-
-
-@numba.njit(cache=True, parallel=True)
-def _overlaps(keys, low, shift, n_models, words):  # pragma: no cover (compiled)
-    n_examples, width = keys.shape
-    shared = np.zeros((n_models * (n_models - 1) // 2, n_examples), np.int32)
-    sizes = np.zeros((n_models, n_examples), np.int32)
-    model_bits = (1 << low) - 1
-    for e in numba.prange(n_examples):
-        bits = np.zeros((n_models, words), np.uint64)
-        slot, last, last_model = -1, -1, -1
-        for c in range(width):  # equal ids are adjacent: one slot each
-            key = keys[e, c]
-            value, m = key >> low, (key & model_bits) >> shift
-            if value != last:
-                slot, last = slot + 1, value
-            elif m == last_model:
-                continue  # the same id again in one list
-            last_model = m
-            bits[m, slot >> 6] |= np.uint64(1) << np.uint64(slot & 63)
-        pair = 0
-        for a in range(n_models):
-            total = 0
-            for w in range(words):
-                total += _popcount(bits[a, w])
-            sizes[a, e] = total
-            for b in range(a + 1, n_models):
-                total = 0
-                for w in range(words):
-                    total += _popcount(bits[a, w] & bits[b, w])
-                shared[pair, e] = total
-                pair += 1
-    return shared, sizes
+    return compiled(keys, low, shift, n_models, (n_models * k + 63) // 64)
 
 
 def pairs(n_models: int) -> tuple[np.ndarray, np.ndarray]:
@@ -229,70 +168,9 @@ def rank_sums(lists: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
     p*q. A repeated id takes the rank of its first place."""
     n_models = lists.shape[1]
     keys, low, shift = _sorted_ids(lists, k)
-    return _rank_sums(keys, low, shift, n_models)
+    from .knn_compiled import rank_sums as compiled
 
-
-@numba.njit(cache=True, parallel=True)
-def _rank_sums(keys, low, shift, n_models):  # pragma: no cover (compiled)
-    n_examples, width = keys.shape
-    n_pairs = n_models * (n_models - 1) // 2
-    s = np.zeros((n_pairs, n_examples), np.int64)
-    sp, sq, spq = np.zeros_like(s), np.zeros_like(s), np.zeros_like(s)
-    model_bits, place_bits = (1 << low) - 1, (1 << shift) - 1
-    for e in numba.prange(n_examples):
-        rank = np.zeros(n_models, np.int64)  # each model's rank of the current id (0: not held)
-        c = 0
-        while c < width:
-            value, stop = keys[e, c] >> low, c
-            while stop < width and keys[e, stop] >> low == value:
-                m = (keys[e, stop] & model_bits) >> shift
-                if rank[m] == 0:  # sorted by model, then place: the first place comes first
-                    rank[m] = (keys[e, stop] & place_bits) + 1
-                stop += 1
-            for a in range(n_models):
-                if rank[a] == 0:
-                    continue
-                for b in range(a + 1, n_models):
-                    if rank[b] == 0:
-                        continue
-                    pair = a * n_models - a * (a + 1) // 2 + b - a - 1
-                    s[pair, e] += 1
-                    sp[pair, e] += rank[a]
-                    sq[pair, e] += rank[b]
-                    spq[pair, e] += rank[a] * rank[b]
-            for c2 in range(c, stop):
-                rank[(keys[e, c2] & model_bits) >> shift] = 0
-            c = stop
-    return s, sp, sq, spq
-
-
-@numba.njit(cache=True, parallel=True)
-def _jaccard_moments(shared, size, listed, i, j):  # pragma: no cover (compiled)
-    """Per pair, over the examples both models listed: their count, the mean and the sum of
-    squared deviations of the Jaccard, and the mean overlap."""
-    n_pairs, n_examples = shared.shape
-    n, mean, m2, mean_shared = (
-        np.zeros(n_pairs, np.int64),
-        np.zeros(n_pairs),
-        np.zeros(n_pairs),
-        np.zeros(n_pairs),
-    )
-    for pair in numba.prange(n_pairs):
-        a, b = i[pair], j[pair]
-        count, total, overlap = 0, 0.0, 0.0
-        for e in range(n_examples):
-            if listed[a, e] and listed[b, e]:
-                count += 1
-                total += shared[pair, e] / max(size[a, e] + size[b, e] - shared[pair, e], 1)
-                overlap += shared[pair, e]
-        centre = total / max(count, 1)
-        squares = 0.0
-        for e in range(n_examples):
-            if listed[a, e] and listed[b, e]:
-                d = shared[pair, e] / max(size[a, e] + size[b, e] - shared[pair, e], 1) - centre
-                squares += d * d
-        n[pair], mean[pair], m2[pair], mean_shared[pair] = count, centre, squares, overlap / max(count, 1)
-    return n, mean, m2, mean_shared
+    return compiled(keys, low, shift, n_models)
 
 
 def spearman_union(k: int, s, sp, sq, spq) -> np.ndarray:
@@ -362,6 +240,8 @@ def agreement(
     listed to k (``n``), the mean and population variance of their Jaccard, the mean
     mutual-kNN overlap |A and B| / k and, with ``ranks``, the mean and variance of
     Spearman's rho over the union (``rank_n``: the examples where it is defined)."""
+    from .knn_compiled import jaccard_moments
+
     ks = sorted(set(ks))
     out: dict[str, list] = {f.name: [] for f in SUMS}
     for ds, stage, models in held_lists(con, dataset):
@@ -373,7 +253,7 @@ def agreement(
             for k in ks:
                 listed = (block.lengths >= k).T  # (model, example)
                 shared, size = overlaps(block.lists, k)
-                n, mean, m2, mean_shared = _jaccard_moments(shared, size, listed, i, j)
+                n, mean, m2, mean_shared = jaccard_moments(shared, size, listed, i, j)
                 jac[k].merge(n, mean, m2)
                 mutual[k].merge(n, mean_shared / k, np.zeros(len(i)))
                 if ranks:
