@@ -229,3 +229,48 @@ def test_the_sweep_reads_every_k_at_once_and_takes_ranks(store_dir):
     assert out.exit_code == 0 and "ranks_after" in out.stdout
     out = CliRunner().invoke(cli, ["sweep", "--k", "3", "--with", "cka", "--store", str(store_dir)])
     assert out.exit_code == 1 and "CKA does not depend on k" in out.output
+
+
+def test_a_sweep_larger_than_the_free_disk_stops_before_it_starts(store_dir, monkeypatch):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from ce.cli import cli
+    from ce.query import sql
+
+    store, _ = random_store(store_dir, seed=1)
+    with (
+        store.run("test", {}) as run,
+        run.part_writer(
+            "ood_scores", {"model": "a", "stage": "finetuned", "bank": "toy", "dataset": "other"}
+        ) as w,
+    ):
+        n = 25
+        w.write(
+            pa.table(
+                {
+                    "example_id": [str(i) for i in range(n)],
+                    "role": ["test"] * n,
+                    "source": ["other"] * n,
+                    "distances": [[0.1 * i, 0.2 * i, 0.3 * i] for i in range(n)],
+                }
+            )
+        )
+    before = sorted(p.relative_to(store_dir) for p in store_dir.rglob("*"))
+    rows = 25  # the sweep's joins carry the OOD rows; Table 2 with --ci the lists per pair
+    room = shutil._ntuple_diskusage(
+        10**9, 10**9 - rows * sql.SPILL_ROW_BYTES + 1, rows * sql.SPILL_ROW_BYTES - 1
+    )
+    monkeypatch.setattr(sql.shutil, "disk_usage", lambda folder: room)
+    for args in (["sweep", "--k", "3"], ["compare", "--table", "2", "--k", "3", "--ci", "0.9"]):
+        out = CliRunner().invoke(cli, [*args, "--store", str(store_dir)])
+        assert out.exit_code == 1, out.output
+        assert out.output.count("\n") == 1 and "may spill up to" in out.output
+        assert "CE_TEMP_DIR" in out.output
+        assert "Traceback" not in out.output
+    assert sorted(p.relative_to(store_dir) for p in store_dir.rglob("*")) == before
+    # one byte more and the sweep runs: the lists it streams in blocks are not counted
+    room = shutil._ntuple_diskusage(10**9, 10**9 - rows * sql.SPILL_ROW_BYTES, rows * sql.SPILL_ROW_BYTES)
+    out = CliRunner().invoke(cli, ["sweep", "--k", "3", "--store", str(store_dir), "--format", "csv"])
+    assert out.exit_code == 0, out.output

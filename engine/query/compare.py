@@ -18,7 +18,7 @@ from ce.store.errors import CeError, NotFound, did_you_mean
 
 from . import floor, knn, measures
 from .measures import sliced_sql, sweep_sql, table2_sql
-from .sql import execute, library
+from .sql import check_spill_room, execute, library
 
 
 @dataclass
@@ -133,6 +133,8 @@ def table2(
     tpr = float(tpr)
     _check_dataset(con, dataset)
     chosen = measures.selected(tuple(with_))
+    per_pair = ("neighbors",) if ci is not None else ()  # the intervals join lists per pair
+    check_spill_room(con, ("predictions", "ood_scores"), "Table 2", per_pair)
     kernels = evaluated_kernels(con, chosen, [k], dataset)
     sql = table2_sql(chosen, kernels)
     params = {"k": k, "tpr": tpr, "reference": checked_reference(con, reference)}
@@ -519,9 +521,9 @@ def sweep(
     level = _check_bootstrap(ci, replicates, seed)
     params = {"tpr": float(tpr), "reference": checked_reference(con, reference)}
     chosen = measures.selected(tuple(with_))
-    relation = execute(
-        con, sweep_sql(list(ks), chosen, evaluated_kernels(con, chosen, list(ks), None)), params
-    )
+    check_spill_room(con, ("ood_scores",), "the sweep")  # the lists: streamed
+    kernels = evaluated_kernels(con, chosen, list(ks), None)
+    relation = execute(con, sweep_sql(list(ks), chosen, kernels), params)
     members = floor.members_of(floor.grouped_models(con)) if floors else {}
     by_k: dict[int, dict] = {k: {} for k in ks}
     for k in sorted(set(ks)) if members else ():

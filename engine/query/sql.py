@@ -264,6 +264,48 @@ def duckdb_config(spill: str) -> dict[str, str]:
     return config
 
 
+_STORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> its store
+
+
+def spill_folder() -> str:
+    """Where DuckDB spills joins and sorts that outgrow the memory limit (CE_TEMP_DIR)."""
+    return os.environ.get("CE_TEMP_DIR") or tempfile.gettempdir()
+
+
+SPILL_ROW_BYTES = 64  # a generous width of one row a join or sort carries: keys and a value
+
+
+def check_spill_room(
+    con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...], what: str, per_pair: tuple[str, ...] = ()
+) -> None:
+    """Refuse, before it starts, a query whose joins and sorts may spill more than the spill
+    folder has free: a disk that fills midway fails the query late. DuckDB spills only what
+    outgrows the memory limit, at most the rows the query's joins carry: SPILL_ROW_BYTES for
+    each row of the ``kinds`` it joins, and for each row of the ``per_pair`` kinds (joined
+    pair by pair, per example) once per other model. Rows are counted from the store's
+    manifest, nothing is read. Lists streamed in blocks (the neighbour kernel, CKA) are
+    bounded and not counted. Remote stores (sizes unknown here) are not checked."""
+    from ce.store.remote import RemoteStore
+
+    store = _STORES.get(con)
+    if store is None or isinstance(store, RemoteStore):
+        return
+    live = store.live_parts()
+    size = 0
+    for kind in (*kinds, *per_pair):
+        parts = live.get(kind, ())
+        fan_out = len({p.partition.get("model") for p in parts}) - 1 if kind in per_pair else 1
+        size += sum(p.rows for p in parts) * SPILL_ROW_BYTES * max(fan_out, 0)
+    folder = spill_folder()
+    free = shutil.disk_usage(folder).free
+    if size > free:
+        raise QueryError(
+            f"{what} may spill up to {size / 2**30:.1f} GiB (the rows its joins carry), but the"
+            f" spill folder {folder} has {free / 2**30:.1f} GiB free; free some space or set"
+            " CE_TEMP_DIR to a folder on a larger disk"
+        )
+
+
 def connect(store: Store) -> duckdb.DuckDBPyConnection:
     """A connection with the store's views and the SQL library, then locked read-only:
     no statement can write a file, attach a database, load an extension, read outside the
@@ -271,7 +313,7 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
     writer committing meanwhile keeps the parts its views read."""
     lease = store.lease()
     try:  # a spill folder of its own: DuckDB lets SQL read and write its spill folder
-        spill = tempfile.mkdtemp(prefix="ce-duckdb-", dir=os.environ.get("CE_TEMP_DIR"))
+        spill = tempfile.mkdtemp(prefix="ce-duckdb-", dir=spill_folder())
         con = duckdb.connect(config=duckdb_config(spill))
     except (duckdb.Error, OSError) as e:
         if lease:
@@ -280,6 +322,7 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
             f"bad DuckDB setting ({e}); check CE_MEMORY_LIMIT, CE_TEMP_DIR, CE_THREADS"
         ) from None
     weakref.finalize(con, _release, lease, spill)  # the spill folder is made in CE_TEMP_DIR
+    _STORES[con] = store
     _create_base_views(con, store)
     pending = [f for f in library().values() if f.category != "queries"]
     while pending:  # a view or macro may use another one: create what binds, then retry
