@@ -517,6 +517,22 @@ def set_column(name: str, value):
             ),
             "has column 'probs' of type list<element: string>",
         ),
+        (  # a null id: SQL would read the list as a shorter set, the kernel cannot
+            "neighbors/model_a/",
+            lambda t: t.set_column(
+                t.schema.get_field_index("neighbors"),
+                "neighbors",
+                pa.array([[None, *x[1:]] for x in t["neighbors"].to_pylist()], pa.list_(pa.int32())),
+            ),
+            "has a null id in a list of neighbors",
+        ),
+        (
+            "neighbors/model_a/",
+            lambda t: t.set_column(
+                t.schema.get_field_index("idx"), "idx", pa.array([-i - 1 for i in t["idx"].to_pylist()])
+            ),
+            "has a null or negative example idx",
+        ),
     ],
 )
 def test_a_part_whose_key_columns_lie_is_refused(source, tmp_path, prefix, change, message):

@@ -35,7 +35,7 @@ from ce.store.schema import HEAD
 from .sql import execute
 
 CELLS_AT_ONCE = 2**22  # ids (examples x models x k) sorted at a time: bounds the kernel's memory
-ROWS_AT_ONCE = 2**21  # lists (examples x models) read from the store by one query
+IDS_AT_ONCE = 2**25  # ids (examples x models x k_max) read from the store by one query
 SOURCE = (  # the rows of knn_agreement($k) from the registered kernel results (Measure.summary_sql)
     "(select *, chance_knn_jaccard(k, n - 1) as chance_jaccard,"
     " chance_knn_rank_rho(k, n - 1) as chance_rank_rho from _knn_agreement where k = $k)"
@@ -79,8 +79,8 @@ def blocks(
     con: duckdb.DuckDBPyConnection, dataset: str, stage: str, models: list[str], k_max: int
 ) -> Iterator[Block]:
     """The lists of ``models`` (first ``k_max`` ids) in blocks of examples, streamed: each
-    block is one query over an idx range of about ROWS_AT_ONCE / models examples."""
-    per_block = max(1, ROWS_AT_ONCE // len(models))
+    block is one query over an idx range of about IDS_AT_ONCE / (models x k_max) examples."""
+    per_block = max(1, IDS_AT_ONCE // (len(models) * k_max))
     where = {"dataset": dataset, "stage": stage}
     starts = [
         r[0]
@@ -104,16 +104,21 @@ def blocks(
 
 def _block(batch: pa.Table, models: list[str], k_max: int, dataset: str, stage: str) -> Block:
     idx = batch["idx"].to_numpy()
-    first = int(idx.min())
-    seen = np.zeros(int(idx.max()) - first + 1, dtype=np.int64)  # the idx of a block lie close together
-    seen[idx - first] = 1
-    example = (np.cumsum(seen) - 1)[idx - first]
+    present, example = np.unique(idx, return_inverse=True)
     nearest = batch["nearest"].combine_chunks()
+    if nearest.values.null_count:  # SQL reads a list as a set without its nulls: refuse, never guess
+        first_null = pc.index(nearest.values.is_null(), True).as_py()
+        row = pc.list_parent_indices(nearest)[first_null].as_py()
+        raise QueryError(
+            f"the neighbour list of example idx {int(idx[row])} for model"
+            f" {models[int(batch['m'][row].as_py())]!r} ({dataset}, {stage}) holds a null id; remove"
+            " the run that wrote it (ce runs) or re-extract the model"
+        )
     offsets = nearest.offsets.to_numpy(zero_copy_only=False)
-    values = pc.fill_null(nearest.values, -1).to_numpy(zero_copy_only=False).astype(np.int32)
+    values = nearest.values.to_numpy(zero_copy_only=False).astype(np.int32)
     valid = nearest.is_valid().to_numpy(zero_copy_only=False)
-    lists = np.full((int(seen.sum()), len(models), k_max), -1, dtype=np.int32)
-    lengths = np.zeros((int(seen.sum()), len(models)), dtype=np.int32)
+    lists = np.full((len(present), len(models), k_max), -1, dtype=np.int32)
+    lengths = np.zeros((len(present), len(models)), dtype=np.int32)
     from .knn_compiled import fill
 
     twice = fill(lists, lengths, example, batch["m"].to_numpy(), offsets, values, valid)

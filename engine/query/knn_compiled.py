@@ -10,8 +10,17 @@ import os
 import numba
 import numpy as np
 
+from ce.store.errors import QueryError
+
 if os.environ.get("CE_THREADS"):
-    numba.set_num_threads(max(1, min(int(os.environ["CE_THREADS"]), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        threads = int(os.environ["CE_THREADS"])
+    except ValueError:
+        raise QueryError(
+            f"CE_THREADS is {os.environ['CE_THREADS']!r}, not a number of threads; set it to a whole"
+            " number such as 2, or unset it to use every core"
+        ) from None
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
 @numba.njit(cache=True)

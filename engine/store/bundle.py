@@ -706,6 +706,8 @@ def _check_parquet(
     columns = ["run_id", *([list_column] if list_column else []), *keys]
     if kind_name == "examples":
         columns = list(found)
+    if kind_name == "neighbors":  # what the neighbour kernel relies on (ce.query.knn)
+        columns += [c for c in ("idx", HEAD_COLUMNS["neighbors"]) if c in found]
     for group in range(pf.metadata.num_row_groups):  # a Parquet bomb stops here, unread
         row_group = pf.metadata.row_group(group)
         chunks = [row_group.column(c) for c in range(row_group.num_columns)]
@@ -729,6 +731,8 @@ def _check_parquet(
                         f"bundle entry {name!r} holds rows of {key} {str(other.as_py())[:80]!r} in its"
                         f" folder of {key} {value!r}; refusing the bundle"
                     )
+            if kind_name == "neighbors":
+                _check_neighbour_rows(name, batch)
             if list_column and batch.num_rows:
                 lengths = pc.min_max(pc.list_value_length(batch[list_column]))
                 span.extend([lengths["min"].as_py(), lengths["max"].as_py()])
@@ -747,6 +751,18 @@ def _check_parquet(
             f"bundle entry {name!r} has lists of {min(span)}..{max(span)} entries, its record says {claimed}"
         )
     return fingerprint
+
+
+def _check_neighbour_rows(name: str, batch: pa.RecordBatch) -> None:
+    """A neighbour part's rows name an example by a non-negative idx and list ids, never null."""
+    idx = batch["idx"] if "idx" in batch.schema.names else None
+    if idx is not None and (idx.null_count or (len(idx) and pc.min(idx).as_py() < 0)):
+        raise BundleError(f"bundle entry {name!r} has a null or negative example idx; refusing the bundle")
+    for column in (LIST_COLUMNS["neighbors"], HEAD_COLUMNS["neighbors"]):
+        if column in batch.schema.names and pc.list_flatten(batch[column]).null_count:
+            raise BundleError(
+                f"bundle entry {name!r} has a null id in a list of {column}; refusing the bundle"
+            )
 
 
 def _renamed(bundle: Verified, renames: Renames) -> Verified:
