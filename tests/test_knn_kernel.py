@@ -14,7 +14,7 @@ from ce.query import knn
 from ce.query.compare import table2
 from ce.query.sql import connect
 from ce.store import Store
-from ce.store.errors import QueryError
+from ce.store.errors import CeError, QueryError
 
 
 def write_lists(store: Store, lists: dict, dataset="toy", stage="finetuned") -> None:
@@ -137,7 +137,7 @@ def recount(lists: dict, k: int) -> dict:
 @pytest.mark.parametrize("cells", [knn.CELLS_AT_ONCE, 64])  # 64: blocks of a few examples
 def test_kernel_equals_the_sql_and_a_recount(store_dir, monkeypatch, cells):
     monkeypatch.setattr(knn, "CELLS_AT_ONCE", cells)
-    monkeypatch.setattr(knn, "ROWS_AT_ONCE", cells)
+    monkeypatch.setattr(knn, "IDS_AT_ONCE", cells)
     store, written = random_store(store_dir, seed=3)
     con = connect(store)
     ks = [1, 3, 5, 10, 12]
@@ -197,6 +197,26 @@ def test_two_lists_of_one_example_and_model_are_refused(store_dir):
         knn.agreement(connect(store), [1])
 
 
+def test_a_null_id_in_a_list_is_refused_not_counted(store_dir):
+    # SQL reads a list as a set without its nulls; the kernel must not count a null as an id
+    store = Store(store_dir)
+    write_lists(store, {"a": {0: [1, 2], 1: [0, 2]}, "b": {0: [1, None], 1: [2, 0]}})
+    with pytest.raises(QueryError, match=r"example idx 0 for model 'b' \(toy, finetuned\) holds a null id"):
+        knn.agreement(connect(store), [2])
+
+
+def test_sparse_and_huge_idx_values_cost_no_memory(store_dir):
+    # idx values far apart (a hostile part): the kernel works on the examples present
+    store = Store(store_dir)
+    far = 2**62
+    write_lists(store, {"a": {0: [9, 5], far: [0, 5]}, "b": {0: [5, 9], far: [0, 7]}})
+    con = connect(store)
+    [row] = knn.agreement(con, [2]).to_pylist()
+    [expected] = con.sql("select n, mean_jaccard from knn_agreement(2)").fetchall()
+    assert (row["n"], row["mean_jaccard"]) == pytest.approx(expected)
+    assert expected == pytest.approx((2, (1 + 1 / 3) / 2))
+
+
 def test_the_sweep_reads_every_k_at_once_and_takes_ranks(store_dir):
     store, _ = random_store(store_dir, seed=7)
     con = connect(store)
@@ -229,6 +249,25 @@ def test_the_sweep_reads_every_k_at_once_and_takes_ranks(store_dir):
     assert out.exit_code == 0 and "ranks_after" in out.stdout
     out = CliRunner().invoke(cli, ["sweep", "--k", "3", "--with", "cka", "--store", str(store_dir)])
     assert out.exit_code == 1 and "CKA does not depend on k" in out.output
+    out = CliRunner().invoke(cli, ["compare", "--table", "3", "--with", "ranks", "--store", str(store_dir)])
+    assert out.exit_code == 1 and "--with adds measures to Table 2" in out.output
+    import ce
+
+    session = ce.open(store_dir)  # the API takes one name as well as several, and refuses alike
+    assert {r["characteristic"] for r in session.sweep([3], with_="ranks").rows()} >= {"ranks_after"}
+    with pytest.raises(CeError, match="CKA does not depend on k"):
+        session.sweep([3], with_=("cka",))
+
+
+def test_a_thread_count_that_is_not_a_number_is_one_clear_error():
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"CE_THREADS": "two"}
+    code = "from ce.query import knn_compiled"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 1 and "CE_THREADS is 'two', not a number of threads" in out.stderr
 
 
 def test_a_sweep_larger_than_the_free_disk_stops_before_it_starts(store_dir, monkeypatch):

@@ -92,6 +92,9 @@ def compare(
       ce compare --table floor --format csv -o floor.csv
       ce compare --table cka --dataset sst2-dev
     """
+    if with_ and (by is not None or table not in ("2", "all")):
+        instead = "--table 2 without --by" if by else "--table 2"
+        raise CeError(f"--with adds measures to Table 2; drop it, or use {instead}")
     session = open_session(store_path, read_only=True)
     boot = {"replicates": replicates, "seed": seed}
     level = {} if ci is None else {"ci": ci}
@@ -167,8 +170,8 @@ def sweep(ks, tpr, with_, fmt, output, store_path):
 
     One row per characteristic (representation before and after fine-tuning,
     distribution; with --with ranks the neighbours' rank agreement), dataset, bank and
-    stage (of the OOD scores), model pair and k. The neighbour lists are read once for
-    every k.
+    stage (of the OOD scores), model pair and k. The agreements read the neighbour lists
+    once for every k.
 
     \b
     Example:
@@ -176,7 +179,5 @@ def sweep(ks, tpr, with_, fmt, output, store_path):
       ce sweep --format csv -o figure1.csv
       ce sweep --k 5,10,20 --with ranks
     """
-    if "cka" in with_:
-        raise CeError("CKA does not depend on k: see it in ce compare --table 2 --with cka or --table cka")
     session = open_session(store_path, read_only=True)
     write_results([(None, session.sweep(ks, tpr, with_=with_))], fmt, output)

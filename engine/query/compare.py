@@ -132,8 +132,10 @@ def table2(
     notes = check_k_tpr(con, [k], tpr)
     tpr = float(tpr)
     _check_dataset(con, dataset)
-    chosen = measures.selected(tuple(with_))
-    per_pair = ("neighbors",) if ci is not None else ()  # the intervals join lists per pair
+    chosen = measures.selected(with_)
+    members = floor.members_of(floor.grouped_models(con))
+    # the intervals join every pair's rows per example, the floors their replicas' lists
+    per_pair = ("predictions", "neighbors") if ci is not None else ("neighbors",) if members else ()
     check_spill_room(con, ("predictions", "ood_scores"), "Table 2", per_pair)
     kernels = evaluated_kernels(con, chosen, [k], dataset)
     sql = table2_sql(chosen, kernels)
@@ -155,7 +157,6 @@ def table2(
     level = _check_bootstrap(ci, replicates, seed)
     if ci is not None:
         table = _with_intervals(con, table, k, tpr, ci, replicates, seed, chosen)
-    members = floor.members_of(floor.grouped_models(con))
     data = {}
     if members:
         sources = [s for s in floor.table2_sources(k, tpr) if s[2][0].measure is not None]
@@ -515,16 +516,20 @@ def sweep(
     fine-tuning, OOD sets) also has the floor of model_i's group at that k, the gap, its
     ``ci`` interval (``replicates`` bootstrap replicates) and its reading (``noise``);
     ``floors=False`` leaves those columns empty and spares their bootstrap (a figure of
-    the values alone). The neighbour lists are read once for every k. ``with_``: 'ranks'
-    adds the neighbour rank agreement."""
+    the values alone). The agreements read the neighbour lists once for every k (the
+    floors join their replicas' lists at each k). ``with_``: 'ranks' adds the neighbour
+    rank agreement; CKA does not depend on k and is refused."""
     notes = check_k_tpr(con, list(ks), tpr)
     level = _check_bootstrap(ci, replicates, seed)
     params = {"tpr": float(tpr), "reference": checked_reference(con, reference)}
-    chosen = measures.selected(tuple(with_))
-    check_spill_room(con, ("ood_scores",), "the sweep")  # the lists: streamed
+    chosen = measures.selected(with_)
+    if any(m.kernel == "cka" for m in chosen):
+        raise CeError("CKA does not depend on k: see it in ce compare --table 2 --with cka or --table cka")
+    members = floor.members_of(floor.grouped_models(con)) if floors else {}
+    per_pair = ("neighbors",) if members else ()  # the floors join their replicas' lists per pair
+    check_spill_room(con, ("ood_scores",), "the sweep", per_pair)  # else the lists are streamed
     kernels = evaluated_kernels(con, chosen, list(ks), None)
     relation = execute(con, sweep_sql(list(ks), chosen, kernels), params)
-    members = floor.members_of(floor.grouped_models(con)) if floors else {}
     by_k: dict[int, dict] = {k: {} for k in ks}
     for k in sorted(set(ks)) if members else ():
         sources = floor.long_sources(k, float(tpr), ("repr_after", "distribution"))

@@ -61,13 +61,18 @@ class Measure:
 
     def summary_sql(self, k: int | str, tpr: float | str, kernels: dict[str, str] | None = None) -> str:
         """Its summary's rows: the macro call, or where ``kernels`` (kernel name -> SQL
-        source of the same columns, from ce.query.kernels) holds its kernel, that source."""
+        source of the same columns, from compare.evaluated_kernels) holds its kernel, that
+        source. A measure with no macro (CKA) has rows only from its kernel."""
         source = (kernels or {}).get(self.kernel or "", self.summary)
+        if not source:
+            raise ValueError(f"{self.name} comes from the {self.kernel} kernel: pass its source in kernels")
         return f"select * from {_fill(source, k, tpr)} where {self.where}"
 
 
-def selected(extra: tuple[str, ...] = ()) -> tuple[Measure, ...]:
-    """The measures computed by default, with the optional ones named in ``extra``."""
+def selected(extra: tuple[str, ...] | str = ()) -> tuple[Measure, ...]:
+    """The measures computed by default, with the optional ones named in ``extra`` (a name
+    or several)."""
+    extra = (extra,) if isinstance(extra, str) else tuple(extra)
     unknown = sorted(set(extra) - set(OPTIONAL))
     if unknown:
         raise CeError(
