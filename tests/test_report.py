@@ -447,7 +447,7 @@ def test_no_changed_answer_section_without_answers(full_store, long_store):
 
 def test_cka_heatmaps_hold_the_sessions_values_in_model_rank_order(long_store):
     session = ce.open(long_store)
-    page = render(session, k=5, tpr=0.5, ks=(5,), replicates=20)
+    page = render(session, k=5, tpr=0.5, ks=(5,), replicates=20, cka=True)
     cka = section(page, "cka")
     assert "Representation similarity: linear CKA" in visible(page)
     assert page.index("<section id='heatmaps'>") < page.index("<section id='cka'>")
@@ -470,8 +470,22 @@ def test_cka_heatmaps_hold_the_sessions_values_in_model_rank_order(long_store):
     assert " linear CKA " in visible(section(page, "glossary"))
 
 
+def test_cka_is_drawn_only_when_asked_for(long_store, tmp_path):
+    from click.testing import CliRunner
+
+    from ce.cli import cli
+
+    unasked = section(render(ce.open(long_store), k=5, tpr=0.5, ks=(5,), replicates=20), "cka")
+    assert "<svg" not in unasked and "ce report --with cka" in visible(unasked)
+    out = tmp_path / "r.html"
+    args = ["report", "-o", str(out), "--k", "5", "--tpr", "0.5", "--replicates", "10", "--with", "cka"]
+    result = CliRunner().invoke(cli, [*args, "--store", str(long_store.root)])
+    assert result.exit_code == 0, result.output
+    assert "<svg" in section(out.read_text(), "cka")
+
+
 def test_cka_section_says_it_is_empty_without_embeddings(full_store):
-    empty = section(render(ce.open(full_store), k=1, tpr=0.5, ks=(1,), replicates=20), "cka")
+    empty = section(render(ce.open(full_store), k=1, tpr=0.5, ks=(1,), replicates=20, cka=True), "cka")
     assert "<svg" not in empty and "<figure" not in empty
     said = "No embeddings in the store: there are no representations to compare."
     assert visible(empty).strip() == f"Representation similarity: linear CKA {said}"

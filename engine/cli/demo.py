@@ -87,5 +87,5 @@ def demo(quick, report_path, store_path):
     for note in notes:
         click.echo(note, err=True)
     report = Path(report_path) if report_path else Path(store_path).resolve().parent / "report.html"
-    write_report(session, str(report))
+    write_report(session, str(report), cka=True)
     click.echo(f"\ndemo done in {time.perf_counter() - started:.0f}s; report: {report}", err=True)

@@ -32,8 +32,15 @@ from .common import open_session, store_option
     type=click.IntRange(min=10),
     help="Bootstrap replicates of the 95% intervals (more: finer, slower; 1000 takes about twice as long).",
 )
+@click.option(
+    "--with",
+    "with_",
+    multiple=True,
+    type=click.Choice(["cka"]),
+    help="Add linear CKA heatmaps: a pass over both models' embeddings per pair (slow on large stores).",
+)
 @store_option
-def report(output, k, tpr, reference, replicates, store_path):
+def report(output, k, tpr, reference, replicates, with_, store_path):
     """Write the summary (each model against the reference, with verdicts), models and
     accuracy, Table 2 and 3, heatmaps, K curves, attack bars and provenance to one HTML file;
     where the store holds the models' answers, their changed answers too (flips, KL, JS,
@@ -45,9 +52,10 @@ def report(output, k, tpr, reference, replicates, store_path):
     Example:
       ce report -o report.html
       ce report -o report.html --reference bert-large --replicates 200
+      ce report --with cka
     """
     from .report_page import write_report
 
     session = open_session(store_path, read_only=True)
-    write_report(session, output, k, tpr, replicates=replicates, reference=reference)
+    write_report(session, output, k, tpr, replicates=replicates, reference=reference, cka="cka" in with_)
     click.echo(f"wrote {output}", err=True)

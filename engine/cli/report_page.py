@@ -36,6 +36,10 @@ from .tables import FEW_NOTE, characteristic_tables, floor_view, group_view, pie
 LABELS = {m.name: m.label for m in MEASURES}
 REPLICATES = 500  # bootstrap replicates of the intervals: Table 2 of SQuAD + SST-2 in ~7 s on 2 cores
 SWEEP = (1, 5, 10, 20, 50, 100)
+CKA_ASKED = (
+    "<p class='note'>Not drawn: linear CKA reads both models' embeddings for every pair (it grows"
+    " with pairs x examples x dimension squared); <code>ce report --with cka</code> draws it.</p>"
+)
 
 
 def render(
@@ -45,7 +49,10 @@ def render(
     ks=SWEEP,
     replicates: int = REPLICATES,
     reference: str | None = None,
+    cka: bool = False,
 ) -> str:
+    """The report's HTML; ``cka`` adds linear CKA heatmaps (a pass over both models'
+    embeddings per pair and stage: O(pairs x examples x dim^2), minutes on large stores)."""
     result2 = session.table2(k=k, tpr=tpr, ci=0.95, replicates=replicates, reference=reference)
     table2 = result2.relation.to_arrow_table()
     rows2 = table2.to_pylist()
@@ -86,7 +93,7 @@ def render(
         (
             "cka",
             "Representation similarity: linear CKA",
-            cka_html(session.cka(reference=reference).rows(), ranks),
+            cka_html(session.cka(reference=reference).rows(), ranks) if cka else CKA_ASKED,
         ),
         ("figure1", "Figure 1: agreement against K", sweep_html(rows_sweep, ranks, usable)),
     ]
@@ -606,6 +613,7 @@ def write_report(
     tpr: float = 0.95,
     replicates: int = REPLICATES,
     reference: str | None = None,
+    cka: bool = False,
 ) -> None:
     from pathlib import Path
 
@@ -615,5 +623,5 @@ def write_report(
     target = Path(path)
     if not target.parent.exists():
         raise CeError(f"cannot write {path}: folder {target.parent} does not exist")
-    page_ = render(session, k, tpr, replicates=replicates, reference=reference)
+    page_ = render(session, k, tpr, replicates=replicates, reference=reference, cka=cka)
     atomic.write_bytes(target, page_.encode())
