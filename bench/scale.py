@@ -1,7 +1,7 @@
 """ce compare and ce sweep on a large synthetic store: time and peak memory, and how they grow.
 
     python bench/scale.py                                   # 10^4 and 10^5 examples, 2..20 models
-    python bench/scale.py --examples 10000,100000,1000000   # the issue's full scale (~30 GB disk)
+    python bench/scale.py --examples 10000,100000,1000000   # the issue's full scale (~55 GB disk)
 
 For each number of examples a store of --models-max models is written with the store's own
 writers, as ce extract and ce ood would write it: per model, predictions, float16 CLS
@@ -17,7 +17,9 @@ Table 2 for 20 models on 10^6 examples in under a minute on two cores, peak memo
 step linear in the number of examples. The sweep is measured on stores of at most
 --sweep-examples examples (it reads lists to k = 100: ten times Table 2's).
 
-    python bench/scale.py --examples 100000,1000000 --models 20 --root /tmp/scale   # the goals
+    python bench/scale.py --examples 100000,1000000 --models 20   # the goals
+
+--root keeps the stores for a second run (about 55 GB at 10^6 examples): remove it afterwards.
 """
 
 from __future__ import annotations
